@@ -1,0 +1,1 @@
+"""SDN controller: os-ken app whose routing logic is pure and unit-tested."""

@@ -1,0 +1,193 @@
+"""A software model of an OpenFlow 1.3 switch's tables, for tests and explanations.
+
+It applies the FlowMods/GroupMods the control logic returns and runs a frame through the
+pipeline the way OVS would (highest priority wins, apply-actions, write-metadata, goto,
+ALL groups skipping the ingress port, dec_ttl expiry sent to the controller), so unit tests
+check where a packet would go without a switch.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from . import packets as pk
+from .messages import (
+    CONTROLLER,
+    IN_PORT,
+    REASON_ACTION,
+    REASON_INVALID_TTL,
+    REASON_NO_MATCH,
+    TABLE,
+    DecTTL,
+    FlowMod,
+    Group,
+    GroupMod,
+    Message,
+    Output,
+    PacketOut,
+    SetField,
+    SwitchConfig,
+)
+
+
+class AmbiguousFlows(AssertionError):
+    """Two flows of equal priority match one packet: OpenFlow leaves the winner undefined."""
+
+
+@dataclass
+class Result:
+    outputs: list[tuple[int, bytes]] = field(default_factory=list)
+    packet_ins: list[tuple[int, bytes, int]] = field(default_factory=list)  # in_port, data, why
+    path: list[int] = field(default_factory=list)  # tables visited
+
+
+def _fields(raw: bytes, in_port: int, metadata: int) -> dict:
+    f = pk.parse(raw)
+    d: dict = {"in_port": in_port, "metadata": metadata}
+    if f is None:
+        return d
+    d.update(eth_dst=f.eth_dst, eth_src=f.eth_src, eth_type=f.eth_type)
+    if f.eth_type == pk.ETH_ARP:
+        d.update(arp_op=f.arp_op, arp_spa=str(f.arp_spa), arp_tpa=str(f.arp_tpa))
+    elif f.eth_type == pk.ETH_IPV4:
+        d.update(ipv4_src=str(f.ip_src), ipv4_dst=str(f.ip_dst), ip_proto=f.proto)
+        if f.proto in (pk.PROTO_TCP, pk.PROTO_UDP) and len(f.l4) >= 4:
+            sport, dport = struct.unpack("!HH", f.l4[:4])
+            name = "tcp" if f.proto == pk.PROTO_TCP else "udp"
+            d[f"{name}_src"], d[f"{name}_dst"] = sport, dport
+    return d
+
+
+def _matches(match: dict, fields: dict) -> bool:
+    for k, want in match.items():
+        have = fields.get(k)
+        if have is None:
+            return False
+        if k in ("ipv4_src", "ipv4_dst"):
+            addr, mask = want if isinstance(want, tuple) else (want, "255.255.255.255")
+            m = int(IPv4Address(mask))
+            if int(IPv4Address(have)) & m != int(IPv4Address(addr)) & m:
+                return False
+        elif k == "metadata":
+            value, mask = want if isinstance(want, tuple) else (want, 2**64 - 1)
+            if have & mask != value & mask:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def _rewrite(raw: bytes, fld: str, value: object) -> bytes:
+    b = bytearray(raw)
+    if fld == "eth_dst":
+        b[0:6] = pk.mac_bytes(str(value))
+    elif fld == "eth_src":
+        b[6:12] = pk.mac_bytes(str(value))
+    elif fld in ("ipv4_src", "ipv4_dst"):
+        off = 14 + (12 if fld == "ipv4_src" else 16)
+        b[off:off + 4] = IPv4Address(str(value)).packed
+        _fix_ip_checksum(b)
+    else:
+        raise NotImplementedError(f"flowsim cannot set {fld}")
+    return bytes(b)
+
+
+def _fix_ip_checksum(b: bytearray) -> None:
+    ihl = (b[14] & 0x0F) * 4
+    b[24:26] = b"\0\0"
+    b[24:26] = struct.pack("!H", pk.checksum(bytes(b[14:14 + ihl])))
+
+
+class FlowSim:
+    """The flow and group tables of one switch, fed by control-logic messages."""
+
+    def __init__(self) -> None:
+        self.flows: list[FlowMod] = []
+        self.groups: dict[int, tuple[int, ...]] = {}
+        self.invalid_ttl_to_controller = False
+
+    def apply(self, msgs: list[Message]) -> list[PacketOut]:
+        """Install flow/group messages; return the packet-outs for the caller to deliver."""
+        outs = []
+        for m in msgs:
+            if isinstance(m, FlowMod):
+                if m.delete:
+                    self.flows = [f for f in self.flows
+                                  if not (m.table in (0xFF, f.table) and f.cookie == m.cookie)]
+                    continue
+                self.flows = [f for f in self.flows if not (
+                    f.table == m.table and f.priority == m.priority and f.match == m.match)]
+                self.flows.append(m)
+            elif isinstance(m, GroupMod):
+                if m.delete_all:
+                    self.groups.clear()
+                else:
+                    self.groups[m.group_id] = m.ports
+            elif isinstance(m, SwitchConfig):
+                self.invalid_ttl_to_controller = m.invalid_ttl_to_controller
+            elif isinstance(m, PacketOut):
+                outs.append(m)
+        return outs
+
+    def table(self, table: int) -> list[FlowMod]:
+        return sorted((f for f in self.flows if f.table == table), key=lambda f: -f.priority)
+
+    def packet_out(self, po: PacketOut) -> Result:
+        """What a packet-out does: direct outputs, or a pipeline run for output:TABLE."""
+        res = Result()
+        for a in po.actions:
+            if isinstance(a, Output) and a.port == TABLE:
+                sub = self.run(po.in_port, po.data)
+                res.outputs += sub.outputs
+                res.packet_ins += sub.packet_ins
+            elif isinstance(a, Output):
+                res.outputs.append((a.port, po.data))
+        return res
+
+    def run(self, in_port: int, raw: bytes) -> Result:
+        """Send `raw` into the pipeline at `in_port`; collect outputs and packet-ins."""
+        res = Result()
+        table, metadata = 0, 0
+        for _ in range(16):
+            res.path.append(table)
+            fields = _fields(raw, in_port, metadata)
+            hits = [f for f in self.table(table) if _matches(f.match, fields)]
+            if not hits:
+                return res  # table miss without a miss flow: drop
+            if len(hits) > 1 and hits[0].priority == hits[1].priority:
+                raise AmbiguousFlows(f"table {table}: {hits[0]} / {hits[1]}")
+            flow = hits[0]
+            for a in flow.actions:
+                if isinstance(a, DecTTL):
+                    ttl = raw[14 + 8]
+                    if ttl <= 1:
+                        if self.invalid_ttl_to_controller:
+                            res.packet_ins.append((in_port, raw, REASON_INVALID_TTL))
+                        return res
+                    b = bytearray(raw)
+                    b[22] = ttl - 1
+                    _fix_ip_checksum(b)
+                    raw = bytes(b)
+                elif isinstance(a, SetField):
+                    raw = _rewrite(raw, a.field, a.value)
+                elif isinstance(a, Output):
+                    if a.port == CONTROLLER:
+                        why = REASON_NO_MATCH if flow.priority == 0 else REASON_ACTION
+                        res.packet_ins.append((in_port, raw, why))
+                    elif a.port == IN_PORT:
+                        res.outputs.append((in_port, raw))
+                    elif a.port != in_port:
+                        res.outputs.append((a.port, raw))
+                elif isinstance(a, Group):
+                    for p in self.groups.get(a.group_id, ()):
+                        if p != in_port:
+                            res.outputs.append((p, raw))
+            if flow.metadata is not None:
+                value, mask = flow.metadata
+                metadata = (metadata & ~mask) | (value & mask)
+            if flow.goto is None:
+                return res
+            table = flow.goto
+        raise AssertionError("pipeline loop")

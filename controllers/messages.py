@@ -1,0 +1,104 @@
+"""OpenFlow 1.3 messages as plain values, and the table layout of every router.
+
+The control logic returns these instead of sending anything (as faucet's Valve does), so
+it can be unit-tested by pushing packets through `flowsim.FlowSim`; `openflow.py` turns
+them into os-ken messages for a real switch.
+
+Table layout (one concept per table; later features add rules to their own table):
+
+    0 CLASSIFY   ARP and traffic for the router itself -> controller; frames to the
+                 router's MAC -> PRE_NAT; everything else -> L2 (switching in a subnet)
+    1 RELAY      DHCP relay (DHCP-RELAY): default -> L2
+    2 PRE_NAT    inbound/destination NAT (NAT-*): default -> ROUTE
+    3 ROUTE      the FIB, longest prefix first: TTL-1, MAC rewrite, egress port in metadata
+    4 POST_NAT   outbound/source NAT (NAT-*): default -> EGRESS
+    5 EGRESS     metadata (egress port) -> output
+    6 L2         switching among the ports of one subnet; flood group per subnet
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+T_CLASSIFY, T_RELAY, T_PRE_NAT, T_ROUTE, T_POST_NAT, T_EGRESS, T_L2 = range(7)
+TABLE_NAMES = ["CLASSIFY", "RELAY", "PRE_NAT", "ROUTE", "POST_NAT", "EGRESS", "L2"]
+
+# Reserved port numbers (OpenFlow 1.3)
+IN_PORT = 0xFFFFFFF8
+TABLE = 0xFFFFFFF9
+CONTROLLER = 0xFFFFFFFD
+ANY = 0xFFFFFFFF
+
+COOKIE = 0x1AB0000000000000  # marks flows installed by infralab
+META_MASK = 0xFFFFFFFF
+
+REASON_NO_MATCH, REASON_ACTION, REASON_INVALID_TTL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Output:
+    port: int
+
+
+@dataclass(frozen=True)
+class SetField:
+    field: str  # os-ken OXM name: eth_src, eth_dst, ipv4_src, tcp_dst...
+    value: object
+
+
+@dataclass(frozen=True)
+class DecTTL:
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+
+
+Action = Output | SetField | DecTTL | Group
+
+
+@dataclass
+class FlowMod:
+    """Add (or delete, by cookie/table) a flow. Match keys are os-ken OFPMatch names;
+    masked values are (value, mask) tuples."""
+
+    table: int
+    priority: int = 0
+    match: dict = field(default_factory=dict)
+    actions: tuple[Action, ...] = ()
+    goto: int | None = None
+    metadata: tuple[int, int] | None = None  # write_metadata(value, mask)
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    delete: bool = False
+    cookie: int = COOKIE
+    notify_removed: bool = False
+
+
+@dataclass
+class GroupMod:
+    """An ALL group: every bucket gets a copy (OVS skips the ingress port)."""
+
+    group_id: int
+    ports: tuple[int, ...]
+    delete_all: bool = False
+
+
+@dataclass
+class PacketOut:
+    data: bytes
+    actions: tuple[Action, ...]
+    in_port: int = CONTROLLER
+
+
+@dataclass
+class SwitchConfig:
+    """Send packets whose TTL expires to the controller, whole."""
+
+    invalid_ttl_to_controller: bool = True
+    miss_send_len: int = 0xFFFF
+
+
+Message = FlowMod | GroupMod | PacketOut | SwitchConfig

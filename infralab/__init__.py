@@ -1,0 +1,1 @@
+"""infralab: CLI and the glue that runs a topology (run directory, cleanup, testing helpers)."""

@@ -1,0 +1,17 @@
+"""Topologies: the model, the YAML loader, the wiring plan and the Mininet builder."""
+
+from pathlib import Path
+
+from .loader import load, loads
+from .model import Host, LinkParams, Route, Router, Service, Topology, TopologyError
+
+HERE = Path(__file__).resolve().parent
+
+
+def builtin(name: str) -> Path:
+    """Path of a topology shipped with infralab, e.g. builtin("world")."""
+    return HERE / f"{name}.yaml"
+
+
+__all__ = ["Host", "LinkParams", "Route", "Router", "Service", "Topology", "TopologyError",
+           "builtin", "load", "loads"]

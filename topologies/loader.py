@@ -1,0 +1,193 @@
+"""Read a topology file (YAML) into a validated `Topology`.
+
+Every error names the file, the line and the field: the YAML is composed once to learn the
+line of each field path, then the plain data is turned into the model and validated; a
+field path from either step is mapped back to its line.
+
+File format (see topologies/README.md):
+
+    name: duo
+    controller: {port: 6653}          # optional; default: a free port
+    routers:
+      r1:
+        interfaces: {lan1: 10.0.1.1/24, core: 10.255.0.1/30}
+        routes: [{to: 10.0.2.0/24, via: 10.255.0.2}]
+    hosts:
+      h1: {subnet: lan1, address: 10.0.1.10, link: {bw: 100}}
+      h2: {subnet: lan1, dhcp: true, services: [{name: web, run: "python3 -m http.server 80"}]}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .model import (
+    LinkParams,
+    Service,
+    Topology,
+    TopologyError,
+    _address,
+    _interface,
+    _network,
+    Route,
+    Host,
+    Router,
+)
+
+TOP_KEYS = {"name", "description", "controller", "routers", "hosts"}
+ROUTER_KEYS = {"interfaces", "routes"}
+HOST_KEYS = {"subnet", "address", "dhcp", "link", "services"}
+LINK_KEYS = {"bw", "delay", "loss"}
+SERVICE_KEYS = {"name", "run", "ready_port"}
+
+
+def load(path: str | Path) -> Topology:
+    """Load and validate a topology file; raise TopologyError naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise TopologyError("", f"cannot read: {e.strerror}", source=str(path)) from None
+    return loads(text, source=str(path))
+
+
+def loads(text: str, source: str = "<string>") -> Topology:
+    lines: dict[str, int] = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _index(node, "", lines, source)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        raise TopologyError("", f"YAML syntax: {e.problem or e.context}", source, line) from None
+    except yaml.YAMLError as e:
+        raise TopologyError("", f"YAML: {e}", source) from None
+    try:
+        return _build(data).validate()
+    except TopologyError as e:
+        e.source = source
+        e.line = _line_of(e.where, lines)
+        e.args = (e.render(),)
+        raise
+
+
+def _index(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
+    """Record the line of every field path; reject duplicate keys (YAML would keep one)."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for k, v in node.value:
+            key = str(k.value)
+            sub = f"{path}.{key}" if path else key
+            if key in seen:
+                raise TopologyError(sub, "duplicate key", source, k.start_mark.line + 1)
+            seen.add(key)
+            lines[sub] = k.start_mark.line + 1
+            _index(v, sub, lines, source)
+            lines[sub] = k.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _index(v, f"{path}[{i}]", lines, source)
+
+
+def _line_of(where: str, lines: dict[str, int]) -> int | None:
+    """Line of the longest known prefix of field path `where`."""
+    while where:
+        if where in lines:
+            return lines[where]
+        cut = max(where.rfind("."), where.rfind("["))
+        where = where[:cut] if cut > 0 else ""
+    return lines.get("")
+
+
+def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TopologyError(where, f"expected a mapping, got {type(value).__name__}")
+    if keys is not None:
+        for k in value:
+            if k not in keys:
+                raise TopologyError(f"{where}.{k}" if where else str(k),
+                                    f"unknown field {k!r} (expected one of: "
+                                    + ", ".join(sorted(keys)) + ")")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TopologyError(where, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _build(data: Any) -> Topology:
+    top = _mapping(data, "", TOP_KEYS)
+    if "name" not in top:
+        raise TopologyError("name", "missing: every topology has a name")
+    topo = Topology(str(top["name"]), description=str(top.get("description") or ""))
+    ctl = _mapping(top.get("controller"), "controller", {"port"})
+    if "port" in ctl:
+        port = ctl["port"]
+        if not isinstance(port, int) or not (1024 <= port <= 65535):
+            raise TopologyError("controller.port", f"port {port!r} not in 1024..65535")
+        topo.controller_port = port
+    for rname, rdata in _mapping(top.get("routers"), "routers").items():
+        where = f"routers.{rname}"
+        rd = _mapping(rdata, where, ROUTER_KEYS)
+        router = Router(str(rname))
+        for sname, addr in _mapping(rd.get("interfaces"), f"{where}.interfaces").items():
+            router.interfaces[str(sname)] = _interface(addr, f"{where}.interfaces.{sname}")
+        routes = rd.get("routes") or []
+        if not isinstance(routes, list):
+            raise TopologyError(f"{where}.routes", "expected a list of {to, via}")
+        for i, rt in enumerate(routes):
+            rw = f"{where}.routes[{i}]"
+            rtd = _mapping(rt, rw, {"to", "via"})
+            for k in ("to", "via"):
+                if k not in rtd:
+                    raise TopologyError(rw, f"route needs '{k}'")
+            router.routes.append(Route(_network(rtd["to"], f"{rw}.to"),
+                                       _address(rtd["via"], f"{rw}.via")))
+        topo.routers[router.name] = router
+    for hname, hdata in _mapping(top.get("hosts"), "hosts").items():
+        topo.hosts[str(hname)] = _host(str(hname), hdata)
+    return topo
+
+
+def _host(name: str, hdata: Any) -> Host:
+    where = f"hosts.{name}"
+    hd = _mapping(hdata, where, HOST_KEYS)
+    if "subnet" not in hd:
+        raise TopologyError(where, "missing 'subnet'")
+    dhcp = hd.get("dhcp", False)
+    if not isinstance(dhcp, bool):
+        raise TopologyError(f"{where}.dhcp", "expected true or false")
+    if dhcp == ("address" in hd):
+        raise TopologyError(where, "give exactly one of 'address' or 'dhcp: true'")
+    address = None if dhcp else _address(hd["address"], f"{where}.address")
+    ld = _mapping(hd.get("link"), f"{where}.link", LINK_KEYS)
+    link = LinkParams(
+        bw=_number(ld["bw"], f"{where}.link.bw") if "bw" in ld else None,
+        delay=str(ld["delay"]) if "delay" in ld else None,
+        loss=_number(ld["loss"], f"{where}.link.loss") if "loss" in ld else None,
+    )
+    services = []
+    sdata = hd.get("services") or []
+    if not isinstance(sdata, list):
+        raise TopologyError(f"{where}.services", "expected a list of services")
+    for i, s in enumerate(sdata):
+        sw = f"{where}.services[{i}]"
+        sd = _mapping(s, sw, SERVICE_KEYS)
+        for k in ("name", "run"):
+            if k not in sd:
+                raise TopologyError(sw, f"service needs '{k}'")
+        rp = sd.get("ready_port")
+        if rp is not None and (not isinstance(rp, int) or not 1 <= rp <= 65535):
+            raise TopologyError(f"{sw}.ready_port", f"not a port: {rp!r}")
+        services.append(Service(str(sd["name"]), str(sd["run"]), rp))
+    return Host(name, str(hd["subnet"]), address, link, services)

@@ -1,0 +1,303 @@
+"""The topology as plain objects: routers, their subnets, hosts, links, routes, services.
+
+One model serves the YAML loader and the Python API, so both are validated by the same
+code. Nothing here touches Mininet or the machine: `validate()` is pure and every problem
+it finds names the field it is about (``hosts.c1.subnet``) so that the loader can turn the
+field into a file line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+# Mininet names interfaces "<node>-eth<N>"; Linux allows 15 characters.
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+TOPO_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+
+# Address space a topology may use: nothing here is routable on the real internet, and the
+# emulation never connects to a real interface anyway (safety belt and braces).
+ALLOWED_SPACE = [
+    IPv4Network(p)
+    for p in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "198.18.0.0/15",
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+    )
+]
+DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+
+
+class TopologyError(ValueError):
+    """A topology that cannot be built; `where` is the field path, `source` the file."""
+
+    def __init__(self, where: str, problem: str, source: str | None = None,
+                 line: int | None = None) -> None:
+        self.where = where
+        self.problem = problem
+        self.source = source
+        self.line = line
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        place = self.source or "<topology>"
+        if self.line is not None:
+            place += f":{self.line}"
+        return f"{place}: {self.where}: {self.problem}" if self.where else f"{place}: {self.problem}"
+
+
+@dataclass
+class LinkParams:
+    """Properties of a host's access link. delay/loss are reserved: parsed, not yet emulated."""
+
+    bw: float | None = None  # Mbit/s, shaped with HTB
+    delay: str | None = None
+    loss: float | None = None
+
+
+@dataclass
+class Route:
+    prefix: IPv4Network
+    via: IPv4Address
+
+
+@dataclass
+class Router:
+    name: str
+    interfaces: dict[str, IPv4Interface] = field(default_factory=dict)  # subnet -> address
+    routes: list[Route] = field(default_factory=list)
+
+
+@dataclass
+class Service:
+    """A process started on a host when the topology is up, ended by its PID at teardown."""
+
+    name: str
+    run: str
+    ready_port: int | None = None  # TCP/UDP port to wait for before declaring the service up
+
+
+@dataclass
+class Host:
+    name: str
+    subnet: str
+    address: IPv4Address | None = None  # None: the host gets its address by DHCP
+    link: LinkParams = field(default_factory=LinkParams)
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def dhcp(self) -> bool:
+        return self.address is None
+
+
+@dataclass
+class Subnet:
+    """A subnet as the routers see it: derived from their interfaces."""
+
+    name: str
+    network: IPv4Network
+    routers: dict[str, IPv4Address]  # router name -> its address on this subnet
+    hosts: list[str]
+
+    @property
+    def is_transit(self) -> bool:
+        return len(self.routers) == 2
+
+
+@dataclass
+class Topology:
+    """A whole emulated network; build it with the API methods or `topologies.loader`."""
+
+    name: str
+    routers: dict[str, Router] = field(default_factory=dict)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    controller_port: int | None = None  # None: pick a free port at start
+    description: str = ""
+
+    # ---- Python API -------------------------------------------------------------------
+    def router(self, name: str) -> Router:
+        """Add (or return) router `name`."""
+        return self.routers.setdefault(name, Router(name))
+
+    def interface(self, router: str, subnet: str, address: str) -> None:
+        """Give `router` an interface on `subnet` with `address` ("10.0.1.1/24")."""
+        self.router(router).interfaces[subnet] = _interface(address, f"routers.{router}."
+                                                            f"interfaces.{subnet}")
+
+    def route(self, router: str, prefix: str, via: str) -> None:
+        where = f"routers.{router}.routes"
+        self.router(router).routes.append(Route(_network(prefix, where), _address(via, where)))
+
+    def host(self, name: str, subnet: str, address: str | None = None, *,
+             bw: float | None = None, services: list[Service] | None = None) -> Host:
+        """Add host `name` on `subnet`; address None means DHCP."""
+        h = Host(name, subnet, _address(address, f"hosts.{name}.address") if address else None,
+                 LinkParams(bw=bw), list(services or []))
+        self.hosts[name] = h
+        return h
+
+    # ---- derived views ------------------------------------------------------------------
+    def subnets(self) -> dict[str, Subnet]:
+        out: dict[str, Subnet] = {}
+        for r in self.routers.values():
+            for sname, iface in r.interfaces.items():
+                s = out.setdefault(sname, Subnet(sname, iface.network, {}, []))
+                s.routers[r.name] = iface.ip
+        for h in self.hosts.values():
+            if h.subnet in out:
+                out[h.subnet].hosts.append(h.name)
+        return out
+
+    def gateway(self, host: str) -> IPv4Address:
+        s = self.subnets()[self.hosts[host].subnet]
+        return next(iter(s.routers.values()))
+
+    def host_interface(self, host: str) -> IPv4Interface | None:
+        h = self.hosts[host]
+        if h.address is None:
+            return None
+        net = self.subnets()[h.subnet].network
+        return IPv4Interface(f"{h.address}/{net.prefixlen}")
+
+    # ---- validation ---------------------------------------------------------------------
+    def validate(self) -> Topology:
+        """Raise TopologyError for the first problem found; return self when buildable."""
+        if not TOPO_NAME_RE.match(self.name):
+            raise TopologyError("name", f"bad topology name {self.name!r}: use letters, digits, "
+                                "'-' or '_' (at most 32)")
+        if not self.routers:
+            raise TopologyError("routers", "a topology needs at least one router")
+        seen: set[str] = set()
+        for kind, names in (("routers", self.routers), ("hosts", self.hosts)):
+            for n in names:
+                if not NAME_RE.match(n):
+                    raise TopologyError(f"{kind}.{n}", f"bad name {n!r}: use 1-8 lower-case "
+                                        "letters/digits starting with a letter")
+                if n in seen:
+                    raise TopologyError(f"{kind}.{n}", f"name {n!r} is used twice")
+                seen.add(n)
+        for r in self.routers.values():
+            self._validate_router(r)
+        subnets = self.subnets()
+        for s in subnets.values():
+            if len(s.routers) > 2:
+                raise TopologyError(f"routers.{list(s.routers)[2]}.interfaces.{s.name}",
+                                    f"subnet {s.name!r} is on {len(s.routers)} routers; a subnet "
+                                    "is on one router (with hosts) or joins two (a link)")
+            nets = {self.routers[r].interfaces[s.name].network for r in s.routers}
+            if len(nets) > 1:
+                r = list(s.routers)[1]
+                raise TopologyError(f"routers.{r}.interfaces.{s.name}",
+                                    f"subnet {s.name!r} has different prefixes: "
+                                    + ", ".join(sorted(map(str, nets))))
+            if len(set(s.routers.values())) < len(s.routers):
+                r = list(s.routers)[1]
+                raise TopologyError(f"routers.{r}.interfaces.{s.name}",
+                                    f"both routers use the same address on {s.name!r}")
+        for h in self.hosts.values():
+            self._validate_host(h, subnets)
+        for r in self.routers.values():
+            for i, rt in enumerate(r.routes):
+                if not any(rt.via in iface.network and rt.via != iface.ip
+                           for iface in r.interfaces.values()):
+                    raise TopologyError(f"routers.{r.name}.routes[{i}].via",
+                                        f"next hop {rt.via} is not on a subnet of {r.name}")
+        return self
+
+    def _validate_router(self, r: Router) -> None:
+        if not r.interfaces:
+            raise TopologyError(f"routers.{r.name}.interfaces", "a router needs an interface")
+        items = list(r.interfaces.items())
+        for i, (sname, iface) in enumerate(items):
+            where = f"routers.{r.name}.interfaces.{sname}"
+            if not NAME_RE.match(sname.replace("_", "")):
+                raise TopologyError(where, f"bad subnet name {sname!r}")
+            _check_space(iface.ip, where)
+            if iface.network.prefixlen > 30:
+                raise TopologyError(where, f"prefix /{iface.network.prefixlen} is too small; "
+                                    "use /30 or larger")
+            if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+                raise TopologyError(where, f"{iface.ip} is the network or broadcast address")
+            for other, oface in items[:i]:
+                if iface.network.overlaps(oface.network):
+                    raise TopologyError(where, f"{iface.network} overlaps {other} "
+                                        f"({oface.network}) on the same router")
+
+    def _validate_host(self, h: Host, subnets: dict[str, Subnet]) -> None:
+        where = f"hosts.{h.name}"
+        s = subnets.get(h.subnet)
+        if s is None:
+            raise TopologyError(f"{where}.subnet", f"unknown subnet {h.subnet!r} (known: "
+                                + ", ".join(sorted(subnets)) + ")")
+        if s.is_transit:
+            raise TopologyError(f"{where}.subnet", f"{h.subnet!r} joins two routers; "
+                                "hosts attach to a subnet of one router")
+        if h.address is not None:
+            _check_space(h.address, f"{where}.address")
+            if h.address not in s.network:
+                raise TopologyError(f"{where}.address", f"{h.address} is not in {h.subnet} "
+                                    f"({s.network})")
+            if h.address in (s.network.network_address, s.network.broadcast_address):
+                raise TopologyError(f"{where}.address", f"{h.address} is the network or "
+                                    "broadcast address")
+            if h.address in s.routers.values():
+                raise TopologyError(f"{where}.address", f"{h.address} is the router's address")
+            for other in s.hosts:
+                o = self.hosts[other]
+                if other != h.name and o.address == h.address:
+                    raise TopologyError(f"{where}.address", f"{h.address} is also {other}'s")
+                if other == h.name:
+                    break
+        lp = h.link
+        if lp.bw is not None and not (0 < lp.bw <= 10000):
+            raise TopologyError(f"{where}.link.bw", f"bandwidth {lp.bw} Mbit/s not in (0, 10000]")
+        if lp.delay is not None and not re.match(r"^\d+(\.\d+)?(us|ms|s)$", lp.delay):
+            raise TopologyError(f"{where}.link.delay", f"bad delay {lp.delay!r} (e.g. '5ms')")
+        if lp.loss is not None and not (0 <= lp.loss <= 100):
+            raise TopologyError(f"{where}.link.loss", f"loss {lp.loss} not in [0, 100] %")
+        names = set()
+        for i, svc in enumerate(h.services):
+            if svc.name in names:
+                raise TopologyError(f"{where}.services[{i}].name", f"service {svc.name!r} twice")
+            names.add(svc.name)
+            if not svc.run.strip():
+                raise TopologyError(f"{where}.services[{i}].run", "empty command")
+
+
+def _check_space(ip: IPv4Address, where: str) -> None:
+    if not any(ip in net for net in ALLOWED_SPACE):
+        raise TopologyError(where, f"{ip} is outside the private, testing (198.18.0.0/15) "
+                            "and documentation ranges an emulation may use")
+
+
+def _address(text: object, where: str) -> IPv4Address:
+    try:
+        return IPv4Address(str(text))
+    except ValueError:
+        raise TopologyError(where, f"not an IPv4 address: {text!r}") from None
+
+
+def _network(text: object, where: str) -> IPv4Network:
+    if str(text) == "default":
+        return DEFAULT_ROUTE
+    try:
+        return IPv4Network(str(text), strict=True)
+    except ValueError as e:
+        raise TopologyError(where, f"not an IPv4 prefix: {text!r} ({e})") from None
+
+
+def _interface(text: object, where: str) -> IPv4Interface:
+    s = str(text)
+    if "/" not in s:
+        raise TopologyError(where, f"{s!r} needs a prefix length, e.g. {s}/24")
+    try:
+        return ipaddress.IPv4Interface(s)
+    except ValueError:
+        raise TopologyError(where, f"not an IPv4 address/prefix: {s!r}") from None

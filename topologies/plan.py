@@ -1,0 +1,137 @@
+"""Turn a validated Topology into a wiring plan: who is plugged into which router port.
+
+The plan is the contract between the Mininet builder (which creates the links with exactly
+these port numbers) and the controller (which routes by them). It is pure data, written to
+JSON for the controller process, so both sides agree without talking to each other.
+
+A router is an L3 switch: each host of a subnet gets its own router port, and the ports of
+one subnet form one L2 segment switched by the router itself; a subnet on two routers is
+a point-to-point link between them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Network
+
+from .model import Topology
+
+
+@dataclass
+class PortPlan:
+    port: int  # OpenFlow port number on the router
+    intf: str  # interface name on the router side, e.g. "rc-eth3"
+    peer: str  # host or router at the other end
+    peer_intf: str
+
+
+@dataclass
+class InterfacePlan:
+    """One router interface: an address on a subnet, served on one or more ports."""
+
+    subnet: str
+    ip: str
+    prefixlen: int
+    mac: str
+    ports: list[PortPlan] = field(default_factory=list)
+
+    @property
+    def network(self) -> IPv4Network:
+        return IPv4Network(f"{self.ip}/{self.prefixlen}", strict=False)
+
+
+@dataclass
+class RouterPlan:
+    name: str
+    dpid: int
+    interfaces: list[InterfacePlan]
+    routes: list[dict]  # {"prefix": "a.b.c.d/n", "via": "a.b.c.d"}
+
+    def interface_of_port(self, port: int) -> InterfacePlan | None:
+        for iface in self.interfaces:
+            if any(p.port == port for p in iface.ports):
+                return iface
+        return None
+
+
+@dataclass
+class LinkPlan:
+    a: str
+    a_intf: str
+    a_port: int
+    b: str
+    b_intf: str
+    b_port: int
+    bw: float | None = None
+
+
+@dataclass
+class Plan:
+    name: str
+    routers: list[RouterPlan]
+    links: list[LinkPlan]
+
+    def router(self, name: str) -> RouterPlan:
+        return next(r for r in self.routers if r.name == name)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        d = json.loads(text)
+        routers = [
+            RouterPlan(r["name"], r["dpid"],
+                       [InterfacePlan(i["subnet"], i["ip"], i["prefixlen"], i["mac"],
+                                      [PortPlan(**p) for p in i["ports"]])
+                        for i in r["interfaces"]],
+                       r["routes"])
+            for r in d["routers"]
+        ]
+        return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]])
+
+
+def router_mac(router_index: int, iface_index: int) -> str:
+    """Locally administered MAC for interface `iface_index` of router `router_index`."""
+    return f"02:1a:{router_index >> 8:02x}:{router_index & 0xff:02x}:{iface_index:02x}:01"
+
+
+def make_plan(topo: Topology) -> Plan:
+    """Assign ports and MACs deterministically from the topology's order."""
+    subnets = topo.subnets()
+    next_port = {r: 1 for r in topo.routers}
+    iplans: dict[tuple[str, str], InterfacePlan] = {}
+    routers: list[RouterPlan] = []
+    links: list[LinkPlan] = []
+    for ri, r in enumerate(topo.routers.values(), start=1):
+        ifaces = []
+        for ii, (sname, addr) in enumerate(r.interfaces.items(), start=1):
+            ip = InterfacePlan(sname, str(addr.ip), addr.network.prefixlen, router_mac(ri, ii))
+            iplans[(r.name, sname)] = ip
+            ifaces.append(ip)
+        routes = [{"prefix": str(rt.prefix), "via": str(rt.via)} for rt in r.routes]
+        routers.append(RouterPlan(r.name, ri, ifaces, routes))
+
+    def take_port(router: str) -> int:
+        n = next_port[router]
+        next_port[router] = n + 1
+        return n
+
+    for s in subnets.values():
+        rnames = list(s.routers)
+        if s.is_transit:
+            a, b = rnames
+            pa, pb = take_port(a), take_port(b)
+            ia, ib = f"{a}-eth{pa}", f"{b}-eth{pb}"
+            iplans[(a, s.name)].ports.append(PortPlan(pa, ia, b, ib))
+            iplans[(b, s.name)].ports.append(PortPlan(pb, ib, a, ia))
+            links.append(LinkPlan(a, ia, pa, b, ib, pb))
+            continue
+        (rname,) = rnames
+        for hname in s.hosts:
+            port = take_port(rname)
+            ri_, hi = f"{rname}-eth{port}", f"{hname}-eth0"
+            iplans[(rname, s.name)].ports.append(PortPlan(port, ri_, hname, hi))
+            links.append(LinkPlan(hname, hi, 0, rname, ri_, port, topo.hosts[hname].link.bw))
+    return Plan(topo.name, routers, links)
