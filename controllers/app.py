@@ -1,0 +1,138 @@
+"""The os-ken app: finds the Router logic for a datapath, hands it events, sends its answer.
+
+Thin on purpose: no decisions are made here (see router.py). Started in-process by
+`controllers.main` (os-ken 4 has no osken-manager); reads the wiring plan named by
+$INFRALAB_PLAN and keeps a JSON status file at $INFRALAB_STATUS for `infralab` to poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, \
+    set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from topologies.plan import Plan
+
+from .openflow import to_ofp
+from .router import Router
+
+log = logging.getLogger("infralab.controller")
+TICK_S = 0.25
+
+
+class InfralabController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        plan = Plan.from_json(Path(os.environ["INFRALAB_PLAN"]).read_text())
+        self.status_path = Path(os.environ.get("INFRALAB_STATUS", "controller-status.json"))
+        self.routers = {r.dpid: Router(r) for r in plan.routers}
+        self.datapaths: dict[int, object] = {}
+        self.ready: set[int] = set()
+        self.errors: list[str] = []
+        self.unknown_dpids: set[int] = set()
+        self._dirty = True
+        self.threads.append(hub.spawn(self._ticker))
+
+    def _send(self, dp, msgs) -> None:
+        for m in msgs:
+            out = to_ofp(dp, m)
+            for o in out if isinstance(out, list) else [out]:
+                dp.send_msg(o)
+        if msgs:
+            self._dirty = True
+
+    def _guard(self, what: str, fn, *args) -> None:
+        """Run a logic call; a bug there is logged and counted, never kills the app."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("%s failed", what)
+            self.errors.append(f"{what}: exception (see controller log)")
+            self._dirty = True
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features(self, ev) -> None:
+        self._guard("switch connect", self._switch_features, ev.msg.datapath)
+
+    def _switch_features(self, dp) -> None:
+        router = self.routers.get(dp.id)
+        if router is None:
+            self.unknown_dpids.add(dp.id)
+            log.warning("datapath %016x is not in the plan; ignored", dp.id)
+            return
+        self.datapaths[dp.id] = dp
+        self.ready.discard(dp.id)
+        log.info("router %s connected (dpid %x)", router.name, dp.id)
+        self._send(dp, router.connect(time.monotonic()))
+        dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def barrier_reply(self, ev) -> None:
+        self.ready.add(ev.msg.datapath.id)
+        self._dirty = True
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in(self, ev) -> None:
+        self._guard("packet-in", self._packet_in, ev.msg)
+
+    def _packet_in(self, msg) -> None:
+        router = self.routers.get(msg.datapath.id)
+        if router is None:
+            return
+        in_port = msg.match.get("in_port", 0)
+        self._send(msg.datapath, router.packet_in(time.monotonic(), in_port, msg.data,
+                                                   msg.reason))
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def error(self, ev) -> None:
+        m = ev.msg
+        text = f"dpid {m.datapath.id:x}: OpenFlow error type={m.type} code={m.code}"
+        log.error(text)
+        self.errors.append(text)
+        self._dirty = True
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def state_change(self, ev) -> None:
+        dp = ev.datapath
+        if dp.id is not None and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            self.ready.discard(dp.id)
+            self._dirty = True
+            log.info("datapath %x disconnected", dp.id)
+
+    def _ticker(self) -> None:
+        while True:
+            now = time.monotonic()
+            for dpid, dp in list(self.datapaths.items()):
+                self._guard("tick", lambda d=dp, r=self.routers[dpid]: self._send(d, r.tick(now)))
+            if self._dirty:
+                self._write_status()
+            hub.sleep(TICK_S)
+
+    def _write_status(self) -> None:
+        self._dirty = False
+        doc = {
+            "pid": os.getpid(),
+            "time": time.time(),
+            "errors": self.errors[-20:],
+            "unknown_dpids": sorted(self.unknown_dpids),
+            "routers": {
+                r.name: {"dpid": dpid, "connected": dpid in self.datapaths,
+                         "ready": dpid in self.ready, **r.state()}
+                for dpid, r in self.routers.items()
+            },
+        }
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(self.status_path)

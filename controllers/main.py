@@ -1,0 +1,44 @@
+"""Run the infralab controller as its own process (`infralab controller --plan F`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="infralab controller",
+                                 description="os-ken controller for an infralab topology")
+    ap.add_argument("--plan", required=True, help="wiring plan JSON written by infralab up")
+    ap.add_argument("--port", type=int, default=6653, help="OpenFlow listen port")
+    ap.add_argument("--listen", default="127.0.0.1", help="OpenFlow listen address")
+    ap.add_argument("--status", default=None, help="status JSON file to keep up to date")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+
+    os.environ["INFRALAB_PLAN"] = os.path.abspath(args.plan)
+    if args.status:
+        os.environ["INFRALAB_STATUS"] = os.path.abspath(args.status)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from os_ken.lib import hub
+
+    hub.patch(thread=False)
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+
+    cfg.CONF(args=["--ofp-tcp-listen-port", str(args.port), "--ofp-listen-host", args.listen],
+             project="os_ken")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        AppManager.run_apps(["controllers.app"])
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""What a running emulation owns, written down before it is created, so it can be removed
+exactly — and only it — even after a crash.
+
+Each run has a directory under the run root holding `manifest.json`: the OVS bridges and
+root-namespace interfaces it creates and every process it starts (PID plus the kernel's
+start time, so a recycled PID is never killed). `clean()` reads manifests of runs whose
+owner is gone and removes what they list: never `mn -c`, never killing by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def run_root() -> Path:
+    """Where run directories live: /run/infralab as root (tmpfs, gone at reboot)."""
+    env = os.environ.get("INFRALAB_RUN_ROOT")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0 and Path("/run").is_dir():
+        return Path("/run/infralab")
+    return Path(f"/tmp/infralab-{os.getuid()}")
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may hold spaces or parentheses: fields start after the last ')'
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
+def alive(pid: int, start: int | None) -> bool:
+    st = proc_start_time(pid)
+    return st is not None and (start is None or st == start)
+
+
+def end_process(pid: int, start: int | None, grace: float = 3.0, group: bool = False) -> bool:
+    """SIGTERM then SIGKILL the process we started (or its group); True if it was running."""
+    if not alive(pid, start):
+        return False
+
+    def sig(s: int) -> None:
+        try:
+            if group:
+                os.killpg(pid, s)
+            else:
+                os.kill(pid, s)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    sig(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not alive(pid, start):
+            break
+        _reap(pid)
+        time.sleep(0.05)
+    else:
+        sig(signal.SIGKILL)
+        for _ in range(40):
+            _reap(pid)
+            if not alive(pid, start):
+                break
+            time.sleep(0.05)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def sh(*cmd: str, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+def ovs_bridges() -> set[str]:
+    r = sh("ovs-vsctl", "--timeout=5", "list-br")
+    return set(r.stdout.split()) if r.returncode == 0 else set()
+
+
+def link_exists(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+@dataclass
+class Manifest:
+    """Everything one run owns. Saved after every change."""
+
+    path: Path
+    topology: str = ""
+    owner: dict = field(default_factory=dict)  # {"pid": n, "start": t}
+    bridges: list[str] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+    processes: dict[str, dict] = field(default_factory=dict)  # label -> {"pid", "start", "group"}
+
+    @classmethod
+    def create(cls, topology: str) -> Manifest:
+        root = run_root()
+        root.mkdir(parents=True, exist_ok=True)
+        d = root / f"{topology}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+        d.mkdir()
+        m = cls(d / "manifest.json", topology,
+                {"pid": os.getpid(), "start": proc_start_time(os.getpid())})
+        m.save()
+        return m
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        d = json.loads(path.read_text())
+        return cls(path, d.get("topology", ""), d.get("owner", {}), d.get("bridges", []),
+                   d.get("interfaces", []), d.get("processes", {}))
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    def save(self) -> None:
+        doc = {"topology": self.topology, "owner": self.owner, "bridges": self.bridges,
+               "interfaces": self.interfaces, "processes": self.processes}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(self.path)
+
+    def add_process(self, label: str, pid: int, group: bool = False) -> None:
+        self.processes[label] = {"pid": pid, "start": proc_start_time(pid), "group": group}
+        self.save()
+
+    def owner_alive(self) -> bool:
+        return bool(self.owner) and alive(self.owner["pid"], self.owner.get("start"))
+
+    def remove_all(self, log=lambda s: None) -> list[str]:
+        """End the processes, delete bridges and interfaces this run lists; return what
+        was actually removed (an orderly teardown leaves nothing for this to do)."""
+        removed = []
+        # services and the controller first, host shells last
+        order = sorted(self.processes.items(), key=lambda kv: kv[0].startswith("node:"))
+        for label, p in order:
+            if end_process(p["pid"], p.get("start"), group=p.get("group", False)):
+                removed.append(f"process {label} ({p['pid']})")
+        present = ovs_bridges()
+        for br in self.bridges:
+            if br in present:
+                sh("ovs-vsctl", "--timeout=5", "--if-exists", "del-br", br)
+                removed.append(f"bridge {br}")
+            if link_exists(br):
+                sh("ip", "link", "del", br)
+        for intf in self.interfaces:
+            if link_exists(intf):
+                sh("ip", "link", "del", intf)
+                removed.append(f"interface {intf}")
+        for r in removed:
+            log(f"removed {r}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return removed
+
+
+def stale_manifests() -> list[Manifest]:
+    """Manifests whose owning process is gone (a crash, a kill -9)."""
+    out = []
+    root = run_root()
+    if not root.is_dir():
+        return out
+    for p in sorted(root.glob("*/manifest.json")):
+        try:
+            m = Manifest.read(p)
+        except (OSError, ValueError):
+            continue
+        if not m.owner_alive():
+            out.append(m)
+    return out
+
+
+def live_manifests() -> list[Manifest]:
+    root = run_root()
+    out = []
+    if root.is_dir():
+        for p in sorted(root.glob("*/manifest.json")):
+            try:
+                m = Manifest.read(p)
+            except (OSError, ValueError):
+                continue
+            if m.owner_alive():
+                out.append(m)
+    return out
+
+
+def clean(log=print) -> list[str]:
+    """Remove what crashed runs left behind. Running emulations are not touched."""
+    removed = []
+    for m in stale_manifests():
+        log(f"cleaning leftovers of {m.topology} ({m.dir.name})")
+        removed += m.remove_all(log)
+    return removed

@@ -1,0 +1,306 @@
+"""Build a Topology as a live Mininet network driven by the infralab controller.
+
+`Emulation` is a context manager: entering builds everything (controller process, OVS
+userspace bridges, hosts, links, services) and waits until routing works; leaving — also on
+an exception or Ctrl-C — tears down exactly what it created. Everything is recorded in the
+run manifest *before* it is created, so a crash half-way is cleaned up by `infralab clean`
+or by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .model import Topology, TopologyError
+from .plan import Plan, make_plan
+
+READY_TIMEOUT_S = 20.0
+
+
+class BuildError(RuntimeError):
+    """The emulation could not be built; nothing of it is left behind."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str,
+             interval: float = 0.05) -> object:
+    """Poll `cond` until it returns something truthy; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Emulation:
+    """A running topology. Use as `with Emulation(topo) as emu: emu.net['h1'].cmd(...)`."""
+
+    def __init__(self, topo: Topology, *, controller_port: int | None = None,
+                 log: Callable[[str], None] | None = None, verbose: bool = False) -> None:
+        self.topo = topo.validate()
+        self.plan: Plan = make_plan(topo)
+        self.port = controller_port or topo.controller_port or _free_port()
+        self.log = log or (lambda s: None)
+        self.verbose = verbose
+        self.net = None
+        self.manifest = None
+        self.controller: subprocess.Popen | None = None
+        self.services: dict[str, subprocess.Popen] = {}
+        self._stopped = False
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def __enter__(self) -> Emulation:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from infralab import runtime
+
+        if os.geteuid() != 0:
+            raise BuildError("building a topology needs root (Mininet and OVS); "
+                             "run as root or with sudo")
+        for stale in runtime.stale_manifests():
+            self.log(f"cleaning leftovers of an earlier run ({stale.dir.name})")
+            stale.remove_all(self.log)
+        self._check_names_free()
+        self.manifest = runtime.Manifest.create(self.topo.name)
+        self.manifest.bridges = [r.name for r in self.plan.routers]
+        self.manifest.interfaces = sorted(
+            {p.intf for r in self.plan.routers for i in r.interfaces for p in i.ports})
+        self.manifest.save()
+        # Ctrl-C / SIGTERM during the build must still reach our teardown.
+        old = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            self._start_controller()
+            self._build_network()
+            self._wait_routing()
+            self._start_services()
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    def stop(self) -> None:
+        """Tear everything down; safe to call twice, and after a partial start."""
+        if self._stopped:
+            return
+        self._stopped = True
+        from infralab import runtime
+
+        for label in list(self.services):
+            p = self.manifest.processes.get(f"service:{label}") if self.manifest else None
+            if p:
+                runtime.end_process(p["pid"], p.get("start"), group=True)
+        if self.controller is not None and self.manifest is not None:
+            p = self.manifest.processes.get("controller", {})
+            runtime.end_process(self.controller.pid, p.get("start"), group=True)
+            self.controller.wait()
+        if self.net is not None:
+            from mininet.log import setLogLevel
+
+            setLogLevel("error")
+            try:
+                self.net.stop()
+            except Exception as e:  # keep tearing down; the manifest removes the rest
+                self.log(f"mininet stop: {e}")
+        if self.manifest is not None:
+            leftovers = self.manifest.remove_all(self.log)
+            if leftovers:
+                self.log(f"teardown removed {len(leftovers)} leftover(s)")
+
+    # ---- steps --------------------------------------------------------------------------
+    def _check_names_free(self) -> None:
+        from infralab import runtime
+
+        bridges = runtime.ovs_bridges()
+        for r in self.plan.routers:
+            if r.name in bridges or runtime.link_exists(r.name):
+                raise BuildError(f"an OVS bridge or interface named {r.name!r} already exists "
+                                 "and infralab did not create it; remove or rename it")
+        for r in self.plan.routers:
+            for i in r.interfaces:
+                for p in i.ports:
+                    if runtime.link_exists(p.intf):
+                        raise BuildError(f"interface {p.intf} already exists and infralab "
+                                         "did not create it")
+
+    @property
+    def rundir(self) -> Path:
+        assert self.manifest is not None
+        return self.manifest.dir
+
+    def _start_controller(self) -> None:
+        plan_path = self.rundir / "plan.json"
+        plan_path.write_text(self.plan.to_json())
+        logf = open(self.rundir / "controller.log", "wb")
+        cmd = [sys.executable, "-m", "controllers.main", "--plan", str(plan_path),
+               "--port", str(self.port), "--status", str(self.status_path)]
+        self.controller = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True,
+                                           cwd=Path(__file__).resolve().parent.parent)
+        self.manifest.add_process("controller", self.controller.pid, group=True)
+
+        def listening() -> bool:
+            if self.controller.poll() is not None:
+                tail = (self.rundir / "controller.log").read_text()[-2000:]
+                raise BuildError(f"controller exited with {self.controller.returncode}:\n{tail}")
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, 30, "the controller to listen")
+        self.log(f"controller up on 127.0.0.1:{self.port} (pid {self.controller.pid})")
+
+    @property
+    def status_path(self) -> Path:
+        return self.rundir / "controller-status.json"
+
+    def controller_status(self) -> dict:
+        try:
+            return json.loads(self.status_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _build_network(self) -> None:
+        from mininet.link import Link, TCLink
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import Host, OVSSwitch, RemoteController
+
+        setLogLevel("info" if self.verbose else "error")
+        for h in self.topo.hosts.values():
+            if h.link.delay or h.link.loss:
+                raise TopologyError(f"hosts.{h.name}.link", "delay/loss are reserved: this "
+                                    "kernel has no netem, and user-space delay is not built yet")
+        net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
+                      waitConnected=False)
+        self.net = net
+        for h in self.topo.hosts.values():
+            iface = self.topo.host_interface(h.name)
+            params = {"ip": str(iface) if iface else None}
+            if iface is not None:
+                params["defaultRoute"] = f"via {self.topo.gateway(h.name)}"
+            net.addHost(h.name, cls=Host, **params)
+        for r in self.plan.routers:
+            net.addSwitch(r.name, cls=OVSSwitch, datapath="user", protocols="OpenFlow13",
+                          failMode="secure", dpid=f"{r.dpid:016x}")
+        for link in self.plan.links:
+            kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
+            if link.a_port:
+                kw["port1"] = link.a_port
+            if link.bw:
+                net.addLink(link.a, link.b, cls=TCLink, bw=link.bw, **kw)
+            else:
+                net.addLink(link.a, link.b, cls=Link, **kw)
+        net.addController(RemoteController("c0", ip="127.0.0.1", port=self.port))
+        net.build()
+        for node in net.hosts + net.switches:
+            self.manifest.processes[f"node:{node.name}"] = {
+                "pid": node.pid, "start": _start_of(node.pid), "group": False}
+        self.manifest.save()
+        for h in net.hosts:
+            intf = h.defaultIntf()
+            # userspace OVS does not fill in checksums the veth left for offload
+            h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1;"
+                  "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        for intf in self.manifest.interfaces:
+            subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
+        net.start()
+        self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
+
+    def _wait_routing(self) -> None:
+        names = [r.name for r in self.plan.routers]
+
+        def ready() -> bool:
+            if self.controller.poll() is not None:
+                raise BuildError("controller died; see " + str(self.rundir / "controller.log"))
+            st = self.controller_status().get("routers", {})
+            return all(st.get(n, {}).get("ready") and not st[n].get("unresolved_next_hops")
+                       for n in names)
+
+        try:
+            wait_for(ready, READY_TIMEOUT_S, "routers to connect and resolve next hops", 0.1)
+        except TimeoutError as e:
+            st = self.controller_status().get("routers", {})
+            missing = {n: st.get(n, {}) for n in names}
+            detail = "; ".join(
+                f"{n}: connected={s.get('connected')} ready={s.get('ready')} "
+                f"unresolved={s.get('unresolved_next_hops')}" for n, s in missing.items())
+            raise BuildError(f"{e}: {detail}\n{self.controller_log_tail()}") from None
+        self.log("routing ready")
+
+    def _start_services(self) -> None:
+        for h in self.topo.hosts.values():
+            for svc in h.services:
+                label = f"{h.name}.{svc.name}"
+                d = self.rundir / "services" / label
+                d.mkdir(parents=True, exist_ok=True)
+                iface = self.topo.host_interface(h.name)
+                cmd = svc.run.format(python=shlex.quote(sys.executable), run=shlex.quote(str(d)),
+                                     host=h.name, ip=str(iface.ip) if iface else "")
+                node = self.net[h.name]
+                logf = open(d / "log", "wb")
+                p = node.popen(cmd, shell=True, stdout=logf, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+                self.services[label] = p
+                self.manifest.add_process(f"service:{label}", p.pid, group=True)
+                if svc.ready_port:
+                    port = svc.ready_port
+                    wait_for(lambda n=node, pt=port, pr=p: _listening(n, pt, pr, label),
+                             30, f"{label} to listen on port {port}", 0.1)
+                self.log(f"service {label} started (pid {p.pid})")
+
+    # ---- helpers for tests and the CLI ---------------------------------------------------
+    def controller_log_tail(self, chars: int = 3000) -> str:
+        try:
+            text = (self.rundir / "controller.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "controller log (tail):\n" + text[-chars:]
+
+    def host(self, name: str):
+        return self.net[name]
+
+    def ip(self, host: str) -> str:
+        iface = self.topo.host_interface(host)
+        if iface is None:
+            return self.net[host].IP()
+        return str(iface.ip)
+
+
+def _listening(node, port: int, proc: subprocess.Popen, label: str) -> bool:
+    if proc.poll() is not None:
+        raise BuildError(f"service {label} exited with {proc.returncode} before it was ready")
+    out = node.cmd(f"ss -Hltnu 'sport = :{port}'")
+    return bool(out.strip())
+
+
+def _start_of(pid: int) -> int | None:
+    from infralab.runtime import proc_start_time
+
+    return proc_start_time(pid)
+
+
+def _raise_interrupt(*_args) -> None:
+    raise KeyboardInterrupt
