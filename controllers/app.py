@@ -15,8 +15,12 @@ from pathlib import Path
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, \
-    set_ev_cls
+from os_ken.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
@@ -115,7 +119,8 @@ class InfralabController(app_manager.OSKenApp):
         while True:
             now = time.monotonic()
             for dpid, dp in list(self.datapaths.items()):
-                self._guard("tick", lambda d=dp, r=self.routers[dpid]: self._send(d, r.tick(now)))
+                r = self.routers[dpid]
+                self._guard("tick", lambda d=dp, r=r, t=now: self._send(d, r.tick(t)))
             if self._dirty:
                 self._write_status()
             hub.sleep(TICK_S)

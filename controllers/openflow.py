@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .messages import DecTTL, FlowMod, Group, GroupMod, Message, Output, PacketOut, SetField, \
-    SwitchConfig
+from .messages import (
+    DecTTL,
+    FlowMod,
+    Group,
+    GroupMod,
+    Message,
+    Output,
+    PacketOut,
+    SetField,
+    SwitchConfig,
+)
 
 
 def _action(parser: Any, ofp: Any, a: object) -> Any:

@@ -141,6 +141,14 @@ class Manifest:
     def owner_alive(self) -> bool:
         return bool(self.owner) and alive(self.owner["pid"], self.owner.get("start"))
 
+    def leftovers(self) -> list[str]:
+        """What of this run's bridges, interfaces and processes still exists."""
+        br = ovs_bridges()
+        return ([f"bridge {n}" for n in self.bridges if n in br]
+                + [f"interface {i}" for i in self.interfaces if link_exists(i)]
+                + [f"process {label} ({p['pid']})" for label, p in self.processes.items()
+                   if alive(p["pid"], p.get("start"))])
+
     def remove_all(self, log=lambda s: None) -> list[str]:
         """End the processes, delete bridges and interfaces this run lists; return what
         was actually removed (an orderly teardown leaves nothing for this to do)."""

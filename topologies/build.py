@@ -222,8 +222,8 @@ class Emulation:
         for h in net.hosts:
             intf = h.defaultIntf()
             # userspace OVS does not fill in checksums the veth left for offload
-            h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1;"
-                  "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+            h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1; sysctl -qw "
+                  "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
         for intf in self.manifest.interfaces:
             subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
         net.start()
@@ -267,7 +267,7 @@ class Emulation:
                 self.manifest.add_process(f"service:{label}", p.pid, group=True)
                 if svc.ready_port:
                     port = svc.ready_port
-                    wait_for(lambda n=node, pt=port, pr=p: _listening(n, pt, pr, label),
+                    wait_for(lambda n=node, pt=port, pr=p, lb=label: _listening(n, pt, pr, lb),
                              30, f"{label} to listen on port {port}", 0.1)
                 self.log(f"service {label} started (pid {p.pid})")
 

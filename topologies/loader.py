@@ -25,16 +25,16 @@ from typing import Any
 import yaml
 
 from .model import (
+    Host,
     LinkParams,
+    Route,
+    Router,
     Service,
     Topology,
     TopologyError,
     _address,
     _interface,
     _network,
-    Route,
-    Host,
-    Router,
 )
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts"}

@@ -50,7 +50,8 @@ class TopologyError(ValueError):
         place = self.source or "<topology>"
         if self.line is not None:
             place += f":{self.line}"
-        return f"{place}: {self.where}: {self.problem}" if self.where else f"{place}: {self.problem}"
+        where = f" {self.where}:" if self.where else ""
+        return f"{place}:{where} {self.problem}"
 
 
 @dataclass

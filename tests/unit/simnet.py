@@ -131,7 +131,8 @@ class SimNet:
         self.run()
 
     # ---- what tests ask ---------------------------------------------------------------
-    def ping(self, src: str, dst: str | IPv4Address, ttl: int = 64, ident: int = 7) -> pk.Frame | None:
+    def ping(self, src: str, dst: str | IPv4Address, ttl: int = 64,
+             ident: int = 7) -> pk.Frame | None:
         """Send one echo request; return what came back to `src` (reply or ICMP error)."""
         h = self.hosts[src]
         target = self.hosts[dst].iface.ip if dst in self.hosts else IPv4Address(dst)

@@ -1,0 +1,37 @@
+# infralab — run `make help`. Works as root; in the course VM prefix with sudo.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.infralab-installed
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: help install demo test unit scenarios bench lint clean
+
+help: ## show this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## install apt packages, the .venv and start Open vSwitch (skipped when done)
+	@bash scripts/install.sh
+
+demo: install ## build the reference "world" topology and show everything working
+	$(SUDO) $(VENV)/bin/infralab demo world
+
+test: install ## the whole suite: unit tests and live scenario tests (root)
+	$(SUDO) $(PY) -m pytest -q tests
+
+unit: ## unit tests only: pure logic, no root, no network
+	@[ -x $(PY) ] || bash scripts/install.sh
+	$(PY) -m pytest -q tests/unit
+
+scenarios: install ## scenario tests only (root, live emulated network)
+	$(SUDO) $(PY) -m pytest -q tests/scenarios
+
+bench: install ## benchmarks against real peers in the same run; writes bench/out/
+	$(SUDO) $(PY) -m bench
+
+lint: ## ruff over the tree
+	@[ -x $(VENV)/bin/ruff ] || bash scripts/install.sh
+	$(VENV)/bin/ruff check .
+
+clean: ## remove what crashed runs left behind (infralab's own bridges/processes only)
+	@if [ -x $(VENV)/bin/infralab ]; then $(SUDO) $(VENV)/bin/infralab clean; fi

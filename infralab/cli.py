@@ -1,0 +1,143 @@
+"""`infralab`: build topologies, run the controller, clean up, show the demo.
+
+Exit status: 0 success, 1 a failure while running, 2 a bad topology or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+import topologies
+from topologies.model import TopologyError
+
+
+def _log(msg: str) -> None:
+    print(f"[infralab] {msg}", flush=True)
+
+
+def _topology(arg: str) -> topologies.Topology:
+    """A path, or the name of a topology shipped with infralab ('world', 'duo')."""
+    p = Path(arg)
+    if not p.exists() and topologies.builtin(arg).exists():
+        p = topologies.builtin(arg)
+    return topologies.load(p)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    topo = _topology(args.file)
+    subnets = topo.subnets()
+    print(f"{args.file}: ok: {len(topo.routers)} routers, {len(subnets)} subnets, "
+          f"{len(topo.hosts)} hosts")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from topologies.build import Emulation
+
+    topo = _topology(args.file)
+    signal.signal(signal.SIGHUP, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    t0 = time.monotonic()
+    with Emulation(topo, log=_log, verbose=args.verbose) as emu:
+        _log(f"{topo.name} is up in {time.monotonic() - t0:.1f}s "
+             f"(run directory {emu.rundir})")
+        from infralab.mncli import InfralabCLI
+
+        if args.script:
+            cli = InfralabCLI(emu, script=args.script)
+            status = cli.status
+        elif args.no_cli:
+            status = 0
+        else:
+            InfralabCLI(emu)
+            status = 0
+    _log("torn down")
+    return status
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from infralab import runtime
+
+    removed = runtime.clean(log=_log)
+    live = runtime.live_manifests()
+    for m in live:
+        _log(f"left running: {m.topology} (owner pid {m.owner['pid']})")
+    _log(f"clean: removed {len(removed)} item(s)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from infralab import runtime
+
+    live = runtime.live_manifests()
+    if not live:
+        print("no emulation running")
+    for m in live:
+        print(f"{m.topology}: owner pid {m.owner['pid']}, {len(m.bridges)} routers, "
+              f"run directory {m.dir}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from infralab.demo import run_demo
+
+    return run_demo(_topology(args.file), log=_log)
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    from controllers.main import main as controller_main
+
+    return controller_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="infralab", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("up", help="build a topology, open the Mininet CLI, tear down on exit")
+    p.add_argument("file", help="topology file, or a shipped name: world, duo")
+    p.add_argument("--script", help="run this Mininet CLI script instead of the prompt; "
+                   "exit with the first failing command's status")
+    p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("validate", help="check a topology file without building it")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_validate)
+    p = sub.add_parser("clean", help="remove what crashed runs left (only infralab's own)")
+    p.set_defaults(fn=cmd_clean)
+    p = sub.add_parser("status", help="list running emulations")
+    p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("demo", help="build the reference topology and show it working")
+    p.add_argument("file", nargs="?", default="world")
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("controller", help="run the os-ken controller (used by 'up')",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_controller)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except TopologyError as e:
+        print(f"infralab: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _log("interrupted; torn down")
+        return 130
+    except Exception as e:  # BuildError and friends: one clear line, no traceback
+        from topologies.build import BuildError
+
+        if isinstance(e, (BuildError, TimeoutError)):
+            print(f"infralab: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

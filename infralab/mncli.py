@@ -1,0 +1,65 @@
+"""The Mininet CLI with infralab's additions: a script mode that stops at the first failing
+command and reports its exit status, and a `routers` command showing the controller's view."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mininet.cli import CLI
+
+from topologies.build import Emulation
+
+
+class InfralabCLI(CLI):
+    prompt = "infralab> "
+
+    def __init__(self, emu: Emulation, script: str | None = None) -> None:
+        self.emu = emu
+        self.status = 0
+        self.script_mode = script is not None
+        if self.script_mode:
+            super().__init__(emu.net, stdin=open(os.devnull), script=script)
+        else:
+            super().__init__(emu.net)
+
+    def onecmd(self, line: str) -> bool:
+        if self.script_mode and self.status:
+            return True  # a command failed: skip the rest of the script
+        if self.script_mode and line.strip() and not line.lstrip().startswith("#"):
+            print(f"infralab> {line.rstrip()}", flush=True)
+        return super().onecmd(line)
+
+    def default(self, line: str) -> None:
+        if not self.script_mode:
+            return super().default(line)
+        first, args, line = self.parseline(line)
+        if first not in self.mn or not args:
+            print(f"*** unknown command: {line}")
+            self.status = 127
+            return
+        node = self.mn[first]
+        words = [self.mn[a].defaultIntf().updateIP() or a if a in self.mn else a
+                 for a in args.split(" ")]
+        print(node.cmd(" ".join(words)), end="", flush=True)
+        rc = node.cmd("echo $?").strip()
+        self.status = int(rc) if rc.isdigit() else 1
+        if self.status:
+            print(f"*** '{line.strip()}' failed with status {self.status}")
+
+    def do_pingall(self, line: str) -> None:
+        loss = self.mn.pingAll(timeout=line or "2")
+        if self.script_mode and loss > 0:
+            print(f"*** pingall: {loss:.0f}% loss")
+            self.status = 1
+
+    def do_routers(self, _line: str) -> None:
+        """Show each router's neighbours, unresolved next hops and counters."""
+        st = self.emu.controller_status().get("routers", {})
+        for name, r in st.items():
+            print(f"{name}: connected={r['connected']} ready={r['ready']}")
+            for ip, n in r.get("neighbors", {}).items():
+                print(f"    {ip:<16} {n['mac']}  port {n['port']:<3} {n['subnet']}")
+            if r.get("unresolved_next_hops"):
+                print(f"    unresolved next hops: {', '.join(r['unresolved_next_hops'])}")
+            print("    counters: " + json.dumps(r.get("counters", {})))

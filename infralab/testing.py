@@ -1,0 +1,80 @@
+"""Scenario helpers in the spirit of IPMininet's assertions: short tests that state what the
+network must do, failing with a message that says what it did instead."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from collections.abc import Iterable
+
+from topologies.build import Emulation, wait_for
+
+
+def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
+                deadline_s: int = 3) -> dict[tuple[str, str], bool]:
+    """Which source reaches which target by ping. One reply within `deadline_s` counts
+    (ping keeps sending once a second until then), sources run in parallel."""
+    targets = list(targets)
+    sources = list(sources)
+    for s in sources:
+        ips = " ".join(emu.ip(t) for t in targets if t != s)
+        emu.host(s).sendCmd(
+            f"for ip in {ips}; do ping -n -q -c1 -w{deadline_s} $ip >/dev/null 2>&1 "
+            "&& echo ok $ip || echo fail $ip; done")
+    out: dict[tuple[str, str], bool] = {}
+    by_ip = {emu.ip(t): t for t in targets}
+    for s in sources:
+        text = emu.host(s).waitOutput()
+        for word, ip in re.findall(r"^(ok|fail) (\S+)", text, re.M):
+            out[(s, by_ip[ip])] = word == "ok"
+    return out
+
+
+def assert_connectivity(emu: Emulation, hosts: Iterable[str] | None = None) -> None:
+    """Every host in `hosts` (default: all) reaches every other one."""
+    names = list(hosts) if hosts is not None else list(emu.topo.hosts)
+    m = ping_matrix(emu, names, names)
+    missing = [f"{s}->{d}" for s in names for d in names if s != d and not m.get((s, d))]
+    assert not missing, f"no connectivity for {len(missing)} pair(s): {', '.join(missing)}"
+
+
+def traceroute(emu: Emulation, src: str, dst: str, max_hops: int = 12) -> list[str]:
+    """Hop addresses from `src` to `dst` (UDP probes, numeric); '*' for a silent hop."""
+    out = emu.host(src).cmd(f"traceroute -n -q1 -w2 -m{max_hops} {shlex.quote(emu.ip(dst))}")
+    hops = []
+    for line in out.splitlines()[1:]:
+        m = re.match(r"\s*\d+\s+(\S+)", line)
+        if m:
+            hops.append(m.group(1))
+    return hops
+
+
+def assert_path(emu: Emulation, src: str, dst: str, hops: list[str]) -> None:
+    """Traceroute from `src` shows exactly `hops` (router addresses, then `dst`'s)."""
+    got = traceroute(emu, src, dst)
+    assert got == hops, f"path {src}->{dst}: expected {hops}, traceroute showed {got}"
+
+
+def http_fetch_check(emu: Emulation, server: str, client: str, size: int = 2_000_000) -> str:
+    """Serve a random file from `server`, fetch it from `client`, compare SHA-256."""
+    srv = emu.host(server)
+    d = f"/tmp/infralab-http-{server}"
+    srv.cmd(f"mkdir -p {d} && head -c {size} /dev/urandom > {d}/blob")
+    want = srv.cmd(f"sha256sum {d}/blob").split()[0]
+    proc = srv.popen([sys.executable, "-m", "http.server", "8080", "--bind", emu.ip(server),
+                      "--directory", d])
+    try:
+        wait_for(lambda: srv.cmd("ss -Hltn 'sport = :8080'").strip(), 10, "http server")
+        url = f"http://{emu.ip(server)}:8080/blob"
+        code = ("import hashlib,urllib.request;"
+                f"print(hashlib.sha256(urllib.request.urlopen({url!r},timeout=10).read())"
+                ".hexdigest())")
+        got = emu.host(client).cmd(f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}")
+        got = got.strip().splitlines()[-1] if got.strip() else ""
+        assert got == want, f"{client} got sha256 {got[:16]}…, {server} served {want[:16]}…"
+        return want
+    finally:
+        proc.terminate()
+        proc.wait()
+        srv.cmd(f"rm -rf {d}")
