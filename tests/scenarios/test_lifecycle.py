@@ -1,0 +1,113 @@
+"""TB-TOPO / TB-TESTS: `infralab up` builds, runs scripts with a real exit status, and
+leaves nothing behind — after a clean exit, after Ctrl-C, and after kill -9 + clean."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infralab import runtime
+from topologies.build import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def infralab(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "infralab.cli", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, **kw)
+
+
+def script(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "cmds"
+    p.write_text(text)
+    return str(p)
+
+
+def run_dirs() -> set[Path]:
+    root = runtime.run_root()
+    return set(root.glob("*/manifest.json")) if root.is_dir() else set()
+
+
+def new_manifest(before: set[Path]) -> runtime.Manifest:
+    """The manifest of the run started after `before` was taken, once it lists its nodes."""
+    def found():
+        for p in run_dirs() - before:
+            try:
+                m = runtime.Manifest.read(p)
+            except (OSError, ValueError):
+                continue
+            if any(k.startswith("node:") for k in m.processes):
+                return m
+        return None
+    return wait_for(found, 60, "the run to record its nodes")
+
+
+def assert_nothing_left(m: runtime.Manifest) -> None:
+    assert m.leftovers() == []
+    assert not m.dir.exists()
+
+
+def test_tb_topo_script_runs_and_clean_exit_leaves_nothing(tmp_path):
+    before = run_dirs()
+    p = infralab("up", "duo", "--script", script(tmp_path, "h1 ping -c1 -w3 h5\nrouters\n"))
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    assert "1 received" in out and "10.255.0.2" in out  # ping, then the routers view
+    for m in [runtime.Manifest.read(x) for x in run_dirs() - before]:
+        assert_nothing_left(m)
+    assert run_dirs() - before == set()
+    assert not {"r1", "r2"} & runtime.ovs_bridges()
+
+
+def test_tb_topo_script_stops_at_first_failing_command_with_its_status(tmp_path):
+    p = infralab("up", "duo", "--script", script(
+        tmp_path, "h1 ping -c1 -w3 h4\nh1 sh -c 'exit 3'\nh1 echo never-runs\n"))
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 3, out
+    assert "never-runs" not in out.replace("h1 echo never-runs", "")
+
+
+def test_tb_topo_ctrl_c_during_a_run_tears_everything_down(tmp_path):
+    before = run_dirs()
+    p = infralab("up", "duo", "--script", script(tmp_path, "h1 sleep 120\n"))
+    m = new_manifest(before)
+    wait_for(lambda: (m.dir / "controller-status.json").exists(), 60, "controller status")
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, out
+    assert_nothing_left(m)
+
+
+def test_tb_topo_kill_9_leaves_a_manifest_that_clean_removes_exactly(tmp_path):
+    before = run_dirs()
+    p = infralab("up", "duo", "--script", script(tmp_path, "h1 sleep 120\n"))
+    m = new_manifest(before)
+    wait_for(lambda: {"r1", "r2"} <= runtime.ovs_bridges(), 60, "bridges to exist")
+    os.kill(p.pid, signal.SIGKILL)
+    p.communicate(timeout=30)
+    m = runtime.Manifest.read(m.path)
+    assert m.leftovers(), "a killed run should leave something for clean to find"
+    c = subprocess.run([sys.executable, "-m", "infralab.cli", "clean"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert c.returncode == 0, c.stdout + c.stderr
+    assert "removed bridge r1" in c.stdout
+    assert_nothing_left(m)
+
+
+@pytest.mark.parametrize("foreign", ["r1"])
+def test_tb_topo_refuses_to_touch_a_bridge_it_did_not_create(foreign):
+    subprocess.run(["ovs-vsctl", "add-br", foreign, "--", "set", "bridge", foreign,
+                    "datapath_type=netdev"], check=True)
+    try:
+        p = infralab("up", "duo", "--no-cli")
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 1 and "already exists" in out, out
+        assert foreign in runtime.ovs_bridges()  # still there, untouched
+    finally:
+        subprocess.run(["ovs-vsctl", "--if-exists", "del-br", foreign])
