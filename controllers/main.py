@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg.CONF(args=["--ofp-tcp-listen-port", str(args.port), "--ofp-listen-host", args.listen],
              project="os_ken")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # eventlet's hub swallows SystemExit raised in a handler; nothing here needs flushing
+    # (the status file is rewritten atomically), so leave at once.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
     try:
         AppManager.run_apps(["controllers.app"])
     except (KeyboardInterrupt, SystemExit):

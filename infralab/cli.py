@@ -87,12 +87,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_topology(args.file), log=_log)
 
 
-def cmd_controller(args: argparse.Namespace) -> int:
-    from controllers.main import main as controller_main
-
-    return controller_main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="infralab", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -113,14 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the reference topology and show it working")
     p.add_argument("file", nargs="?", default="world")
     p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("controller", help="run the os-ken controller (used by 'up')",
-                       add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(fn=cmd_controller)
+    sub.add_parser("controller", help="run the os-ken controller alone "
+                   "(infralab controller --help)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["controller"]:  # its own flags: argparse REMAINDER would eat them
+        from controllers.main import main as controller_main
+
+        return controller_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

@@ -1,0 +1,204 @@
+"""`make bench`: infralab's routing against real peers, measured in the same run.
+
+    routed TCP throughput (iperf3)   infralab router  vs  Linux router (ip_forward netns)
+    TCP connections/s (64 workers)   infralab router  vs  Linux router
+    topology start+stop              infralab         vs  plain Mininet, same hosts/switches
+
+The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
+subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
+the Linux router. A third line, hosts wired straight into the Linux router (no OVS at all),
+shows the kernel's ceiling. Results: bench/out/results.json and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from infralab import runtime
+from topologies.build import Emulation, wait_for
+from topologies.model import Topology
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def one_router(hosts_per_subnet: int = 1) -> Topology:
+    t = Topology("bench")
+    t.interface("br1", "left", "10.0.1.1/24")
+    t.interface("br1", "right", "10.0.2.1/24")
+    for i in range(hosts_per_subnet):
+        t.host(f"bl{i}", "left", f"10.0.1.{10 + i}")
+        t.host(f"bh{i}", "right", f"10.0.2.{10 + i}")
+    return t.validate()
+
+
+@contextlib.contextmanager
+def linux_router_net(with_switches: bool) -> Iterator[object]:
+    """Plain Mininet: bl0 -[ps1]- plr (Linux router) -[ps2]- bh0, cleaned by manifest."""
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import Host, OVSSwitch
+
+    setLogLevel("error")
+    m = runtime.Manifest.create("bench-peer")
+    intfs = ["plr-eth1", "plr-eth2"]
+    if with_switches:
+        m.bridges = ["ps1", "ps2"]
+        intfs += ["ps1-eth1", "ps1-eth2", "ps2-eth1", "ps2-eth2"]
+    m.interfaces = intfs
+    m.save()
+    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+    try:
+        h1 = net.addHost("bl0", ip="10.0.1.10/24", defaultRoute="via 10.0.1.1")
+        h2 = net.addHost("bh0", ip="10.0.2.10/24", defaultRoute="via 10.0.2.1")
+        r = net.addHost("plr", cls=Host, ip=None)
+        if with_switches:
+            s1 = net.addSwitch("ps1", cls=OVSSwitch, datapath="user", failMode="standalone",
+                               dpid="00000000000000f1")
+            s2 = net.addSwitch("ps2", cls=OVSSwitch, datapath="user", failMode="standalone",
+                               dpid="00000000000000f2")
+            net.addLink(h1, s1, intfName2="ps1-eth1")
+            net.addLink(r, s1, intfName1="plr-eth1", intfName2="ps1-eth2")
+            net.addLink(h2, s2, intfName2="ps2-eth1")
+            net.addLink(r, s2, intfName1="plr-eth2", intfName2="ps2-eth2")
+        else:
+            net.addLink(h1, r, intfName2="plr-eth1")
+            net.addLink(h2, r, intfName2="plr-eth2")
+        net.build()
+        for node in net.hosts + net.switches:
+            m.processes[f"node:{node.name}"] = {"pid": node.pid,
+                                                "start": runtime.proc_start_time(node.pid)}
+        m.save()
+        r.cmd("ip addr add 10.0.1.1/24 dev plr-eth1; ip addr add 10.0.2.1/24 dev plr-eth2;"
+              "ip link set plr-eth1 up; ip link set plr-eth2 up; sysctl -qw net.ipv4.ip_forward=1")
+        for h in (h1, h2, r):
+            for intf in h.intfNames():
+                h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
+        net.start()
+        wait_for(lambda: "1 received" in h1.cmd("ping -c1 -w2 10.0.2.10"), 30, "peer routing")
+        yield net
+    finally:
+        net.stop()
+        m.remove_all()
+
+
+def iperf(client, server, server_ip: str, seconds: int) -> float:
+    """Gbit/s of one TCP stream, client -> server."""
+    srv = server.popen(["iperf3", "-s", "-1", "-B", server_ip])
+    try:
+        wait_for(lambda: server.cmd("ss -Hltn 'sport = :5201'").strip(), 10, "iperf3 server")
+        out = client.cmd(f"iperf3 -J -c {server_ip} -t {seconds}")
+        doc = json.loads(out[out.index("{"):])
+        return doc["end"]["sum_received"]["bits_per_second"] / 1e9
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -> float:
+    srv = server.popen([sys.executable, str(HERE / "tcpconn.py"), "server", "7000"])
+    try:
+        wait_for(lambda: server.cmd("ss -Hltn 'sport = :7000'").strip(), 10, "conn server")
+        out = client.cmd(f"{sys.executable} {HERE / 'tcpconn.py'} client {server_ip} 7000 "
+                         f"{seconds} {workers}")
+        doc = json.loads(out[out.index("{"):])
+        return doc["connections"] / doc["seconds"]
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+def bench_routing(seconds: int) -> dict:
+    res: dict = {}
+    with Emulation(one_router()) as emu:
+        a, b = emu.host("bl0"), emu.host("bh0")
+        res["throughput_gbps.infralab"] = iperf(a, b, "10.0.2.10", seconds)
+        res["conn_per_s.infralab"] = conn_rate(a, b, "10.0.2.10", seconds)
+    for label, switches in (("linux_router", True), ("linux_router_no_ovs", False)):
+        with linux_router_net(switches) as net:
+            a, b = net["bl0"], net["bh0"]
+            res[f"throughput_gbps.{label}"] = iperf(a, b, "10.0.2.10", seconds)
+            res[f"conn_per_s.{label}"] = conn_rate(a, b, "10.0.2.10", seconds)
+    return res
+
+
+def bench_startup(hosts: int) -> dict:
+    """Start+stop of a one-router topology with `hosts` hosts vs plain Mininet of the same
+    size (hosts on one OVS switch, standalone, no controller)."""
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import OVSSwitch
+
+    t0 = time.monotonic()
+    emu = Emulation(one_router(hosts // 2))
+    emu.start()
+    t1 = time.monotonic()
+    emu.stop()
+    t2 = time.monotonic()
+    setLogLevel("error")
+    m = runtime.Manifest.create("bench-plain")
+    m.bridges = ["ps0"]
+    m.interfaces = [f"ps0-eth{i + 1}" for i in range(hosts)]
+    m.save()
+    t3 = time.monotonic()
+    net = Mininet(topo=None, build=False, controller=None)
+    try:
+        s = net.addSwitch("ps0", cls=OVSSwitch, datapath="user", failMode="standalone",
+                          dpid="00000000000000f0")
+        for i in range(hosts):
+            net.addLink(net.addHost(f"p{i}"), s, intfName2=f"ps0-eth{i + 1}")
+        net.build()
+        for node in net.hosts + net.switches:
+            m.processes[f"node:{node.name}"] = {"pid": node.pid,
+                                                "start": runtime.proc_start_time(node.pid)}
+        m.save()
+        net.start()
+        t4 = time.monotonic()
+    finally:
+        net.stop()
+        t5 = time.monotonic()
+        m.remove_all()
+    return {"hosts": hosts, "start_s.infralab": t1 - t0, "stop_s.infralab": t2 - t1,
+            "start_s.mininet": t4 - t3, "stop_s.mininet": t5 - t4}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
+    ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
+    args = ap.parse_args(argv)
+    seconds = max(1, min(args.seconds, 30))
+    res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
+           "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
+    res.update(bench_routing(seconds))
+    res.update(bench_startup(max(2, min(args.hosts, 200))))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(res, indent=1))
+    rows = [
+        ("routed TCP throughput, Gbit/s", "throughput_gbps", "linux_router", True),
+        ("TCP connections/s, 64 workers", "conn_per_s", "linux_router", True),
+        ("start, s", "start_s", "mininet", False),
+        ("stop, s", "stop_s", "mininet", False),
+    ]
+    print(f"\n{'measure':<32}{'infralab':>10}{'peer':>10}{'ratio':>8}  peer")
+    for title, key, peer, higher_better in rows:
+        ours, theirs = res[f"{key}.infralab"], res[f"{key}.{peer}"]
+        ratio = ours / theirs if theirs else float("nan")
+        print(f"{title:<32}{ours:>10.3f}{theirs:>10.3f}{ratio:>8.2f}  "
+              f"{peer.replace('_', ' ')}{'' if higher_better else ' (lower is better)'}")
+    for key in ("throughput_gbps", "conn_per_s"):
+        print(f"{'  kernel ceiling, ' + key:<32}{'':>10}{res[key + '.linux_router_no_ovs']:>10.3f}"
+              "          Linux router, hosts on its veths (no OVS)")
+    print(f"\nresults: {OUT / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
