@@ -42,7 +42,7 @@ async def _client(host: str, port: int, seconds: float, concurrency: int) -> dic
                 await asyncio.wait_for(reader.readexactly(1), 2)
                 writer.close()
                 done += 1
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 errors += 1
 
     t0 = time.monotonic()

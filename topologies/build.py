@@ -261,8 +261,12 @@ class Emulation:
                                      host=h.name, ip=str(iface.ip) if iface else "")
                 node = self.net[h.name]
                 logf = open(d / "log", "wb")
+                # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
+                # away from a group leader, and the PID we record would exit at once); the
+                # new session makes the PID lead the service's process group.
                 p = node.popen(cmd, shell=True, stdout=logf, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+                               stdin=subprocess.DEVNULL, start_new_session=True,
+                               mncmd=["mnexec", "-a", str(node.pid)])
                 self.services[label] = p
                 self.manifest.add_process(f"service:{label}", p.pid, group=True)
                 if svc.ready_port:
