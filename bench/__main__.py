@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from infralab import runtime
-from topologies.build import Emulation, wait_for
+from topologies.build import Emulation, wait_for, wait_listening
 from topologies.model import Topology
 
 HERE = Path(__file__).resolve().parent
@@ -72,10 +72,7 @@ def linux_router_net(with_switches: bool) -> Iterator[object]:
             net.addLink(h1, r, intfName2="plr-eth1")
             net.addLink(h2, r, intfName2="plr-eth2")
         net.build()
-        for node in net.hosts + net.switches:
-            m.processes[f"node:{node.name}"] = {"pid": node.pid,
-                                                "start": runtime.proc_start_time(node.pid)}
-        m.save()
+        m.add_nodes(net.hosts + net.switches)
         r.cmd("ip addr add 10.0.1.1/24 dev plr-eth1; ip addr add 10.0.2.1/24 dev plr-eth2;"
               "ip link set plr-eth1 up; ip link set plr-eth2 up; sysctl -qw net.ipv4.ip_forward=1")
         for h in (h1, h2, r):
@@ -93,7 +90,7 @@ def iperf(client, server, server_ip: str, seconds: int) -> float:
     """Gbit/s of one TCP stream, client -> server."""
     srv = server.popen(["iperf3", "-s", "-1", "-B", server_ip])
     try:
-        wait_for(lambda: server.cmd("ss -Hltn 'sport = :5201'").strip(), 10, "iperf3 server")
+        wait_listening(server, 5201, proc=srv, what="iperf3 server")
         out = client.cmd(f"iperf3 -J -c {server_ip} -t {seconds}")
         doc = json.loads(out[out.index("{"):])
         return doc["end"]["sum_received"]["bits_per_second"] / 1e9
@@ -105,7 +102,7 @@ def iperf(client, server, server_ip: str, seconds: int) -> float:
 def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -> float:
     srv = server.popen([sys.executable, str(HERE / "tcpconn.py"), "server", "7000"])
     try:
-        wait_for(lambda: server.cmd("ss -Hltn 'sport = :7000'").strip(), 10, "conn server")
+        wait_listening(server, 7000, proc=srv, what="connection server")
         out = client.cmd(f"{sys.executable} {HERE / 'tcpconn.py'} client {server_ip} 7000 "
                          f"{seconds} {workers}")
         doc = json.loads(out[out.index("{"):])
@@ -155,10 +152,7 @@ def bench_startup(hosts: int) -> dict:
         for i in range(hosts):
             net.addLink(net.addHost(f"p{i}"), s, intfName2=f"ps0-eth{i + 1}")
         net.build()
-        for node in net.hosts + net.switches:
-            m.processes[f"node:{node.name}"] = {"pid": node.pid,
-                                                "start": runtime.proc_start_time(node.pid)}
-        m.save()
+        m.add_nodes(net.hosts + net.switches)
         net.start()
         t4 = time.monotonic()
     finally:

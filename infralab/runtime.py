@@ -138,6 +138,13 @@ class Manifest:
         self.processes[label] = {"pid": pid, "start": proc_start_time(pid), "group": group}
         self.save()
 
+    def add_nodes(self, nodes) -> None:
+        """Record the shell processes of Mininet nodes (hosts and switches)."""
+        for node in nodes:
+            self.processes[f"node:{node.name}"] = {"pid": node.pid,
+                                                   "start": proc_start_time(node.pid)}
+        self.save()
+
     def owner_alive(self) -> bool:
         return bool(self.owner) and alive(self.owner["pid"], self.owner.get("start"))
 

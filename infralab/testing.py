@@ -8,7 +8,7 @@ import shlex
 import sys
 from collections.abc import Iterable
 
-from topologies.build import Emulation, wait_for
+from topologies.build import Emulation, wait_listening
 
 
 def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
@@ -65,7 +65,7 @@ def http_fetch_check(emu: Emulation, server: str, client: str, size: int = 2_000
     proc = srv.popen([sys.executable, "-m", "http.server", "8080", "--bind", emu.ip(server),
                       "--directory", d])
     try:
-        wait_for(lambda: srv.cmd("ss -Hltn 'sport = :8080'").strip(), 10, "http server")
+        wait_listening(srv, 8080, proc=proc, what="http server")
         url = f"http://{emu.ip(server)}:8080/blob"
         code = ("import hashlib,urllib.request;"
                 f"print(hashlib.sha256(urllib.request.urlopen({url!r},timeout=10).read())"

@@ -215,10 +215,7 @@ class Emulation:
                 net.addLink(link.a, link.b, cls=Link, **kw)
         net.addController(RemoteController("c0", ip="127.0.0.1", port=self.port))
         net.build()
-        for node in net.hosts + net.switches:
-            self.manifest.processes[f"node:{node.name}"] = {
-                "pid": node.pid, "start": _start_of(node.pid), "group": False}
-        self.manifest.save()
+        self.manifest.add_nodes(net.hosts + net.switches)
         for h in net.hosts:
             intf = h.defaultIntf()
             # userspace OVS does not fill in checksums the veth left for offload
@@ -270,9 +267,7 @@ class Emulation:
                 self.services[label] = p
                 self.manifest.add_process(f"service:{label}", p.pid, group=True)
                 if svc.ready_port:
-                    port = svc.ready_port
-                    wait_for(lambda n=node, pt=port, pr=p, lb=label: _listening(n, pt, pr, lb),
-                             30, f"{label} to listen on port {port}", 0.1)
+                    wait_listening(node, svc.ready_port, 30, p, f"service {label}")
                 self.log(f"service {label} started (pid {p.pid})")
 
     # ---- helpers for tests and the CLI ---------------------------------------------------
@@ -293,17 +288,17 @@ class Emulation:
         return str(iface.ip)
 
 
-def _listening(node, port: int, proc: subprocess.Popen, label: str) -> bool:
-    if proc.poll() is not None:
-        raise BuildError(f"service {label} exited with {proc.returncode} before it was ready")
-    out = node.cmd(f"ss -Hltnu 'sport = :{port}'")
-    return bool(out.strip())
+def wait_listening(node, port: int, timeout: float = 10, proc: subprocess.Popen | None = None,
+                   what: str = "a server") -> None:
+    """Poll until something on `node` listens on TCP/UDP `port`; fail early if `proc`,
+    the process meant to listen, has exited."""
+    def listening() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise BuildError(f"{what} exited with {proc.returncode} before it was ready")
+        return bool(node.cmd(f"ss -Hltnu 'sport = :{port}'").strip())
 
+    wait_for(listening, timeout, f"{what} to listen on port {port}", 0.1)
 
-def _start_of(pid: int) -> int | None:
-    from infralab.runtime import proc_start_time
-
-    return proc_start_time(pid)
 
 
 def _raise_interrupt(*_args) -> None:

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from topologies import Service, Topology
-from topologies.build import BuildError, Emulation
+from topologies.build import BuildError, Emulation, wait_listening
 
 
 def small(service: Service, bw: float | None = 20, n: int = 1) -> Topology:
@@ -41,8 +41,7 @@ def test_tb_topo_link_bandwidth_is_shaped(net):
     srv = net.host("srv")
     p = srv.popen(["iperf3", "-s", "-1", "-B", "10.0.1.10"])
     try:
-        from topologies.build import wait_for
-        wait_for(lambda: srv.cmd("ss -Hltn 'sport = :5201'").strip(), 10, "iperf3")
+        wait_listening(srv, 5201, proc=p, what="iperf3")
         out = net.host("cli").cmd("iperf3 -J -c 10.0.1.10 -t 3")
         mbps = json.loads(out[out.index("{"):])["end"]["sum_received"]["bits_per_second"] / 1e6
     finally:
