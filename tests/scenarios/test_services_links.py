@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from topologies import Service, Topology
+from topologies import Service, Topology, TopologyError
 from topologies.build import BuildError, Emulation, wait_listening
 
 
@@ -63,5 +63,14 @@ def test_tb_topo_service_process_is_ended_at_teardown():
 def test_tb_topo_failing_service_aborts_the_build_and_leaves_nothing():
     emu = Emulation(small(Service("broken", "exit 3", ready_port=9), n=3))
     with pytest.raises(BuildError, match="srv3.broken exited with 3"):
+        emu.start()
+    assert emu.manifest.leftovers() == [] and not emu.manifest.dir.exists()
+
+
+def test_tb_topo_reserved_link_delay_is_refused_not_faked():
+    t = small(Service("idle", "sleep 300"), bw=None, n=4)
+    t.hosts["srv4"].link.delay = "10ms"
+    emu = Emulation(t)
+    with pytest.raises(TopologyError, match="delay/loss are reserved"):
         emu.start()
     assert emu.manifest.leftovers() == [] and not emu.manifest.dir.exists()
