@@ -21,13 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 T_CLASSIFY, T_RELAY, T_PRE_NAT, T_ROUTE, T_POST_NAT, T_EGRESS, T_L2 = range(7)
-TABLE_NAMES = ["CLASSIFY", "RELAY", "PRE_NAT", "ROUTE", "POST_NAT", "EGRESS", "L2"]
 
 # Reserved port numbers (OpenFlow 1.3)
 IN_PORT = 0xFFFFFFF8
 TABLE = 0xFFFFFFF9
 CONTROLLER = 0xFFFFFFFD
-ANY = 0xFFFFFFFF
 
 COOKIE = 0x1AB0000000000000  # marks flows installed by infralab
 META_MASK = 0xFFFFFFFF
