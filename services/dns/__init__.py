@@ -1,0 +1,1 @@
+"""DNS: zone files now; authoritative server, resolver and transfers with issue 4."""
