@@ -2,7 +2,8 @@
 
 Thin on purpose: no decisions are made here (see router.py). Started in-process by
 `controllers.main` (os-ken 4 has no osken-manager); reads the wiring plan named by
-$INFRALAB_PLAN and keeps a JSON status file at $INFRALAB_STATUS for `infralab` to poll.
+$INFRALAB_PLAN and, when $INFRALAB_STATUS names one, keeps a JSON status file there for
+`infralab` to poll.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class InfralabController(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         plan = Plan.from_json(Path(os.environ["INFRALAB_PLAN"]).read_text())
-        self.status_path = Path(os.environ.get("INFRALAB_STATUS", "controller-status.json"))
+        status = os.environ.get("INFRALAB_STATUS")
+        self.status_path = Path(status) if status else None  # None: keep no status file
         self.routers = {r.dpid: Router(r) for r in plan.routers}
         self.datapaths: dict[int, object] = {}
         self.ready: set[int] = set()
@@ -121,7 +123,7 @@ class InfralabController(app_manager.OSKenApp):
             for dpid, dp in list(self.datapaths.items()):
                 r = self.routers[dpid]
                 self._guard("tick", lambda d=dp, r=r, t=now: self._send(d, r.tick(t)))
-            if self._dirty:
+            if self._dirty and self.status_path is not None:
                 self._write_status()
             hub.sleep(TICK_S)
 

@@ -36,10 +36,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from topologies.build import Emulation
+    from topologies.build import Emulation, raise_interrupt
 
     topo = _topology(args.file)
-    signal.signal(signal.SIGHUP, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
     with Emulation(topo, log=_log, verbose=args.verbose) as emu:
         _log(f"{topo.name} is up in {time.monotonic() - t0:.1f}s "

@@ -182,34 +182,30 @@ class Manifest:
         return removed
 
 
-def stale_manifests() -> list[Manifest]:
-    """Manifests whose owning process is gone (a crash, a kill -9)."""
-    out = []
+def manifest_paths() -> set[Path]:
+    """Manifest files of every run, finished or not, under the run root."""
     root = run_root()
-    if not root.is_dir():
-        return out
-    for p in sorted(root.glob("*/manifest.json")):
+    return set(root.glob("*/manifest.json")) if root.is_dir() else set()
+
+
+def _manifests() -> list[Manifest]:
+    out = []
+    for p in sorted(manifest_paths()):
         try:
-            m = Manifest.read(p)
+            out.append(Manifest.read(p))
         except (OSError, ValueError):
             continue
-        if not m.owner_alive():
-            out.append(m)
     return out
+
+
+def stale_manifests() -> list[Manifest]:
+    """Manifests whose owning process is gone (a crash, a kill -9)."""
+    return [m for m in _manifests() if not m.owner_alive()]
 
 
 def live_manifests() -> list[Manifest]:
-    root = run_root()
-    out = []
-    if root.is_dir():
-        for p in sorted(root.glob("*/manifest.json")):
-            try:
-                m = Manifest.read(p)
-            except (OSError, ValueError):
-                continue
-            if m.owner_alive():
-                out.append(m)
-    return out
+    """Manifests of runs still going."""
+    return [m for m in _manifests() if m.owner_alive()]
 
 
 def clean(log=print) -> list[str]:

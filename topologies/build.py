@@ -79,9 +79,7 @@ class Emulation:
         if os.geteuid() != 0:
             raise BuildError("building a topology needs root (Mininet and OVS); "
                              "run as root or with sudo")
-        for stale in runtime.stale_manifests():
-            self.log(f"cleaning leftovers of an earlier run ({stale.dir.name})")
-            stale.remove_all(self.log)
+        runtime.clean(self.log)  # a crashed earlier run may hold our names
         self._check_names_free()
         self.manifest = runtime.Manifest.create(self.topo.name)
         self.manifest.bridges = [r.name for r in self.plan.routers]
@@ -89,7 +87,7 @@ class Emulation:
             {p.intf for r in self.plan.routers for i in r.interfaces for p in i.ports})
         self.manifest.save()
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
-        old = signal.signal(signal.SIGTERM, _raise_interrupt)
+        old = signal.signal(signal.SIGTERM, raise_interrupt)
         try:
             self._start_controller()
             self._build_network()
@@ -163,8 +161,8 @@ class Emulation:
 
         def listening() -> bool:
             if self.controller.poll() is not None:
-                tail = (self.rundir / "controller.log").read_text()[-2000:]
-                raise BuildError(f"controller exited with {self.controller.returncode}:\n{tail}")
+                raise BuildError(f"controller exited with {self.controller.returncode}\n"
+                                 + self.controller_log_tail())
             with socket.socket() as s:
                 s.settimeout(0.2)
                 return s.connect_ex(("127.0.0.1", self.port)) == 0
@@ -231,7 +229,8 @@ class Emulation:
 
         def ready() -> bool:
             if self.controller.poll() is not None:
-                raise BuildError("controller died; see " + str(self.rundir / "controller.log"))
+                raise BuildError(f"controller exited with {self.controller.returncode}\n"
+                                 + self.controller_log_tail())
             st = self.controller_status().get("routers", {})
             return all(st.get(n, {}).get("ready") and not st[n].get("unresolved_next_hops")
                        for n in names)
@@ -299,7 +298,6 @@ def wait_listening(node, port: int, timeout: float = 10, proc: subprocess.Popen 
 
     wait_for(listening, timeout, f"{what} to listen on port {port}", 0.1)
 
-
-
-def _raise_interrupt(*_args) -> None:
+def raise_interrupt(*_args) -> None:
+    """Signal handler: turn SIGTERM/SIGHUP into the Ctrl-C path, so teardown runs."""
     raise KeyboardInterrupt

@@ -30,8 +30,7 @@ def script(tmp_path: Path, text: str) -> str:
 
 
 def run_dirs() -> set[Path]:
-    root = runtime.run_root()
-    return set(root.glob("*/manifest.json")) if root.is_dir() else set()
+    return runtime.manifest_paths()
 
 
 def new_manifest(before: set[Path]) -> runtime.Manifest:
