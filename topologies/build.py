@@ -260,7 +260,8 @@ class Emulation:
                 # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
                 # away from a group leader, and the PID we record would exit at once); the
                 # new session makes the PID lead the service's process group.
-                p = node.popen(cmd, shell=True, stdout=logf, stderr=subprocess.STDOUT,
+                # An explicit /bin/sh: Mininet's shell=True reads $SHELL, unset under CI.
+                p = node.popen(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True,
                                mncmd=["mnexec", "-a", str(node.pid)])
                 self.services[label] = p
