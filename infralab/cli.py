@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import topologies
+from services.dns import cli as dns_cli
+from services.dns.zone import ZoneError
 from topologies.model import TopologyError
 
 
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_demo)
     sub.add_parser("controller", help="run the os-ken controller alone "
                    "(infralab controller --help)")
+    dns_cli.register(sub)
     return ap
 
 
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except TopologyError as e:
+    except (TopologyError, ZoneError) as e:
         print(f"infralab: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,153 @@
+"""Query bytes in, response bytes out, for the authoritative server; no sockets.
+
+Decides the message-level rules around `ZoneSet.lookup`: FORMERR/NOTIMP/REFUSED, EDNS0
+(OPT echoed with our buffer size, BADVERS for unknown versions), the UDP size limit with
+TC=1 so clients retry over TCP, and DNS round robin (each multi-record RRset rotated per
+answer). UDP answers are cached as wire bytes keyed by the query minus its ID, one variant
+per rotation, which is what makes the hot path fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Callable
+
+from dnslib import CLASS, EDNS0, OPCODE, QTYPE, RCODE, RR, DNSHeader, DNSQuestion, DNSRecord
+
+from services.dns.authority import Answer, ZoneSet
+
+OUR_UDP_SIZE = 1232  # DNS flag day 2020 default
+CACHE_MAX = 100_000
+BADVERS = 16
+CLASS_ANY = 255
+MAX_VARIANTS = 12
+
+
+def rcode_name(code: int) -> str:
+    return "BADVERS" if code == BADVERS else str(RCODE.get(code, code))
+
+
+def header_only(data: bytes, rcode: int) -> bytes | None:
+    """A bare error reply (question copied when it parses) for messages dnslib refused."""
+    if len(data) < 12 or data[2] & 0x80:
+        return None
+    opcode_rd = data[2] & 0x79  # opcode and RD kept, QR set below
+    return data[:2] + bytes([0x80 | opcode_rd, rcode & 0x0F]) + bytes(8)
+
+
+def rotated(rrs: list[RR], r: int) -> list[RR]:
+    """Rotate each run of same-owner, same-type records by `r` (round robin)."""
+    out: list[RR] = []
+    i = 0
+    while i < len(rrs):
+        j = i
+        while j < len(rrs) and rrs[j].rtype == rrs[i].rtype and rrs[j].rname == rrs[i].rname:
+            j += 1
+        group = rrs[i:j]
+        k = r % len(group)
+        out.extend(group[k:] + group[:k])
+        i = j
+    return out
+
+
+def variant_count(rrs: list[RR]) -> int:
+    sizes = Counter((str(r.rname).lower(), r.rtype) for r in rrs).values()
+    n = math.lcm(*sizes) if sizes else 1
+    return n if n <= MAX_VARIANTS else max(sizes)
+
+
+class Responder:
+    """Turns queries into responses for one ZoneSet; counts everything it does."""
+
+    def __init__(self, zones: ZoneSet, rotate: bool = True) -> None:
+        self.zones = zones
+        self.rotate = rotate
+        self.stats: Counter[str] = Counter()
+        self.cache: dict[bytes, Callable[[], bytes]] = {}
+        self.notify_handler: Callable[[DNSRecord, str], int] | None = None
+
+    def clear_cache(self) -> None:
+        self.cache = {}
+
+    def respond(self, data: bytes, source: str = "", tcp: bool = False) -> bytes | None:
+        """The response to one query, or None when it must be dropped (counted)."""
+        data = bytes(data)
+        if not tcp:
+            hit = self.cache.get(data[2:])
+            if hit is not None:
+                self.stats["cache_hits"] += 1
+                return data[:2] + hit()
+        self.stats["queries"] += 1
+        try:
+            q = DNSRecord.parse(data)
+        except Exception:
+            self.stats["malformed"] += 1
+            out = header_only(data, RCODE.FORMERR)
+            if out is None:
+                self.stats["dropped"] += 1
+            return out
+        if q.header.qr:
+            self.stats["dropped"] += 1
+            return None
+        opts = [rr for rr in q.ar if rr.rtype == QTYPE.OPT]
+        limit = 65535 if tcp else (max(512, opts[0].rclass) if opts else 512)
+        if len(q.questions) != 1 or len(opts) > 1:
+            return self._finish(q, self._error(q, RCODE.FORMERR), limit, opts)
+        if opts and (opts[0].ttl >> 16) & 0xFF != 0:
+            return self._finish(q, self._error(q, RCODE.NOERROR, ext=BADVERS), limit, opts)
+        opcode = q.header.opcode
+        if opcode == OPCODE.NOTIFY and self.notify_handler is not None:
+            rcode = self.notify_handler(q, source)
+            self.stats["notify_in"] += 1
+            r = self._error(q, rcode)
+            r.header.aa = 1
+            return self._finish(q, r, limit, opts)
+        if opcode != OPCODE.QUERY:
+            return self._finish(q, self._error(q, RCODE.NOTIMP), limit, opts)
+        question = q.q
+        if question.qclass not in (CLASS.IN, CLASS_ANY):
+            return self._finish(q, self._error(q, RCODE.REFUSED), limit, opts)
+        if question.qtype in (QTYPE.AXFR, QTYPE.IXFR):
+            return self._finish(q, self._error(q, RCODE.REFUSED), limit, opts)
+        ans = self.zones.lookup(question.qname, question.qtype)
+        if tcp or not self.rotate:
+            return self._finish(q, self._reply(q, ans, 0), limit, opts)
+        n = variant_count(ans.answer) if self.rotate else 1
+        variants = [self._finish(q, self._reply(q, ans, r), limit, opts) for r in range(n)]
+        if len(self.cache) >= CACHE_MAX:
+            self.cache = {}
+        self.cache[data[2:]] = itertools.cycle([v[2:] for v in variants]).__next__
+        self.cache[data[2:]]()  # the first variant is returned now
+        return variants[0]
+
+    def _error(self, q: DNSRecord, rcode: int, ext: int = 0) -> DNSRecord:
+        r = DNSRecord(DNSHeader(id=q.header.id, qr=1, opcode=q.header.opcode, rd=q.header.rd,
+                                rcode=rcode))
+        r.questions = list(q.questions[:1])
+        r.ext_rcode = ext
+        return r
+
+    def _reply(self, q: DNSRecord, ans: Answer, r: int) -> DNSRecord:
+        h = DNSHeader(id=q.header.id, qr=1, aa=int(ans.aa), rd=q.header.rd, rcode=ans.rcode)
+        reply = DNSRecord(h, q=DNSQuestion(q.q.qname, q.q.qtype, q.q.qclass))
+        reply.rr = rotated(ans.answer, r) if r else list(ans.answer)
+        reply.auth = list(ans.authority)
+        reply.ar = list(ans.additional)
+        return reply
+
+    def _finish(self, q: DNSRecord, reply: DNSRecord, limit: int, opts: list[RR]) -> bytes:
+        """Add OPT when the client sent one, pack, and truncate to the transport's limit."""
+        ext = getattr(reply, "ext_rcode", 0)
+        if opts:
+            reply.ar.append(EDNS0(udp_len=OUR_UDP_SIZE, ext_rcode=ext >> 4))
+        self.stats[f"rcode_{rcode_name(reply.header.rcode | (ext & ~0xF))}"] += 1
+        wire = reply.pack()
+        if len(wire) > limit:
+            self.stats["truncated"] += 1
+            reply.rr, reply.auth = [], []
+            reply.ar = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]
+            reply.header.tc = 1
+            wire = reply.pack()
+        return wire
