@@ -214,11 +214,20 @@ class Emulation:
         net.addController(RemoteController("c0", ip="127.0.0.1", port=self.port))
         net.build()
         self.manifest.add_nodes(net.hosts + net.switches)
+        venv_bin = os.path.dirname(sys.executable)
         for h in net.hosts:
             intf = h.defaultIntf()
-            # userspace OVS does not fill in checksums the veth left for offload
+            hdir = self.host_dir(h.name)
+            # userspace OVS does not fill in checksums the veth left for offload; the host's
+            # shell finds `infralab` and its own files (resolv.conf, hosts) in the run dir
             h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1; sysctl -qw "
-                  "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+                  "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; "
+                  f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
+                  f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH")
+            # each host has its own mount namespace (mnexec -n): its /etc/hosts and
+            # /etc/resolv.conf are its own files, so glibc, dig and ping use its LDNS
+            for f in ("hosts", "resolv.conf"):
+                h.cmd(f"mount --bind {shlex.quote(str(hdir / f))} /etc/{f}")
         for intf in self.manifest.interfaces:
             subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
         net.start()
@@ -246,14 +255,29 @@ class Emulation:
             raise BuildError(f"{e}: {detail}\n{self.controller_log_tail()}") from None
         self.log("routing ready")
 
+    def host_dir(self, name: str) -> Path:
+        """The host's own files: resolv.conf, hosts, its DNS cache (created on first use)."""
+        d = self.rundir / "hosts" / name
+        if not d.exists():
+            d.mkdir(parents=True)
+            h = self.topo.hosts[name]
+            iface = self.topo.host_interface(name)
+            (d / "hosts").write_text("127.0.0.1 localhost\n"
+                                     + (f"{iface.ip} {name}\n" if iface else ""))
+            (d / "resolv.conf").write_text(f"nameserver {h.dns}\n" if h.dns else "")
+        return d
+
     def _start_services(self) -> None:
+        waits = []
         for h in self.topo.hosts.values():
             for svc in h.services:
                 label = f"{h.name}.{svc.name}"
                 d = self.rundir / "services" / label
                 d.mkdir(parents=True, exist_ok=True)
                 iface = self.topo.host_interface(h.name)
-                cmd = svc.run.format(python=shlex.quote(sys.executable), run=shlex.quote(str(d)),
+                py = shlex.quote(sys.executable)
+                cmd = svc.run.format(python=py, infralab=f"{py} -m infralab",
+                                     run=shlex.quote(str(d)), dir=shlex.quote(self.topo.base_dir),
                                      host=h.name, ip=str(iface.ip) if iface else "")
                 node = self.net[h.name]
                 logf = open(d / "log", "wb")
@@ -261,14 +285,18 @@ class Emulation:
                 # away from a group leader, and the PID we record would exit at once); the
                 # new session makes the PID lead the service's process group.
                 # An explicit /bin/sh: Mininet's shell=True reads $SHELL, unset under CI.
+                env = dict(os.environ, INFRALAB_HOST_DIR=str(self.host_dir(h.name)),
+                           INFRALAB_HOST=h.name, PYTHONUNBUFFERED="1")
                 p = node.popen(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True,
+                               stdin=subprocess.DEVNULL, start_new_session=True, env=env,
                                mncmd=["mnexec", "-a", str(node.pid)])
                 self.services[label] = p
                 self.manifest.add_process(f"service:{label}", p.pid, group=True)
-                if svc.ready_port:
-                    wait_listening(node, svc.ready_port, 30, p, f"service {label}")
-                self.log(f"service {label} started (pid {p.pid})")
+                waits.append((node, svc, p, label))
+        for node, svc, p, label in waits:  # all start at once; then each must come up
+            if svc.ready_port:
+                wait_listening(node, svc.ready_port, 30, p, f"service {label}")
+            self.log(f"service {label} started (pid {p.pid})")
 
     # ---- helpers for tests and the CLI ---------------------------------------------------
     def controller_log_tail(self, chars: int = 3000) -> str:

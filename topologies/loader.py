@@ -39,7 +39,7 @@ from .model import (
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts"}
 ROUTER_KEYS = {"interfaces", "routes"}
-HOST_KEYS = {"subnet", "address", "dhcp", "link", "services"}
+HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns"}
 LINK_KEYS = {"bw", "delay", "loss"}
 SERVICE_KEYS = {"name", "run", "ready_port"}
 
@@ -51,7 +51,9 @@ def load(path: str | Path) -> Topology:
         text = path.read_text()
     except OSError as e:
         raise TopologyError("", f"cannot read: {e.strerror}", source=str(path)) from None
-    return loads(text, source=str(path))
+    topo = loads(text, source=str(path))
+    topo.base_dir = str(path.resolve().parent)
+    return topo
 
 
 def loads(text: str, source: str = "<string>") -> Topology:
@@ -190,4 +192,5 @@ def _host(name: str, hdata: Any) -> Host:
         if rp is not None and (not isinstance(rp, int) or not 1 <= rp <= 65535):
             raise TopologyError(f"{sw}.ready_port", f"not a port: {rp!r}")
         services.append(Service(str(sd["name"]), str(sd["run"]), rp))
-    return Host(name, str(hd["subnet"]), address, link, services)
+    dns = _address(hd["dns"], f"{where}.dns") if "dns" in hd else None
+    return Host(name, str(hd["subnet"]), address, link, services, dns)

@@ -92,6 +92,7 @@ class Host:
     address: IPv4Address | None = None  # None: the host gets its address by DHCP
     link: LinkParams = field(default_factory=LinkParams)
     services: list[Service] = field(default_factory=list)
+    dns: IPv4Address | None = None  # the host's resolver (its resolv.conf in the emulation)
 
     @property
     def dhcp(self) -> bool:
@@ -121,6 +122,7 @@ class Topology:
     hosts: dict[str, Host] = field(default_factory=dict)
     controller_port: int | None = None  # None: pick a free port at start
     description: str = ""
+    base_dir: str = "."  # where relative files named by services live ({dir})
 
     # ---- Python API -------------------------------------------------------------------
     def router(self, name: str) -> Router:
@@ -137,10 +139,12 @@ class Topology:
         self.router(router).routes.append(Route(_network(prefix, where), _address(via, where)))
 
     def host(self, name: str, subnet: str, address: str | None = None, *,
-             bw: float | None = None, services: list[Service] | None = None) -> Host:
-        """Add host `name` on `subnet`; address None means DHCP."""
+             bw: float | None = None, services: list[Service] | None = None,
+             dns: str | None = None) -> Host:
+        """Add host `name` on `subnet`; address None means DHCP; `dns`: its resolver."""
         h = Host(name, subnet, _address(address, f"hosts.{name}.address") if address else None,
-                 LinkParams(bw=bw), list(services or []))
+                 LinkParams(bw=bw), list(services or []),
+                 _address(dns, f"hosts.{name}.dns") if dns else None)
         self.hosts[name] = h
         return h
 

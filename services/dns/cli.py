@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from services.dns.server import AuthServer, control_request, parse_endpoint, run_until_signal
@@ -52,6 +54,64 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     return 1 if isinstance(answer, str) and answer.startswith(("error", "unknown")) else 0
 
 
+def cmd_resolve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.dns.ldns import Ldns, Upstream, serve
+    from services.dns.resolver import Resolver, read_root_hints
+
+    stats: Counter = Counter()
+    upstream = Upstream(stats=stats, predictable=args.predictable_ids)
+    resolver = Resolver(read_root_hints(args.root_hints), upstream,
+                        check_bailiwick=not args.no_bailiwick)
+    ldns = Ldns(resolver, args.query_log, stats)
+    asyncio.run(serve(ldns, args.listen or [("0.0.0.0", 53)], args.control))
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from services.dns import stub
+
+    hosts, cache, resolv = stub.default_paths()
+    r = stub.lookup(args.name, args.hosts or hosts, args.cache or cache, args.resolv or resolv,
+                    args.server)
+    print(f"{r.name}: {' '.join(r.addresses) or '-'}")
+    print(f"  answered by: {r.source}" + (f" ({r.detail})" if r.detail else ""))
+    return 0 if r.addresses else 1
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import asyncio
+    import socket
+
+    from dnslib import QTYPE, RCODE
+
+    from services.dns.ldns import Upstream
+    from services.dns.resolver import Resolver, read_root_hints
+    from services.dns.trace import ladder
+
+    hints = [("root.", args.root)] if args.root else read_root_hints(args.root_hints)
+    resolver = Resolver(hints, Upstream())
+    res = asyncio.run(resolver.resolve(args.name, getattr(QTYPE, args.type.upper())))
+    me = os.environ.get("INFRALAB_HOST") or socket.gethostname()
+    print(ladder(me, res.steps, f"resolving {args.name} {args.type.upper()} from the root "
+                                f"({', '.join(a for _, a in hints)})"))
+    print(f"result: {RCODE.get(res.rcode)}")
+    for rr in res.answer:
+        print(f"  {rr.rname} {rr.ttl} {QTYPE[rr.rtype]} {rr.rdata}")
+    return 0 if res.rcode == RCODE.NOERROR and res.answer else 1
+
+
+def cmd_querylog(args: argparse.Namespace) -> int:
+    from services.dns.trace import querylog_entry
+
+    lines = args.file.read_text().splitlines()[-args.last:]
+    for line in lines:
+        print(querylog_entry(json.loads(line)))
+        print()
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     dns = sub.add_parser("dns", help="DNS servers and tools (infralab dns --help)")
     dsub = dns.add_subparsers(dest="dns_cmd", required=True)
@@ -70,6 +130,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--control", type=Path, help="control socket (infralab dns ctl)")
     p.add_argument("--no-rotate", action="store_true", help="keep RRset order (no round robin)")
     p.set_defaults(fn=cmd_serve)
+    p = dsub.add_parser("resolve", help="recursive resolver (LDNS) from root hints")
+    p.add_argument("--root-hints", required=True, help="named.root-style file: NS + A")
+    p.add_argument("--listen", action="append", type=_endpoint, metavar="ADDR[:PORT]")
+    p.add_argument("--query-log", type=Path, help="JSON lines, one per client query")
+    p.add_argument("--control", type=Path, help="control socket: stats | cache | flush [NAME]")
+    p.add_argument("--no-bailiwick", action="store_true",
+                   help="UNSAFE: believe out-of-bailiwick records (poisoning demo)")
+    p.add_argument("--predictable-ids", action="store_true",
+                   help="UNSAFE: sequential query IDs (poisoning demo)")
+    p.set_defaults(fn=cmd_resolve)
+    p = dsub.add_parser("lookup", help="host lookup: hosts file, local cache, then the LDNS")
+    p.add_argument("name")
+    p.add_argument("--hosts", type=Path)
+    p.add_argument("--cache", type=Path)
+    p.add_argument("--resolv", type=Path)
+    p.add_argument("--server", help="LDNS address (default: from resolv.conf)")
+    p.set_defaults(fn=cmd_lookup)
+    p = dsub.add_parser("trace", help="resolve iteratively from the root, print the ladder")
+    p.add_argument("name")
+    p.add_argument("type", nargs="?", default="A")
+    p.add_argument("--root-hints", default=str(Path(__file__).resolve().parents[2] /
+                                               "topologies" / "zones" / "root.hints"))
+    p.add_argument("--root", help="root server address (instead of --root-hints)")
+    p.set_defaults(fn=cmd_trace)
+    p = dsub.add_parser("querylog", help="print an LDNS query log as ladders")
+    p.add_argument("file", type=Path)
+    p.add_argument("--last", type=int, default=10)
+    p.set_defaults(fn=cmd_querylog)
     p = dsub.add_parser("ctl", help="talk to a running server: stats | reload | promote ZONE")
     p.add_argument("--control", type=Path, required=True)
     p.add_argument("words", nargs="+")

@@ -91,8 +91,8 @@ class Responder:
         if q.header.qr:
             self.stats["dropped"] += 1
             return None
-        opts = [rr for rr in q.ar if rr.rtype == QTYPE.OPT]
-        limit = 65535 if tcp else (max(512, opts[0].rclass) if opts else 512)
+        opts = edns_opts(q)
+        limit = size_limit(opts, tcp)
         if len(q.questions) != 1 or len(opts) > 1:
             return self._finish(q, self._error(q, RCODE.FORMERR), limit, opts)
         if opts and (opts[0].ttl >> 16) & 0xFF != 0:
@@ -122,13 +122,6 @@ class Responder:
         self.cache[data[2:]]()  # the first variant is returned now
         return variants[0]
 
-    def _error(self, q: DNSRecord, rcode: int, ext: int = 0) -> DNSRecord:
-        r = DNSRecord(DNSHeader(id=q.header.id, qr=1, opcode=q.header.opcode, rd=q.header.rd,
-                                rcode=rcode))
-        r.questions = list(q.questions[:1])
-        r.ext_rcode = ext
-        return r
-
     def _reply(self, q: DNSRecord, ans: Answer, r: int) -> DNSRecord:
         h = DNSHeader(id=q.header.id, qr=1, aa=int(ans.aa), rd=q.header.rd, rcode=ans.rcode)
         reply = DNSRecord(h, q=DNSQuestion(q.q.qname, q.q.qtype, q.q.qclass))
@@ -137,17 +130,42 @@ class Responder:
         reply.ar = list(ans.additional)
         return reply
 
+    def _error(self, q: DNSRecord, rcode: int, ext: int = 0) -> DNSRecord:
+        return error_reply(q, rcode, ext)
+
     def _finish(self, q: DNSRecord, reply: DNSRecord, limit: int, opts: list[RR]) -> bytes:
-        """Add OPT when the client sent one, pack, and truncate to the transport's limit."""
-        ext = getattr(reply, "ext_rcode", 0)
-        if opts:
-            reply.ar.append(EDNS0(udp_len=OUR_UDP_SIZE, ext_rcode=ext >> 4))
-        self.stats[f"rcode_{rcode_name(reply.header.rcode | (ext & ~0xF))}"] += 1
+        return finish(reply, limit, opts, self.stats)
+
+
+def error_reply(q: DNSRecord, rcode: int, ext: int = 0) -> DNSRecord:
+    """A reply carrying only the question and an rcode (`ext`: extended rcode, e.g. BADVERS)."""
+    r = DNSRecord(DNSHeader(id=q.header.id, qr=1, opcode=q.header.opcode, rd=q.header.rd,
+                            rcode=rcode))
+    r.questions = list(q.questions[:1])
+    r.ext_rcode = ext
+    return r
+
+
+def edns_opts(q: DNSRecord) -> list[RR]:
+    return [rr for rr in q.ar if rr.rtype == QTYPE.OPT]
+
+
+def size_limit(opts: list[RR], tcp: bool) -> int:
+    """RFC 6891: the client's advertised UDP size (at least 512), no limit but 64k on TCP."""
+    return 65535 if tcp else (max(512, opts[0].rclass) if opts else 512)
+
+
+def finish(reply: DNSRecord, limit: int, opts: list[RR], stats: Counter) -> bytes:
+    """Add OPT when the client sent one, pack, and truncate (TC=1) to the transport's limit."""
+    ext = getattr(reply, "ext_rcode", 0)
+    if opts:
+        reply.ar.append(EDNS0(udp_len=OUR_UDP_SIZE, ext_rcode=ext >> 4))
+    stats[f"rcode_{rcode_name(reply.header.rcode | (ext & ~0xF))}"] += 1
+    wire = reply.pack()
+    if len(wire) > limit:
+        stats["truncated"] += 1
+        reply.rr, reply.auth = [], []
+        reply.ar = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]
+        reply.header.tc = 1
         wire = reply.pack()
-        if len(wire) > limit:
-            self.stats["truncated"] += 1
-            reply.rr, reply.auth = [], []
-            reply.ar = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]
-            reply.header.tc = 1
-            wire = reply.pack()
-        return wire
+    return wire

@@ -302,6 +302,7 @@ class AuthServer:
         key = name_key(sec.origin)
         current = self.zones.zones.get(key)
         now = time.monotonic()
+        sec.on_attempt()
         errors = []
         for master in sec.masters:
             try:

@@ -188,6 +188,7 @@ class Secondary:
     last_error: str = ""
     serial: int | None = None
     retry_default: float = 5.0
+    notified: bool = False  # a NOTIFY arrived while a refresh was under way
 
     def due(self, now: float) -> bool:
         return self.state != "primary" and now >= self.refresh_at
@@ -195,6 +196,10 @@ class Secondary:
     def on_notify(self, now: float) -> None:
         if self.state != "primary":
             self.refresh_at = now
+            self.notified = True
+
+    def on_attempt(self) -> None:
+        self.notified = False
 
     def on_success(self, now: float, soa: RR) -> None:
         refresh, retry, expire = soa.rdata.times[1:4]
@@ -207,7 +212,7 @@ class Secondary:
     def on_failure(self, now: float, error: str, soa: RR | None) -> None:
         self.last_error = error
         retry = soa.rdata.times[2] if soa is not None else self.retry_default
-        self.refresh_at = now + retry
+        self.refresh_at = now if self.notified else now + retry
         self.check_expiry(now)
 
     def check_expiry(self, now: float) -> bool:
