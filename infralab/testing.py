@@ -7,6 +7,7 @@ import re
 import shlex
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from topologies.build import Emulation, wait_listening
 
@@ -78,3 +79,49 @@ def http_fetch_check(emu: Emulation, server: str, client: str, size: int = 2_000
         proc.terminate()
         proc.wait()
         srv.cmd(f"rm -rf {d}")
+
+
+@dataclass
+class Dig:
+    """What real `dig` printed, parsed: status, header flags and the three sections."""
+    rcode: str
+    flags: set[str]
+    answer: list[tuple[str, int, str, str]]
+    authority: list[tuple[str, int, str, str]]
+    additional: list[tuple[str, int, str, str]]
+    raw: str
+
+    def data(self, rtype: str | None = None) -> list[str]:
+        return [d for _, _, t, d in self.answer if rtype is None or t == rtype]
+
+
+def dig(emu: Emulation, host: str, name: str, qtype: str = "A", server: str | None = None,
+        *opts: str) -> Dig:
+    """Run dig on `host` (its own resolv.conf unless `server`) and parse the reply."""
+    at = f"@{server} " if server else ""
+    out = emu.host(host).cmd(f"dig {at}{name} {qtype} +noall +comments +answer +authority "
+                             f"+additional +tries=2 +time=2 {' '.join(opts)}")
+    m = re.search(r"status: (\w+)", out)
+    f = re.search(r"flags: ([\w ]*);", out)
+    sections: dict[str, list] = {"ANSWER": [], "AUTHORITY": [], "ADDITIONAL": []}
+    cur = None
+    for line in out.splitlines():
+        h = re.match(r";; (\w+) SECTION:", line)
+        if h:
+            cur = sections.get(h.group(1))
+            continue
+        if cur is not None and line and not line.startswith(";"):
+            parts = line.split(None, 4)
+            if len(parts) == 5:
+                cur.append((parts[0].lower(), int(parts[1]), parts[3], parts[4]))
+    return Dig(m.group(1) if m else "NO-ANSWER", set(f.group(1).split()) if f else set(),
+               sections["ANSWER"], sections["AUTHORITY"], sections["ADDITIONAL"], out)
+
+
+def assert_dns_record(emu: Emulation, host: str, name: str, qtype: str, expected: set[str],
+                      server: str | None = None) -> Dig:
+    """The answer `host` gets for `name` holds exactly `expected` records of `qtype`."""
+    d = dig(emu, host, name, qtype, server)
+    assert d.rcode == "NOERROR" and set(d.data(qtype)) == expected, \
+        f"{host}: {name} {qtype} via {server or 'its resolver'}: {d.rcode} {d.data()}\n{d.raw}"
+    return d

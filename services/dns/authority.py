@@ -94,12 +94,14 @@ class ZoneSet:
 
     def __init__(self, zones: list[Zone] | None = None) -> None:
         self.zones: dict[Name, ZoneData] = {}
+        self.pending: set[Name] = set()  # configured secondaries without a copy yet
         for z in zones or []:
             self.add(z)
 
     def add(self, zone: Zone) -> ZoneData:
         data = ZoneData(zone)
         self.zones[data.origin] = data
+        self.pending.discard(data.origin)
         return data
 
     def find(self, name: Name) -> ZoneData | None:
@@ -111,9 +113,12 @@ class ZoneSet:
 
     def lookup(self, qname: DNSLabel, qtype: int) -> Answer:
         """Everything the server answers for one question, or REFUSED outside its zones."""
-        zone = self.find(name_key(qname))
-        if zone is None:
-            return Answer(RCODE.REFUSED, aa=False)
+        key = name_key(qname)
+        zone = self.find(key)
+        if zone is None or (self.pending and any(
+                is_below(key, p) and len(p) > len(zone.origin) for p in self.pending)):
+            waiting = any(is_below(key, p) for p in self.pending)
+            return Answer(RCODE.SERVFAIL if waiting else RCODE.REFUSED, aa=False)
         if not zone.serving:
             return Answer(RCODE.SERVFAIL, aa=False)
         ans = Answer()

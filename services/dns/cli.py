@@ -45,7 +45,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         allow_transfer=args.allow_transfer, notify=args.notify,
                         state_dir=args.state_dir, control=args.control,
                         rotate=not args.no_rotate, log=_log)
-    return run_until_signal(server, on_hup=server.reload)
+    return run_until_signal(server, on_hup=server.reload, wait_loaded=args.wait_loaded)
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
@@ -128,6 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="ADDR[:PORT]", help="send NOTIFY here when a zone changes")
     p.add_argument("--state-dir", type=Path, help="where secondary copies are kept")
     p.add_argument("--control", type=Path, help="control socket (infralab dns ctl)")
+    p.add_argument("--wait-loaded", type=float, default=0.0, metavar="SECONDS",
+                   help="let secondary zones load (up to SECONDS) before listening")
     p.add_argument("--no-rotate", action="store_true", help="keep RRset order (no round robin)")
     p.set_defaults(fn=cmd_serve)
     p = dsub.add_parser("resolve", help="recursive resolver (LDNS) from root hints")

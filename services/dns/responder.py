@@ -66,6 +66,7 @@ class Responder:
         self.rotate = rotate
         self.stats: Counter[str] = Counter()
         self.cache: dict[bytes, Callable[[], bytes]] = {}
+        self.turns: dict[tuple[str, int], int] = {}
         self.notify_handler: Callable[[DNSRecord, str], int] | None = None
 
     def clear_cache(self) -> None:
@@ -114,8 +115,15 @@ class Responder:
         ans = self.zones.lookup(question.qname, question.qtype)
         if tcp or not self.rotate:
             return self._finish(q, self._reply(q, ans, 0), limit, opts)
-        n = variant_count(ans.answer) if self.rotate else 1
-        variants = [self._finish(q, self._reply(q, ans, r), limit, opts) for r in range(n)]
+        n = variant_count(ans.answer)
+        # per-name turn, so clients whose queries differ (EDNS cookies) still rotate
+        turn_key = (str(question.qname).lower(), question.qtype)
+        start = self.turns.get(turn_key, 0)
+        if len(self.turns) > CACHE_MAX:
+            self.turns = {}
+        self.turns[turn_key] = start + 1
+        variants = [self._finish(q, self._reply(q, ans, start + r), limit, opts)
+                    for r in range(n)]
         if len(self.cache) >= CACHE_MAX:
             self.cache = {}
         self.cache[data[2:]] = itertools.cycle([v[2:] for v in variants]).__next__
@@ -125,7 +133,7 @@ class Responder:
     def _reply(self, q: DNSRecord, ans: Answer, r: int) -> DNSRecord:
         h = DNSHeader(id=q.header.id, qr=1, aa=int(ans.aa), rd=q.header.rd, rcode=ans.rcode)
         reply = DNSRecord(h, q=DNSQuestion(q.q.qname, q.q.qtype, q.q.qclass))
-        reply.rr = rotated(ans.answer, r) if r else list(ans.answer)
+        reply.rr = rotated(ans.answer, r) if r and self.rotate else list(ans.answer)
         reply.auth = list(ans.authority)
         reply.ar = list(ans.additional)
         return reply

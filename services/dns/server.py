@@ -83,9 +83,10 @@ def tcp_exchange(server: tuple[str, int], q: DNSRecord, timeout: float,
 def udp_exchange(server: tuple[str, int], q: DNSRecord, timeout: float) -> DNSRecord:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(q.pack(), server)
+        s.connect(server)  # connected: a closed port fails at once (ICMP), not by timeout
+        s.send(q.pack())
         while True:
-            data, _ = s.recvfrom(65535)
+            data = s.recv(65535)
             r = DNSRecord.parse(data)
             if r.header.id == q.header.id:
                 return r
@@ -130,12 +131,21 @@ class AuthServer:
             self.journals[str(z.origin).lower()] = Journal()
         for origin, masters in secondaries:
             origin = origin.rstrip(".").lower() + "."
-            self.secondaries[origin] = Secondary(origin, masters)
+            self.secondaries[origin] = Secondary(origin, masters, retry_default=1.0)
+            self.zones.pending.add(name_key(origin))
             self._load_saved(origin)
         self.sockets: list[socket.socket] = []
 
     # ---- sockets ------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, wait_loaded: float = 0.0) -> None:
+        """Open the sockets; with `wait_loaded`, first give secondary zones that long to
+        load, so a server that is listening is a server that answers."""
+        if self.secondaries:
+            self._thread(self._secondary_loop)
+        deadline = time.monotonic() + wait_loaded
+        while time.monotonic() < deadline and any(
+                s.state == "loading" for s in self.secondaries.values()):
+            time.sleep(0.05)
         for host, port in self.listen:
             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -147,8 +157,6 @@ class AuthServer:
             self.sockets += [u, t]
             self._thread(self._udp_loop, u)
             self._thread(self._tcp_accept, t)
-        if self.secondaries:
-            self._thread(self._secondary_loop)
         if self.control:
             self._thread(self._control_loop)
         if self.notify_targets:
@@ -465,7 +473,7 @@ def control_request(path: str | Path, line: str, timeout: float = 5.0):
     return json.loads(buf or b"null")
 
 
-def run_until_signal(server, on_hup=None) -> int:
+def run_until_signal(server, on_hup=None, wait_loaded: float = 0.0) -> int:
     """Serve until SIGTERM/SIGINT; SIGHUP calls `on_hup` (reload)."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -475,7 +483,7 @@ def run_until_signal(server, on_hup=None) -> int:
             threading.Thread(target=on_hup, daemon=True).start()
 
         signal.signal(signal.SIGHUP, hup)
-    server.start()
+    server.start(wait_loaded)
     while not done.wait(0.5):
         pass
     server.stop()

@@ -1,0 +1,198 @@
+"""DNS-* on the live world topology: real dig/ping against our servers and resolvers."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+from infralab.testing import assert_dns_record, dig
+from services.dns.server import control_request
+from topologies.build import wait_for
+
+WEB = {"198.51.100.11", "198.51.100.12", "198.51.100.131"}
+
+
+def ctl(world, host, service, line):
+    return control_request(world.rundir / "services" / f"{host}.{service}" / "control", line)
+
+
+def test_dns_hier_dig_trace_walks_root_tld_and_domain(world):
+    out = world.host("c1").cmd("dig +trace +nodnssec www.example.com")
+    assert re.search(r"^com\.\s+\d+\s+IN\s+NS\s+a\.gtld\.com\.", out, re.M), out
+    assert "from 198.18.1.1#53(ns.root)" in out, out
+    assert re.search(r"^example\.com\.\s+\d+\s+IN\s+NS\s+ns[12]\.example\.com\.", out, re.M)
+    assert "from 198.18.1.11#53(a.gtld.com)" in out
+    assert re.search(r"^web\.example\.com\.\s+300\s+IN\s+A\s+198\.51\.100\.131", out, re.M)
+
+
+def test_dns_auth_answers_authoritatively_with_the_right_sections(world):
+    ns1 = "198.18.2.1"
+    d = dig(world, "c1", "mail.example.com", "A", ns1, "+norec")
+    assert d.rcode == "NOERROR" and "aa" in d.flags and d.data() == ["198.51.100.25"]
+    assert {x[3] for x in d.authority} == {"ns1.example.com.", "ns2.example.com."}
+    nx = dig(world, "c1", "nope.example.com", "A", ns1, "+norec")
+    assert nx.rcode == "NXDOMAIN" and nx.authority[0][2] == "SOA" and nx.authority[0][1] == 60
+    nodata = dig(world, "c1", "mail.example.com", "AAAA", ns1, "+norec")
+    assert nodata.rcode == "NOERROR" and not nodata.answer and nodata.authority[0][2] == "SOA"
+    mx = dig(world, "c1", "example.com", "MX", ns1, "+norec")
+    assert mx.data("MX") == ["10 mail.example.com."]
+    assert ("mail.example.com.", 300, "A", "198.51.100.25") in mx.additional
+    srv = dig(world, "c1", "_http._tcp.example.com", "SRV", ns1, "+norec", "+tcp")
+    assert srv.data("SRV") == ["10 50 80 web.example.com."]
+    wild = dig(world, "c1", "anything.apps.example.com", "A", ns1, "+norec")
+    assert wild.answer == [("anything.apps.example.com.", 300, "A", "198.51.100.11")]
+    case = dig(world, "c1", "MaIl.ExAmPlE.cOm", "A", ns1, "+norec")
+    assert "MaIl.ExAmPlE.cOm" in case.raw and case.data() == ["198.51.100.25"]
+    ref = dig(world, "c1", "www.example.com", "A", "198.18.1.11", "+norec")  # the com. server
+    assert "aa" not in ref.flags and not ref.answer
+    assert {x[3] for x in ref.authority} == {"ns1.example.com.", "ns2.example.com."}
+    assert {x[3] for x in ref.additional} == {"198.18.2.1", "198.18.2.2"}  # glue
+    assert dig(world, "c1", "example.org", "A", ns1, "+norec").rcode == "REFUSED"
+
+
+def test_dns_auth_round_robin_rotates_the_web_addresses(world):
+    firsts = set()
+    for _ in range(3):
+        d = assert_dns_record(world, "c1", "web.example.com", "A", WEB, "198.18.2.1")
+        firsts.add(d.data("A")[0])
+    assert firsts == WEB  # each address led one answer
+
+
+def test_dns_auth_answers_equal_nsd_for_the_same_zone_files(world, tmp_path):
+    """Interop: NSD serves the same files on ns1:5353; every answer must match as sets."""
+    zones = ["example.com.zone", "100.51.198.in-addr.arpa.zone"]
+    conf = tmp_path / "nsd.conf"
+    conf.write_text(
+        f'server:\n  ip-address: 198.18.2.1@5353\n  username: ""\n  chroot: ""\n'
+        f'  zonesdir: "{world.topo.base_dir}/zones"\n  database: ""\n'
+        f'  zonelistfile: "{tmp_path}/zone.list"\n  pidfile: "{tmp_path}/nsd.pid"\n'
+        f'  xfrdfile: "{tmp_path}/xfrd.state"\n  xfrdir: "{tmp_path}"\n  server-count: 1\n'
+        f'  rrl-ratelimit: 0\nremote-control:\n  control-enable: no\n'
+        + "".join(f"zone:\n  name: {z[:-5]}\n  zonefile: {z}\n" for z in zones))
+    nsd = world.host("ns1").popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "5353" in world.host("ns1").cmd("ss -Hlun 'sport = :5353'"), 10,
+                 "nsd to listen")
+        queries = [("www.example.com", "A"), ("web.example.com", "AAAA"), ("example.com", "MX"),
+                   ("example.com", "NS"), ("example.com", "SOA"), ("example.com", "TXT"),
+                   ("nope.example.com", "A"), ("mail.example.com", "TXT"),
+                   ("x.apps.example.com", "A"), ("apps.example.com", "A"),
+                   ("_http._tcp.example.com", "SRV"), ("ftp.example.com", "A"),
+                   ("example.com", "ANY"), ("131.100.51.198.in-addr.arpa", "PTR"),
+                   ("9.100.51.198.in-addr.arpa", "PTR"), ("example.net", "A")]
+        for name, qt in queries:
+            ours = dig(world, "c1", name, qt, "198.18.2.1", "+norec")
+            theirs = dig(world, "c1", name, qt, "198.18.2.1", "+norec", "-p 5353")
+            for part in ("rcode", "flags"):
+                assert getattr(ours, part) == getattr(theirs, part), (name, qt, part)
+            for part in ("answer", "authority", "additional"):
+                assert set(getattr(ours, part)) == set(getattr(theirs, part)), (name, qt, part)
+    finally:
+        nsd.terminate()
+        nsd.wait(10)
+
+
+def test_dns_recursive_ldns_resolves_for_clients_and_caches(world):
+    ctl(world, "ldns", "resolver", "flush")
+    d = assert_dns_record(world, "c2", "mail.example.com", "A", {"198.51.100.25"})
+    assert {"rd", "ra"} <= d.flags and "aa" not in d.flags  # recursive in, not authoritative
+    again = dig(world, "c3", "mail.example.com")
+    assert again.answer[0][1] <= d.answer[0][1]  # TTL counts down from the cache
+    log = (world.rundir / "services" / "ldns.resolver" / "queries.jsonl").read_text()
+    entries = [json.loads(x) for x in log.splitlines() if "mail.example.com" in x]
+    first, second = entries[-2], entries[-1]
+    assert first["client"] == "10.1.1.12" and first["rd"] == 1 and first["how"] == "resolved"
+    assert [s["server"] for s in first["steps"]][-1] in ("198.18.2.1", "198.18.2.2")
+    assert second["client"] == "10.1.2.13" and second["how"] == "cache"
+    neg = dig(world, "c1", "nothing-here.example.com")
+    assert neg.rcode == "NXDOMAIN" and neg.authority[0][2] == "SOA"
+
+
+def test_dns_recursive_regional_resolvers_work_from_the_root_too(world):
+    assert_dns_record(world, "xs", "www.example.co.kr", "A", WEB)
+    assert_dns_record(world, "xb", "web2a.example.com", "A", {"198.51.100.131"})
+
+
+def test_dns_ptr_reverse_names_for_every_address(world):
+    for addr, name in [("198.51.100.11", "web1a"), ("198.51.100.131", "web2a"),
+                       ("198.18.2.2", "ns2")]:
+        d = dig(world, "c1", "-x", addr)
+        assert d.data("PTR") == [f"{name}.example.com."], d.raw
+
+
+def test_dns_stub_hosts_file_then_local_cache_then_ldns(world):
+    c4 = world.host("c4")
+    first = c4.cmd("infralab dns lookup web1b.example.com")
+    assert "198.51.100.12" in first and "answered by: LDNS 10.1.0.53" in first, first
+    second = c4.cmd("infralab dns lookup web1b.example.com")
+    assert "answered by: local cache" in second, second
+    (world.host_dir("c4") / "hosts").write_text("127.0.0.1 localhost\n"
+                                                "198.51.100.131 intranet.example.com\n")
+    third = c4.cmd("infralab dns lookup intranet.example.com")
+    assert "198.51.100.131" in third and "answered by: hosts file" in third, third
+    # the same hosts file is the host's /etc/hosts: glibc (ping) uses it, c3 does not see it
+    assert "(198.51.100.131)" in c4.cmd("ping -c1 -W2 intranet.example.com")
+    assert "198.51.100.131" not in world.host("c3").cmd("getent hosts intranet.example.com")
+
+
+def test_dns_trace_prints_the_ladder_root_tld_domain(world):
+    out = world.host("c1").cmd("infralab dns trace www.example.co.kr")
+    lines = [x for x in out.splitlines() if "-->" in x]
+    assert [re.search(r"--> (\S+)", x).group(1) for x in lines][:2] == ["198.18.1.1",
+                                                                        "198.18.1.12"]
+    assert "REFERRAL: kr. NS ns.nic.kr." in out and "result: NOERROR" in out
+    assert re.search(r"ANSWER: .*web\.example\.com\. A 198\.51\.100\.1", out), out
+    log = world.host("c1").cmd(f"infralab dns querylog "
+                               f"{world.rundir}/services/ldns.resolver/queries.jsonl --last 3")
+    assert "--> LDNS" in log and "(RD=1)" in log
+
+
+def test_dns_xfr_ns2_serves_ns1s_zone_and_refuses_strangers(world):
+    wait_for(lambda: ctl(world, "ns2", "dns", "stats")["zones"]["example.com."].get("serving"),
+             15, "ns2 to load example.com by AXFR")
+    a = dig(world, "c1", "example.com", "SOA", "198.18.2.1", "+norec").data("SOA")
+    b = dig(world, "c1", "example.com", "SOA", "198.18.2.2", "+norec")
+    assert "aa" in b.flags and b.data("SOA") == a
+    stranger = world.host("c1").cmd("dig @198.18.2.1 example.com AXFR")
+    assert "Transfer failed" in stranger or "REFUSED" in stranger, stranger
+    slave = world.host("ns2").cmd("dig @198.18.2.1 example.com AXFR +onesoa")
+    assert re.search(r"XFR size: \d+ records", slave), slave
+
+
+def test_dns_xfr_notify_pushes_an_edit_to_ns2_by_ixfr(world):
+    zone = world.rundir / "services" / "ns1.dns" / "example.com.zone"
+    text = zone.read_text()
+    serial = int(re.search(r"(\d+) ; serial", text).group(1))
+    zone.write_text(text.replace(f"{serial} ; serial", f"{serial + 1} ; serial")
+                    + "printer IN A 198.51.100.77\n")
+    assert ctl(world, "ns1", "dns", "reload") == {"reloaded": ["example.com."]}
+    wait_for(lambda: dig(world, "c1", "printer.example.com", "A", "198.18.2.2",
+                         "+norec").data() == ["198.51.100.77"], 10, "ns2 to get the edit")
+    log = (world.rundir / "services" / "ns2.dns" / "log").read_text()
+    assert "NOTIFY for example.com." in log and f"IXFR of example.com. from 198.18.2.1: " \
+        f"serial {serial + 1}" in log, log
+
+
+def test_dns_ttl_short_ttl_moves_clients_fast_long_ttl_keeps_the_old_answer(world):
+    for name in ("old", "moved"):
+        assert_dns_record(world, "c1", f"{name}.example.com", "A", {"198.51.100.11"})
+    zone = world.rundir / "services" / "ns1.dns" / "example.com.zone"
+    text = zone.read_text()
+    serial = int(re.search(r"(\d+) ; serial", text).group(1))
+    text = text.replace(f"{serial} ; serial", f"{serial + 1} ; serial")
+    zone.write_text(text.replace("IN A 198.51.100.11\nmoved", "IN A 198.51.100.131\nmoved")
+                    .replace("moved   5   IN A 198.51.100.11", "moved   5   IN A 198.51.100.131"))
+    ctl(world, "ns1", "dns", "reload")
+    t0 = time.monotonic()
+    wait_for(lambda: dig(world, "c1", "moved.example.com").data() == ["198.51.100.131"], 15,
+             "the LDNS to hand out the short-TTL name's new address")
+    short_s = time.monotonic() - t0
+    old = dig(world, "c1", "old.example.com")
+    assert old.data() == ["198.51.100.11"]  # still the cached, pre-migration answer
+    assert dig(world, "c1", "old.example.com", "A", "198.18.2.1").data() == ["198.51.100.131"]
+    print(f"DNS-TTL: TTL 5 s name moved after {short_s:.1f} s; TTL 300 s name still old, "
+          f"for {old.answer[0][1]} s more")
+    assert short_s <= 5 + 2 and old.answer[0][1] > 200
