@@ -99,6 +99,14 @@ class Emulation:
         finally:
             signal.signal(signal.SIGTERM, old)
 
+    def stop_service(self, label: str) -> int | None:
+        """End one service (its whole process group) as a fault would; returns its status."""
+        from infralab import runtime
+
+        p = self.manifest.processes.get(f"service:{label}")
+        runtime.end_process(p["pid"], p.get("start"), group=True)
+        return self.services[label].wait(10)
+
     def stop(self) -> None:
         """Tear everything down; safe to call twice, and after a partial start."""
         if self._stopped:
