@@ -3,6 +3,7 @@
     routed TCP throughput (iperf3)   infralab router  vs  Linux router (ip_forward netns)
     TCP connections/s (64 workers)   infralab router  vs  Linux router
     topology start+stop              infralab         vs  plain Mininet, same hosts/switches
+    DNS authoritative / resolver     infralab         vs  NSD, dnslib / Unbound (bench/dns.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -167,10 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
     ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
+    ap.add_argument("--only", choices=["routing", "dns"], help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
            "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
+    from bench.dns import bench_dns, report
+
+    if args.only in (None, "dns"):
+        res.update(bench_dns(seconds))
+    if args.only == "dns":
+        OUT.mkdir(exist_ok=True)
+        (OUT / "results-dns.json").write_text(json.dumps(res, indent=1))
+        report(res)
+        return 0
     res.update(bench_routing(seconds))
     res.update(bench_startup(max(2, min(args.hosts, 200))))
     OUT.mkdir(exist_ok=True)
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("throughput_gbps", "conn_per_s"):
         print(f"{'  kernel ceiling, ' + key:<32}{'':>10}{res[key + '.linux_router_no_ovs']:>10.3f}"
               "          Linux router, hosts on its veths (no OVS)")
+    if "auth_qps.infralab" in res:
+        report(res)
     print(f"\nresults: {OUT / 'results.json'}")
     return 0
 

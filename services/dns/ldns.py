@@ -14,7 +14,9 @@ import json
 import os
 import secrets
 import signal
+import socket
 import struct
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -178,30 +180,32 @@ class Ldns:
         self.log_file.write(json.dumps(entry) + "\n")
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, ldns: Ldns) -> None:
-        self.ldns = ldns
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        hit = self.ldns.wire.get(data[2:])
-        if hit is not None and hit[0] > time.monotonic():
-            self.ldns.stats["wire_hits"] += 1
-            self.transport.sendto(data[:2] + hit[1], addr)
-            return
-        asyncio.ensure_future(self._answer(data, addr))
-
-    async def _answer(self, data: bytes, addr) -> None:
+def _udp_hot_loop(sock: socket.socket, ldns: Ldns, loop: asyncio.AbstractEventLoop) -> None:
+    """A plain thread answers wire-cache hits (most queries); misses go to the event loop."""
+    recv, send, mono = sock.recvfrom, sock.sendto, time.monotonic
+    stats = ldns.stats
+    while True:
         try:
-            out = await self.ldns.answer(data, addr[0])
-        except Exception as e:  # one bad query never ends the service
-            self.ldns.stats["errors"] += 1
-            print(f"ldns: error answering {addr[0]}: {e!r}", flush=True)
-            out = header_only(data, RCODE.SERVFAIL)
-        if out is not None:
-            self.transport.sendto(out, addr)
+            data, addr = recv(65535)
+        except OSError:
+            return
+        hit = ldns.wire.get(data[2:])
+        if hit is not None and hit[0] > mono():
+            stats["wire_hits"] += 1
+            send(data[:2] + hit[1], addr)
+            continue
+        asyncio.run_coroutine_threadsafe(_answer_udp(ldns, sock, data, addr), loop)
+
+
+async def _answer_udp(ldns: Ldns, sock: socket.socket, data: bytes, addr) -> None:
+    try:
+        out = await ldns.answer(data, addr[0])
+    except Exception as e:  # one bad query never ends the service
+        ldns.stats["errors"] += 1
+        print(f"ldns: error answering {addr[0]}: {e!r}", flush=True)
+        out = header_only(data, RCODE.SERVFAIL)
+    if out is not None:
+        sock.sendto(out, addr)
 
 
 async def _tcp_client(ldns: Ldns, reader: asyncio.StreamReader,
@@ -246,7 +250,9 @@ async def serve(ldns: Ldns, listen: list[tuple[str, int]], control: Path | None)
         loop.add_signal_handler(sig, stop.set)
     servers = []
     for host, port in listen:
-        await loop.create_datagram_endpoint(lambda: _Udp(ldns), local_addr=(host, port))
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((host, port))
+        threading.Thread(target=_udp_hot_loop, args=(u, ldns, loop), daemon=True).start()
         servers.append(await asyncio.start_server(lambda r, w: _tcp_client(ldns, r, w),
                                                   host, port, reuse_address=True))
     if control is not None:

@@ -1,0 +1,176 @@
+"""DNS benchmarks against real peers in the same run (loopback, root namespace).
+
+    authoritative qps   infralab dns serve  vs  NSD (rrl off)  and  dnslib DNSServer+ZoneResolver
+    resolver qps        infralab LDNS (cache hits)  vs  Unbound (one thread, cache hits)
+    memory              infralab dns serve RSS with a 100k-record zone
+
+Each server is pinned to CPU 0 and dnsperf (-c 10) to CPU 1. Every process is started
+here and ended by its PID; nothing leaves the loopback interface.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from topologies.build import wait_for
+
+ZONES = Path(__file__).resolve().parents[1] / "topologies" / "zones"
+NAMES = [("www.example.com", "A"), ("web.example.com", "A"), ("example.com", "MX"),
+         ("mail.example.com", "A"), ("nope.example.com", "A"), ("example.com", "NS")]
+PY = sys.executable
+
+DNSLIB_SERVER = """
+import sys, time
+from dnslib.server import DNSServer
+from dnslib.zoneresolver import ZoneResolver
+r = ZoneResolver(open(sys.argv[1]).read(), glob=False)
+s = DNSServer(r, address="127.0.0.1", port=int(sys.argv[2]))
+s.start_thread()
+while True:
+    time.sleep(1)
+"""
+
+
+def listening(port: int, udp: bool = True) -> bool:
+    out = subprocess.run(["ss", "-Hlnu" if udp else "-Hlnt", f"sport = :{port}"],
+                         capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
+def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
+    p = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=open(log, "wb"),
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: p.poll() is None and listening(port) or p.poll() is not None, 20,
+                 f"{cmd[0]} on port {port}")
+    except TimeoutError:
+        p.kill()
+        raise
+    if p.poll() is not None:
+        raise RuntimeError(f"{' '.join(cmd)} exited: {log.read_text()[-500:]}")
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def dnsperf(server: str, port: int, qfile: Path, seconds: int) -> float:
+    out = subprocess.run(["taskset", "-c", "1", "dnsperf", "-s", server, "-p", str(port), "-d",
+                          str(qfile), "-c", "10", "-q", "200", "-l", str(seconds)],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"Queries per second:\s+([\d.]+)", out)
+    return float(m.group(1)) if m else 0.0
+
+
+def rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_dns(seconds: int) -> dict:
+    res: dict = {}
+    with tempfile.TemporaryDirectory(prefix="infralab-bench-dns-") as tmp:
+        d = Path(tmp)
+        qfile = d / "queries"
+        qfile.write_text("".join(f"{n} {t}\n" for n, t in NAMES))
+        zone = ZONES / "example.com.zone"
+        # authoritative: ours, NSD, dnslib
+        ours = start([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(zone),
+                      "--listen", "127.0.0.1:5300"], 5300, d / "ours.log")
+        try:
+            res["auth_qps.infralab"] = dnsperf("127.0.0.1", 5300, qfile, seconds)
+        finally:
+            stop(ours)
+        (d / "nsd.conf").write_text(
+            f'server:\n  ip-address: 127.0.0.1@5301\n  username: ""\n  chroot: ""\n'
+            f'  zonesdir: "{ZONES}"\n  database: ""\n  zonelistfile: "{d}/zl"\n'
+            f'  pidfile: "{d}/nsd.pid"\n  xfrdfile: "{d}/xfrd"\n  xfrdir: "{d}"\n'
+            f'  server-count: 1\n  rrl-ratelimit: 0\nremote-control:\n  control-enable: no\n'
+            f'zone:\n  name: example.com\n  zonefile: example.com.zone\n')
+        nsd = start(["nsd", "-d", "-c", str(d / "nsd.conf")], 5301, d / "nsd.log")
+        try:
+            res["auth_qps.nsd"] = dnsperf("127.0.0.1", 5301, qfile, seconds)
+        finally:
+            stop(nsd)
+        (d / "dnslib_server.py").write_text(DNSLIB_SERVER)
+        dl = start([PY, str(d / "dnslib_server.py"), str(zone), "5302"], 5302, d / "dl.log")
+        try:
+            res["auth_qps.dnslib"] = dnsperf("127.0.0.1", 5302, qfile, seconds)
+        finally:
+            stop(dl)
+        # resolver, cache hits: our LDNS and Unbound both resolve from one root server
+        root = d / "root.zone"
+        root.write_text(". 86400 IN SOA ns.root. h.root. 1 1800 900 604800 3600\n"
+                        ". 86400 IN NS ns.root.\nns.root. 86400 IN A 127.0.0.2\n"
+                        "www.example.com. 86400 IN A 198.51.100.11\n"
+                        "web.example.com. 86400 IN A 198.51.100.12\n"
+                        "mail.example.com. 86400 IN A 198.51.100.25\n")
+        (d / "hints").write_text(". NS ns.root.\nns.root. A 127.0.0.2\n")
+        rq = d / "rqueries"
+        rq.write_text("www.example.com A\nweb.example.com A\nmail.example.com A\n")
+        auth = start([PY, "-m", "infralab", "dns", "serve", "--zone-file", f".={root}",
+                      "--listen", "127.0.0.2:53"], 53, d / "root.log")
+        try:
+            ldns = start([PY, "-m", "infralab", "dns", "resolve", "--root-hints",
+                          str(d / "hints"), "--listen", "127.0.0.3:5353"], 5353, d / "ldns.log")
+            try:
+                dnsperf("127.0.0.3", 5353, rq, 1)  # warm the cache
+                res["resolver_qps.infralab"] = dnsperf("127.0.0.3", 5353, rq, seconds)
+            finally:
+                stop(ldns)
+            (d / "unbound.conf").write_text(
+                f'server:\n  interface: 127.0.0.4@5354\n  num-threads: 1\n  username: ""\n'
+                f'  chroot: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
+                f'  root-hints: "{d}/hints"\n  do-not-query-localhost: no\n'
+                f'  access-control: 127.0.0.0/8 allow\n  module-config: "iterator"\n'
+                f'  qname-minimisation: no\n  use-syslog: no\n  logfile: ""\n'
+                f'  ratelimit: 0\n  ip-ratelimit: 0\n'
+                f'remote-control:\n  control-enable: no\n')
+            ub = start(["unbound", "-d", "-c", str(d / "unbound.conf")], 5354, d / "ub.log")
+            try:
+                dnsperf("127.0.0.4", 5354, rq, 1)
+                res["resolver_qps.unbound"] = dnsperf("127.0.0.4", 5354, rq, seconds)
+            finally:
+                stop(ub)
+        finally:
+            stop(auth)
+        # memory with a 100k-record zone
+        big = d / "big.zone"
+        with open(big, "w") as f:
+            f.write("$ORIGIN big.test.\n$TTL 300\n@ SOA ns h 1 60 10 120 30\n  NS ns\n"
+                    "ns A 10.0.0.1\n")
+            for i in range(100_000):
+                f.write(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
+        t0 = time.monotonic()
+        p = start([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(big),
+                   "--listen", "127.0.0.1:5305"], 5305, d / "big.log")
+        res["big_zone_load_s"] = time.monotonic() - t0
+        res["big_zone_rss_mb"] = rss_kb(p.pid) / 1024
+        stop(p)
+    return res
+
+
+def report(res: dict) -> None:
+    rows = [("authoritative qps", "auth_qps", "nsd", 0.5),
+            ("authoritative qps", "auth_qps", "dnslib", 25),
+            ("resolver qps (cache hits)", "resolver_qps", "unbound", 0.3)]
+    print(f"\n{'measure':<28}{'infralab':>11}{'peer':>11}{'ratio':>8}{'target':>8}  peer")
+    for title, key, peer, target in rows:
+        ours, theirs = res.get(f"{key}.infralab", 0), res.get(f"{key}.{peer}", 0)
+        ratio = ours / theirs if theirs else float("nan")
+        print(f"{title:<28}{ours:>11.0f}{theirs:>11.0f}{ratio:>8.2f}{target:>8}  {peer}")
+    print(f"100k-record zone: loaded in {res['big_zone_load_s']:.1f} s, "
+          f"RSS {res['big_zone_rss_mb']:.0f} MB")
