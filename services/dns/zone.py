@@ -97,6 +97,18 @@ def _tokens(text: str, source: str):
 
 
 def _name(tok: str, origin: DNSLabel | None, source: str, line: int) -> DNSLabel:
+    try:
+        name = _raw_name(tok, origin, source, line)
+    except ZoneError:
+        raise
+    except Exception:
+        raise ZoneError(source, line, f"bad domain name {tok!r}") from None
+    if any(len(part) > 63 for part in name.label) or sum(len(p) + 1 for p in name.label) > 254:
+        raise ZoneError(source, line, f"domain name too long: {tok!r}")
+    return name
+
+
+def _raw_name(tok: str, origin: DNSLabel | None, source: str, line: int) -> DNSLabel:
     if tok == "@":
         if origin is None:
             raise ZoneError(source, line, "'@' used before $ORIGIN is known")
