@@ -44,10 +44,36 @@ def alive(pid: int, start: int | None) -> bool:
     return st is not None and (start is None or st == start)
 
 
+def orphaned_group_members(pgid: int, start: int | None) -> list[int]:
+    """Processes still in group `pgid` after its leader died, started no earlier than it
+    (so a stranger that reused the number is never touched)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        f = stat[stat.rindex(")") + 2:].split()
+        if int(f[2]) == pgid and (start is None or int(f[19]) >= start):
+            out.append(int(d.name))
+    return out
+
+
 def end_process(pid: int, start: int | None, grace: float = 3.0, group: bool = False) -> bool:
-    """SIGTERM then SIGKILL the process we started (or its group); True if it was running."""
+    """SIGTERM then SIGKILL the process we started (or its group); True if it was running.
+    A group whose leader already died is still ended (its members are ours)."""
     if not alive(pid, start):
-        return False
+        if not group:
+            return False
+        members = orphaned_group_members(pid, start)
+        for m in members:
+            try:
+                os.kill(m, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return bool(members)
 
     def sig(s: int) -> None:
         try:
