@@ -95,6 +95,14 @@ class Dig:
         return [d for _, _, t, d in self.answer if rtype is None or t == rtype]
 
 
+def service_ctl(emu: Emulation, label: str, line: str):
+    """Send one control command (`stats`, `reload`, `promote ZONE`, `flush`...) to the
+    control socket of service `label` ("ns1.dns") and return its JSON answer."""
+    from services.dns.server import control_request
+
+    return control_request(emu.service_dir(label) / "control", line)
+
+
 def dig(emu: Emulation, host: str, name: str, qtype: str = "A", server: str | None = None,
         *opts: str) -> Dig:
     """Run dig on `host` (its own resolv.conf unless `server`) and parse the reply."""

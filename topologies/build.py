@@ -263,6 +263,10 @@ class Emulation:
             raise BuildError(f"{e}: {detail}\n{self.controller_log_tail()}") from None
         self.log("routing ready")
 
+    def service_dir(self, label: str) -> Path:
+        """Where service `host.name` runs: its log, control socket and working files."""
+        return self.rundir / "services" / label
+
     def host_dir(self, name: str) -> Path:
         """The host's own files: resolv.conf, hosts, its DNS cache (created on first use)."""
         d = self.rundir / "hosts" / name
@@ -280,7 +284,7 @@ class Emulation:
         for h in self.topo.hosts.values():
             for svc in h.services:
                 label = f"{h.name}.{svc.name}"
-                d = self.rundir / "services" / label
+                d = self.service_dir(label)
                 d.mkdir(parents=True, exist_ok=True)
                 iface = self.topo.host_interface(h.name)
                 py = shlex.quote(sys.executable)

@@ -7,15 +7,10 @@ import re
 import subprocess
 import time
 
-from infralab.testing import assert_dns_record, dig
-from services.dns.server import control_request
+from infralab.testing import assert_dns_record, dig, service_ctl
 from topologies.build import wait_for
 
 WEB = {"198.51.100.11", "198.51.100.12", "198.51.100.131"}
-
-
-def ctl(world, host, service, line):
-    return control_request(world.rundir / "services" / f"{host}.{service}" / "control", line)
 
 
 def test_dns_hier_dig_trace_walks_root_tld_and_domain(world):
@@ -96,12 +91,12 @@ def test_dns_auth_answers_equal_nsd_for_the_same_zone_files(world, tmp_path):
 
 
 def test_dns_recursive_ldns_resolves_for_clients_and_caches(world):
-    ctl(world, "ldns", "resolver", "flush")
+    service_ctl(world, "ldns.resolver", "flush")
     d = assert_dns_record(world, "c2", "mail.example.com", "A", {"198.51.100.25"})
     assert {"rd", "ra"} <= d.flags and "aa" not in d.flags  # recursive in, not authoritative
     again = dig(world, "c3", "mail.example.com")
     assert again.answer[0][1] <= d.answer[0][1]  # TTL counts down from the cache
-    log = (world.rundir / "services" / "ldns.resolver" / "queries.jsonl").read_text()
+    log = (world.service_dir("ldns.resolver") / "queries.jsonl").read_text()
     entries = [json.loads(x) for x in log.splitlines() if "mail.example.com" in x]
     first, second = entries[-2], entries[-1]
     assert first["client"] == "10.1.1.12" and first["rd"] == 1 and first["how"] == "resolved"
@@ -146,13 +141,13 @@ def test_dns_trace_prints_the_ladder_root_tld_domain(world):
     assert "REFERRAL: kr. NS ns.nic.kr." in out and "result: NOERROR" in out
     assert re.search(r"ANSWER: .*web\.example\.com\. A 198\.51\.100\.1", out), out
     log = world.host("c1").cmd(f"infralab dns querylog "
-                               f"{world.rundir}/services/ldns.resolver/queries.jsonl --last 3")
+                               f"{world.service_dir('ldns.resolver')}/queries.jsonl --last 3")
     assert "--> LDNS" in log and "(RD=1)" in log
 
 
 def test_dns_xfr_ns2_serves_ns1s_zone_and_refuses_strangers(world):
-    wait_for(lambda: ctl(world, "ns2", "dns", "stats")["zones"]["example.com."].get("serving"),
-             15, "ns2 to load example.com by AXFR")
+    wait_for(lambda: service_ctl(world, "ns2.dns", "stats")["zones"]["example.com."]
+             .get("serving"), 15, "ns2 to load example.com by AXFR")
     a = dig(world, "c1", "example.com", "SOA", "198.18.2.1", "+norec").data("SOA")
     b = dig(world, "c1", "example.com", "SOA", "198.18.2.2", "+norec")
     assert "aa" in b.flags and b.data("SOA") == a
@@ -163,15 +158,15 @@ def test_dns_xfr_ns2_serves_ns1s_zone_and_refuses_strangers(world):
 
 
 def test_dns_xfr_notify_pushes_an_edit_to_ns2_by_ixfr(world):
-    zone = world.rundir / "services" / "ns1.dns" / "example.com.zone"
+    zone = world.service_dir("ns1.dns") / "example.com.zone"
     text = zone.read_text()
     serial = int(re.search(r"(\d+) ; serial", text).group(1))
     zone.write_text(text.replace(f"{serial} ; serial", f"{serial + 1} ; serial")
                     + "printer IN A 198.51.100.77\n")
-    assert ctl(world, "ns1", "dns", "reload") == {"reloaded": ["example.com."]}
+    assert service_ctl(world, "ns1.dns", "reload") == {"reloaded": ["example.com."]}
     wait_for(lambda: dig(world, "c1", "printer.example.com", "A", "198.18.2.2",
                          "+norec").data() == ["198.51.100.77"], 10, "ns2 to get the edit")
-    log = (world.rundir / "services" / "ns2.dns" / "log").read_text()
+    log = (world.service_dir("ns2.dns") / "log").read_text()
     assert "NOTIFY for example.com." in log and f"IXFR of example.com. from 198.18.2.1: " \
         f"serial {serial + 1}" in log, log
 
@@ -179,13 +174,13 @@ def test_dns_xfr_notify_pushes_an_edit_to_ns2_by_ixfr(world):
 def test_dns_ttl_short_ttl_moves_clients_fast_long_ttl_keeps_the_old_answer(world):
     for name in ("old", "moved"):
         assert_dns_record(world, "c1", f"{name}.example.com", "A", {"198.51.100.11"})
-    zone = world.rundir / "services" / "ns1.dns" / "example.com.zone"
+    zone = world.service_dir("ns1.dns") / "example.com.zone"
     text = zone.read_text()
     serial = int(re.search(r"(\d+) ; serial", text).group(1))
     text = text.replace(f"{serial} ; serial", f"{serial + 1} ; serial")
     zone.write_text(text.replace("IN A 198.51.100.11\nmoved", "IN A 198.51.100.131\nmoved")
                     .replace("moved   5   IN A 198.51.100.11", "moved   5   IN A 198.51.100.131"))
-    ctl(world, "ns1", "dns", "reload")
+    service_ctl(world, "ns1.dns", "reload")
     t0 = time.monotonic()
     wait_for(lambda: dig(world, "c1", "moved.example.com").data() == ["198.51.100.131"], 15,
              "the LDNS to hand out the short-TTL name's new address")

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from infralab.testing import dig
-from services.dns.server import control_request
+from infralab.testing import dig, service_ctl
 from topologies.build import Emulation, wait_for
 from topologies.model import Service, Topology
 
@@ -65,10 +64,6 @@ def lab(tmp_path_factory):
         yield emu
 
 
-def ctl(emu, host, line):
-    return control_request(emu.rundir / "services" / f"{host}.dns" / "control", line)
-
-
 def test_dns_xfr_bind_slaves_from_our_master_and_we_slave_from_bind(lab):
     wait_for(lambda: dig(lab, "c", "www.lab.test", "A", "10.20.0.12", "+norec").data()
              == ["10.20.0.80"], 15, "BIND to transfer lab.test from our master")
@@ -78,10 +73,10 @@ def test_dns_xfr_bind_slaves_from_our_master_and_we_slave_from_bind(lab):
     # a change on our master reaches BIND by NOTIFY (BIND then asks for IXFR)
     zone = lab.zone_dir / "lab.test.zone"
     zone.write_text(ZONE.replace("( 1 2", "( 2 2") + "new IN A 10.20.0.90\n")
-    ctl(lab, "m", "reload")
+    service_ctl(lab, "m.dns", "reload")
     wait_for(lambda: dig(lab, "c", "new.lab.test", "A", "10.20.0.12", "+norec").data()
              == ["10.20.0.90"], 10, "BIND to pick up serial 2")
-    assert "IXFR of lab.test." in (lab.rundir / "services" / "m.dns" / "log").read_text()
+    assert "IXFR of lab.test." in (lab.service_dir("m.dns") / "log").read_text()
 
 
 def test_dns_expire_slave_answers_until_expire_then_servfail_until_promoted(lab):
@@ -98,7 +93,7 @@ def test_dns_expire_slave_answers_until_expire_then_servfail_until_promoted(lab)
     print(f"DNS-EXPIRE: slave stopped answering {expired_after:.1f} s after the master died "
           f"(SOA expire 8 s after its last good refresh)")
     assert expired_after <= 8 + 2
-    assert ctl(lab, "s", "stats")["zones"]["lab.test."]["state"] == "expired"
-    assert ctl(lab, "s", "promote lab.test") == "lab.test. promoted to primary"
+    assert service_ctl(lab, "s.dns", "stats")["zones"]["lab.test."]["state"] == "expired"
+    assert service_ctl(lab, "s.dns", "promote lab.test") == "lab.test. promoted to primary"
     d = dig(lab, "c", "www.lab.test", "A", "10.20.0.11", "+norec")
     assert d.rcode == "NOERROR" and "aa" in d.flags and d.data() == ["10.20.0.80"]

@@ -31,7 +31,7 @@ def net():
 
 
 def test_tb_topo_service_answers_from_its_host(net):
-    (net.rundir / "services" / "srv.web" / "hello.txt").write_text("served by srv\n")
+    (net.service_dir("srv.web") / "hello.txt").write_text("served by srv\n")
     out = net.host("cli").cmd("python3 -c \"import urllib.request;print(urllib.request."
                               "urlopen('http://10.0.1.10:8080/hello.txt',timeout=5).read())\"")
     assert "served by srv" in out
