@@ -10,13 +10,16 @@ here and ended by its PID; nothing leaves the loopback interface.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from infralab.peers import nsd_conf
 from topologies.build import wait_for
 
 ZONES = Path(__file__).resolve().parents[1] / "topologies" / "zones"
@@ -42,27 +45,24 @@ def listening(port: int, udp: bool = True) -> bool:
     return bool(out.strip())
 
 
-def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
+@contextlib.contextmanager
+def running(cmd: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """Run a server pinned to CPU 0 until the block ends; it must listen on UDP `port`."""
     p = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=open(log, "wb"),
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_for(lambda: p.poll() is None and listening(port) or p.poll() is not None, 20,
                  f"{cmd[0]} on port {port}")
-    except TimeoutError:
-        p.kill()
-        raise
-    if p.poll() is not None:
-        raise RuntimeError(f"{' '.join(cmd)} exited: {log.read_text()[-500:]}")
-    return p
-
-
-def stop(p: subprocess.Popen) -> None:
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+        if p.poll() is not None:
+            raise RuntimeError(f"{' '.join(cmd)} exited: {log.read_text()[-500:]}")
+        yield p
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def dnsperf(server: str, port: int, qfile: Path, seconds: int) -> float:
@@ -88,29 +88,17 @@ def bench_dns(seconds: int) -> dict:
         qfile.write_text("".join(f"{n} {t}\n" for n, t in NAMES))
         zone = ZONES / "example.com.zone"
         # authoritative: ours, NSD, dnslib
-        ours = start([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(zone),
-                      "--listen", "127.0.0.1:5300"], 5300, d / "ours.log")
-        try:
+        with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(zone),
+                      "--listen", "127.0.0.1:5300"], 5300, d / "ours.log"):
             res["auth_qps.infralab"] = dnsperf("127.0.0.1", 5300, qfile, seconds)
-        finally:
-            stop(ours)
-        (d / "nsd.conf").write_text(
-            f'server:\n  ip-address: 127.0.0.1@5301\n  username: ""\n  chroot: ""\n'
-            f'  zonesdir: "{ZONES}"\n  database: ""\n  zonelistfile: "{d}/zl"\n'
-            f'  pidfile: "{d}/nsd.pid"\n  xfrdfile: "{d}/xfrd"\n  xfrdir: "{d}"\n'
-            f'  server-count: 1\n  rrl-ratelimit: 0\nremote-control:\n  control-enable: no\n'
-            f'zone:\n  name: example.com\n  zonefile: example.com.zone\n')
-        nsd = start(["nsd", "-d", "-c", str(d / "nsd.conf")], 5301, d / "nsd.log")
-        try:
+        (d / "nsd.conf").write_text(nsd_conf("127.0.0.1@5301", ZONES,
+                                             {"example.com": "example.com.zone"}, d))
+        with running(["nsd", "-d", "-c", str(d / "nsd.conf")], 5301, d / "nsd.log"):
             res["auth_qps.nsd"] = dnsperf("127.0.0.1", 5301, qfile, seconds)
-        finally:
-            stop(nsd)
         (d / "dnslib_server.py").write_text(DNSLIB_SERVER)
-        dl = start([PY, str(d / "dnslib_server.py"), str(zone), "5302"], 5302, d / "dl.log")
-        try:
+        with running([PY, str(d / "dnslib_server.py"), str(zone), "5302"], 5302,
+                     d / "dl.log"):
             res["auth_qps.dnslib"] = dnsperf("127.0.0.1", 5302, qfile, seconds)
-        finally:
-            stop(dl)
         # resolver, cache hits: our LDNS and Unbound both resolve from one root server
         root = d / "root.zone"
         root.write_text(". 86400 IN SOA ns.root. h.root. 1 1800 900 604800 3600\n"
@@ -121,16 +109,12 @@ def bench_dns(seconds: int) -> dict:
         (d / "hints").write_text(". NS ns.root.\nns.root. A 127.0.0.2\n")
         rq = d / "rqueries"
         rq.write_text("www.example.com A\nweb.example.com A\nmail.example.com A\n")
-        auth = start([PY, "-m", "infralab", "dns", "serve", "--zone-file", f".={root}",
-                      "--listen", "127.0.0.2:53"], 53, d / "root.log")
-        try:
-            ldns = start([PY, "-m", "infralab", "dns", "resolve", "--root-hints",
-                          str(d / "hints"), "--listen", "127.0.0.3:5353"], 5353, d / "ldns.log")
-            try:
+        with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", f".={root}",
+                      "--listen", "127.0.0.2:53"], 53, d / "root.log"):
+            with running([PY, "-m", "infralab", "dns", "resolve", "--root-hints",
+                          str(d / "hints"), "--listen", "127.0.0.3:5353"], 5353, d / "ldns.log"):
                 dnsperf("127.0.0.3", 5353, rq, 1)  # warm the cache
                 res["resolver_qps.infralab"] = dnsperf("127.0.0.3", 5353, rq, seconds)
-            finally:
-                stop(ldns)
             (d / "unbound.conf").write_text(
                 f'server:\n  interface: 127.0.0.4@5354\n  num-threads: 1\n  username: ""\n'
                 f'  chroot: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
@@ -139,14 +123,10 @@ def bench_dns(seconds: int) -> dict:
                 f'  qname-minimisation: no\n  use-syslog: no\n  logfile: ""\n'
                 f'  ratelimit: 0\n  ip-ratelimit: 0\n'
                 f'remote-control:\n  control-enable: no\n')
-            ub = start(["unbound", "-d", "-c", str(d / "unbound.conf")], 5354, d / "ub.log")
-            try:
+            with running(["unbound", "-d", "-c", str(d / "unbound.conf")], 5354,
+                         d / "ub.log"):
                 dnsperf("127.0.0.4", 5354, rq, 1)
                 res["resolver_qps.unbound"] = dnsperf("127.0.0.4", 5354, rq, seconds)
-            finally:
-                stop(ub)
-        finally:
-            stop(auth)
         # memory with a 100k-record zone
         big = d / "big.zone"
         with open(big, "w") as f:
@@ -155,11 +135,10 @@ def bench_dns(seconds: int) -> dict:
             for i in range(100_000):
                 f.write(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
         t0 = time.monotonic()
-        p = start([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(big),
-                   "--listen", "127.0.0.1:5305"], 5305, d / "big.log")
-        res["big_zone_load_s"] = time.monotonic() - t0
-        res["big_zone_rss_mb"] = rss_kb(p.pid) / 1024
-        stop(p)
+        with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(big),
+                      "--listen", "127.0.0.1:5305"], 5305, d / "big.log") as p:
+            res["big_zone_load_s"] = time.monotonic() - t0
+            res["big_zone_rss_mb"] = rss_kb(p.pid) / 1024
     return res
 
 

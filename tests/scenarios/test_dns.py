@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 
+from infralab.peers import nsd_conf
 from infralab.testing import assert_dns_record, dig, service_ctl
 from topologies.build import wait_for
 
@@ -59,13 +60,8 @@ def test_dns_auth_answers_equal_nsd_for_the_same_zone_files(world, tmp_path):
     """Interop: NSD serves the same files on ns1:5353; every answer must match as sets."""
     zones = ["example.com.zone", "100.51.198.in-addr.arpa.zone"]
     conf = tmp_path / "nsd.conf"
-    conf.write_text(
-        f'server:\n  ip-address: 198.18.2.1@5353\n  username: ""\n  chroot: ""\n'
-        f'  zonesdir: "{world.topo.base_dir}/zones"\n  database: ""\n'
-        f'  zonelistfile: "{tmp_path}/zone.list"\n  pidfile: "{tmp_path}/nsd.pid"\n'
-        f'  xfrdfile: "{tmp_path}/xfrd.state"\n  xfrdir: "{tmp_path}"\n  server-count: 1\n'
-        f'  rrl-ratelimit: 0\nremote-control:\n  control-enable: no\n'
-        + "".join(f"zone:\n  name: {z[:-5]}\n  zonefile: {z}\n" for z in zones))
+    conf.write_text(nsd_conf("198.18.2.1@5353", f"{world.topo.base_dir}/zones",
+                             {z[:-5]: z for z in zones}, tmp_path))
     nsd = world.host("ns1").popen(["nsd", "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
     try:
