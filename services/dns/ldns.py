@@ -111,12 +111,8 @@ class Ldns:
         self.log_file = open(query_log, "a", buffering=1) if query_log else None
 
     async def answer(self, data: bytes, client: str, tcp: bool = False) -> bytes | None:
+        """The full answer path; UDP wire-cache hits never get here (`_udp_hot_loop`)."""
         now = time.monotonic()
-        if not tcp:
-            hit = self.wire.get(data[2:])
-            if hit is not None and hit[0] > now:
-                self.stats["wire_hits"] += 1
-                return data[:2] + hit[1]
         self.stats["queries"] += 1
         try:
             q = DNSRecord.parse(data)
@@ -151,7 +147,7 @@ class Ldns:
                 return finish(error_reply(q, RCODE.SERVFAIL), limit, opts, self.stats)
         else:  # RD=0: what the cache holds, nothing fetched (cache snooping, as BIND does)
             res = Result(RCODE.NOERROR)
-            self.resolver._from_cache(qname, qtype, res)
+            self.resolver.from_cache(qname, qtype, res)
         reply = DNSRecord(DNSHeader(id=q.header.id, qr=1, rd=q.header.rd, ra=1,
                                     rcode=res.rcode), q=DNSQuestion(qname, qtype, q.q.qclass))
         reply.rr = list(res.answer)

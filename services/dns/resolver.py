@@ -72,7 +72,7 @@ class Resolver:
         res = Result(RCODE.NOERROR)
         name = qname
         for _ in range(MAX_CNAME):
-            if self._from_cache(name, qtype, res):
+            if self.from_cache(name, qtype, res):
                 return res
             status = await self._iterate(name, qtype, res, depth)
             if status != "cname":
@@ -81,7 +81,8 @@ class Resolver:
         res.rcode = RCODE.SERVFAIL
         return res
 
-    def _from_cache(self, name: DNSLabel, qtype: int, res: Result) -> bool:
+    def from_cache(self, name: DNSLabel, qtype: int, res: Result) -> bool:
+        """Fill `res` from the cache alone (following cached CNAMEs); True if it answered."""
         now = self.now()
         hit = self.cache.get(name, qtype, now, glue=False)
         if hit is not None:
@@ -94,7 +95,7 @@ class Resolver:
             cname = self.cache.get(name, QTYPE.CNAME, now, glue=False)
             if cname is not None:
                 res.answer += cname.rrs
-                return self._from_cache(cname.rrs[0].rdata.label, qtype, res) \
+                return self.from_cache(cname.rrs[0].rdata.label, qtype, res) \
                     if len(res.answer) < MAX_CNAME else False
         return False
 

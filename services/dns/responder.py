@@ -113,15 +113,17 @@ class Responder:
         if question.qtype in (QTYPE.AXFR, QTYPE.IXFR):
             return self._finish(q, self._error(q, RCODE.REFUSED), limit, opts)
         ans = self.zones.lookup(question.qname, question.qtype)
-        if tcp or not self.rotate:
+        if tcp:
             return self._finish(q, self._reply(q, ans, 0), limit, opts)
-        n = variant_count(ans.answer)
-        # per-name turn, so clients whose queries differ (EDNS cookies) still rotate
-        turn_key = (str(question.qname).lower(), question.qtype)
-        start = self.turns.get(turn_key, 0)
-        if len(self.turns) > CACHE_MAX:
-            self.turns = {}
-        self.turns[turn_key] = start + 1
+        n, start = 1, 0
+        if self.rotate:
+            n = variant_count(ans.answer)
+            # per-name turn, so clients whose queries differ (EDNS cookies) still rotate
+            turn_key = (str(question.qname).lower(), question.qtype)
+            start = self.turns.get(turn_key, 0)
+            if len(self.turns) > CACHE_MAX:
+                self.turns = {}
+            self.turns[turn_key] = start + 1
         variants = [self._finish(q, self._reply(q, ans, start + r), limit, opts)
                     for r in range(n)]
         if len(self.cache) >= CACHE_MAX:
@@ -133,7 +135,7 @@ class Responder:
     def _reply(self, q: DNSRecord, ans: Answer, r: int) -> DNSRecord:
         h = DNSHeader(id=q.header.id, qr=1, aa=int(ans.aa), rd=q.header.rd, rcode=ans.rcode)
         reply = DNSRecord(h, q=DNSQuestion(q.q.qname, q.q.qtype, q.q.qclass))
-        reply.rr = rotated(ans.answer, r) if r and self.rotate else list(ans.answer)
+        reply.rr = rotated(ans.answer, r) if r else list(ans.answer)
         reply.auth = list(ans.authority)
         reply.ar = list(ans.additional)
         return reply

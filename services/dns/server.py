@@ -273,7 +273,7 @@ class AuthServer:
                     self.log(f"dns: NOTIFY {origin} -> {target[0]}:{target[1]}: "
                              f"{RCODE.get(r.header.rcode)}")
                     break
-                except (OSError, Exception):
+                except Exception:  # unreachable, refused, garbled: try again
                     if self.stopping.wait(1.0):
                         return
 
@@ -337,7 +337,7 @@ class AuthServer:
                          f"{data.serial}, {len(zone.records)} records")
                 self._save(sec.origin, zone)
                 return
-            except (OSError, TransferError, Exception) as e:
+            except Exception as e:  # network, transfer or parse error: next master
                 errors.append(f"{master[0]}: {e}")
         with self.lock:
             sec.on_failure(now, "; ".join(errors), current.soa if current else None)
