@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from infralab.peers import nsd_conf
+from topologies import ZONES
 from topologies.build import wait_for
 
-ZONES = Path(__file__).resolve().parents[1] / "topologies" / "zones"
 NAMES = [("www.example.com", "A"), ("web.example.com", "A"), ("example.com", "MX"),
          ("mail.example.com", "A"), ("nope.example.com", "A"), ("example.com", "NS")]
 PY = sys.executable

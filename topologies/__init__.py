@@ -6,6 +6,7 @@ from .loader import load, loads
 from .model import Host, LinkParams, Route, Router, Service, Topology, TopologyError
 
 HERE = Path(__file__).resolve().parent
+ZONES = HERE / "zones"  # the world's zone files and root hints
 
 
 def builtin(name: str) -> Path:
@@ -13,5 +14,5 @@ def builtin(name: str) -> Path:
     return HERE / f"{name}.yaml"
 
 
-__all__ = ["Host", "LinkParams", "Route", "Router", "Service", "Topology", "TopologyError",
-           "builtin", "load", "loads"]
+__all__ = ["ZONES", "Host", "LinkParams", "Route", "Router", "Service", "Topology",
+           "TopologyError", "builtin", "load", "loads"]

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from services.dns.server import AuthServer, control_request, parse_endpoint, run_until_signal
+from topologies import ZONES
 
 
 def _log(msg: str) -> None:
@@ -152,8 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("trace", help="resolve iteratively from the root, print the ladder")
     p.add_argument("name")
     p.add_argument("type", nargs="?", default="A")
-    p.add_argument("--root-hints", default=str(Path(__file__).resolve().parents[2] /
-                                               "topologies" / "zones" / "root.hints"))
+    p.add_argument("--root-hints", default=str(ZONES / "root.hints"))
     p.add_argument("--root", help="root server address (instead of --root-hints)")
     p.set_defaults(fn=cmd_trace)
     p = dsub.add_parser("querylog", help="print an LDNS query log as ladders")

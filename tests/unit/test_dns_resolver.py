@@ -2,7 +2,6 @@
 network of pure responders, with a fake clock (no sockets, no root)."""
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
@@ -11,8 +10,8 @@ from services.dns.authority import ZoneSet
 from services.dns.resolver import Resolver, read_root_hints
 from services.dns.responder import Responder
 from services.dns.zone import ZoneError, load_zone
+from topologies import ZONES
 
-ZONES = Path(__file__).resolve().parents[2] / "topologies" / "zones"
 SERVERS = {
     "198.18.1.1": ["root.zone"],
     "198.18.1.11": ["com.zone"],
