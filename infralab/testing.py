@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from topologies.build import Emulation, wait_listening
+from topologies.build import Emulation, wait_for, wait_listening
 
 
 def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
@@ -133,3 +135,41 @@ def assert_dns_record(emu: Emulation, host: str, name: str, qtype: str, expected
     assert d.rcode == "NOERROR" and set(d.data(qtype)) == expected, \
         f"{host}: {name} {qtype} via {server or 'its resolver'}: {d.rcode} {d.data()}\n{d.raw}"
     return d
+
+
+@dataclass
+class Capture:
+    """tcpdump on one host's interface while a `with` block runs; afterwards `packets`
+    holds what crossed the wire (scapy packets), read from the pcap tcpdump wrote."""
+    emu: Emulation
+    host: str
+    bpf: str
+    path: Path | None = None
+    packets: list = field(default_factory=list)
+    _proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Capture:
+        node = self.emu.host(self.host)
+        d = self.emu.host_dir(self.host)
+        self.path = d / f"capture-{len(list(d.glob('capture-*.pcap')))}.pcap"
+        err = d / (self.path.stem + ".err")
+        self._err = open(err, "wb")
+        self._proc = node.popen(["tcpdump", "-i", node.defaultIntf().name, "-n", "-U",
+                                 "--immediate-mode", "-s",
+                                 "256", "-w", str(self.path), self.bpf],
+                                stdout=subprocess.DEVNULL, stderr=self._err)
+        wait_for(lambda: b"listening on" in err.read_bytes() or self._proc.poll() is not None,
+                 10, f"tcpdump on {self.host}")
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"tcpdump on {self.host} failed: {err.read_text()}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import scapy.layers.inet  # noqa: F401  (registers Ethernet/IP/UDP/DNS for rdpcap)
+        import scapy.layers.l2  # noqa: F401
+        from scapy.utils import rdpcap
+
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._err.close()
+        self.packets = list(rdpcap(str(self.path)))

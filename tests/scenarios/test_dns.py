@@ -187,3 +187,43 @@ def test_dns_ttl_short_ttl_moves_clients_fast_long_ttl_keeps_the_old_answer(worl
     print(f"DNS-TTL: TTL 5 s name moved after {short_s:.1f} s; TTL 300 s name still old, "
           f"for {old.answer[0][1]} s more")
     assert short_s <= 5 + 2 and old.answer[0][1] > 200
+
+
+def test_dns_recursive_ldns_randomises_source_port_and_id_on_the_wire(world):
+    """DNS-RECURSIVE: a capture at the LDNS shows every upstream query from its own random
+    port with a random ID (what makes Kaminsky-style spoofing hard)."""
+    from scapy.layers.dns import DNS
+    from scapy.layers.inet import UDP
+
+    from infralab.testing import Capture
+
+    with Capture(world, "ldns", "udp and dst port 53 and src host 10.1.0.53") as cap:
+        for i in range(24):
+            assert dig(world, "c1", f"rand{i}-{time.time_ns()}.example.com").rcode == "NXDOMAIN"
+    queries = [(p[UDP].sport, p[DNS].id) for p in cap.packets if p.haslayer(DNS)]
+    ports = [sp for sp, _ in queries]
+    ids = [i for _, i in queries]
+    assert len(queries) >= 24, queries
+    assert len(set(ports)) >= 0.9 * len(ports) and len(set(ids)) >= 0.9 * len(ids), queries
+    steps = {abs(a - b) for a, b in zip(ports, ports[1:], strict=False)}
+    assert max(ports) - min(ports) > 2000 and not steps <= {0, 1, 2}, ports  # not sequential
+    print(f"DNS-RECURSIVE: {len(queries)} upstream queries, {len(set(ports))} distinct source "
+          f"ports ({min(ports)}..{max(ports)}), {len(set(ids))} distinct IDs")
+
+
+def test_dns_interop_kdig_and_drill_accept_our_servers(world):
+    """Two more real clients besides dig: Knot's kdig and ldns' drill, over UDP and TCP,
+    against the authoritative ns1 and the campus LDNS, plus drill's own trace from our root."""
+    c1 = world.host("c1")
+    out = c1.cmd("kdig @198.18.2.1 mail.example.com A +norec")
+    assert "status: NOERROR" in out and "Flags: qr aa;" in out, out
+    assert re.search(r"mail\.example\.com\.\s+300\s+IN\s+A\s+198\.51\.100\.25", out), out
+    out = c1.cmd("kdig @10.1.0.53 +tcp example.com MX")
+    assert "status: NOERROR" in out and "10 mail.example.com." in out, out
+    out = c1.cmd("drill @198.18.2.1 nope.example.com A")
+    assert "rcode: NXDOMAIN" in out and "example.com.\t60\tIN\tSOA" in out.replace(" ", "\t"), out
+    out = c1.cmd("drill -t @10.1.0.53 -x 198.51.100.131")
+    assert "web2a.example.com." in out, out
+    hints = world.topo.base_dir + "/zones/root.hints"
+    out = c1.cmd(f"drill -T -r {hints} web1a.example.com A")
+    assert re.search(r"web1a\.example\.com\.\s+\d+\s+IN\s+A\s+198\.51\.100\.11", out), out
