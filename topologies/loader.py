@@ -22,8 +22,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .model import (
     Host,
     LinkParams,
@@ -36,6 +34,7 @@ from .model import (
     _interface,
     _network,
 )
+from .yamlfile import load_yaml, mapping, number
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts"}
 ROUTER_KEYS = {"interfaces", "routes"}
@@ -57,74 +56,19 @@ def load(path: str | Path) -> Topology:
 
 
 def loads(text: str, source: str = "<string>") -> Topology:
-    lines: dict[str, int] = {}
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None:
-            _index(node, "", lines, source)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        raise TopologyError("", f"YAML syntax: {e.problem or e.context}", source, line) from None
-    except yaml.YAMLError as e:
-        raise TopologyError("", f"YAML: {e}", source) from None
+    data, lines = load_yaml(text, source, TopologyError)
     try:
         return _build(data).validate()
     except TopologyError as e:
-        e.source = source
-        e.line = _line_of(e.where, lines)
-        e.args = (e.render(),)
-        raise
-
-
-def _index(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
-    """Record the line of every field path; reject duplicate keys (YAML would keep one)."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for k, v in node.value:
-            key = str(k.value)
-            sub = f"{path}.{key}" if path else key
-            if key in seen:
-                raise TopologyError(sub, "duplicate key", source, k.start_mark.line + 1)
-            seen.add(key)
-            lines[sub] = k.start_mark.line + 1
-            _index(v, sub, lines, source)
-            lines[sub] = k.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _index(v, f"{path}[{i}]", lines, source)
-
-
-def _line_of(where: str, lines: dict[str, int]) -> int | None:
-    """Line of the longest known prefix of field path `where`."""
-    while where:
-        if where in lines:
-            return lines[where]
-        cut = max(where.rfind("."), where.rfind("["))
-        where = where[:cut] if cut > 0 else ""
-    return lines.get("")
+        raise e.located(source, lines) from None
 
 
 def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise TopologyError(where, f"expected a mapping, got {type(value).__name__}")
-    if keys is not None:
-        for k in value:
-            if k not in keys:
-                raise TopologyError(f"{where}.{k}" if where else str(k),
-                                    f"unknown field {k!r} (expected one of: "
-                                    + ", ".join(sorted(keys)) + ")")
-    return value
+    return mapping(value, where, keys, TopologyError)
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TopologyError(where, f"expected a number, got {value!r}")
-    return float(value)
+    return number(value, where, TopologyError)
 
 
 def _build(data: Any) -> Topology:

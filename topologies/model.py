@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from .yamlfile import ConfigFileError
+
 # Mininet names interfaces "<node>-eth<N>"; Linux allows 15 characters.
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 TOPO_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -35,23 +37,11 @@ ALLOWED_SPACE = [
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
 
 
-class TopologyError(ValueError):
+class TopologyError(ConfigFileError):
     """A topology that cannot be built; `where` is the field path, `source` the file."""
 
-    def __init__(self, where: str, problem: str, source: str | None = None,
-                 line: int | None = None) -> None:
-        self.where = where
-        self.problem = problem
-        self.source = source
-        self.line = line
-        super().__init__(self.render())
-
     def render(self) -> str:
-        place = self.source or "<topology>"
-        if self.line is not None:
-            place += f":{self.line}"
-        where = f" {self.where}:" if self.where else ""
-        return f"{place}:{where} {self.problem}"
+        return super().render().replace("<config>", "<topology>", 1)
 
 
 @dataclass
