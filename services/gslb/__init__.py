@@ -1,0 +1,1 @@
+"""GSLB: health-checked, load-distributing DNS across data centres."""

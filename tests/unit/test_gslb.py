@@ -1,0 +1,137 @@
+"""GSLB-ALGO GSLB-HEALTH: selection, health state machine and config, with fixed inputs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from ipaddress import IPv4Network
+
+import pytest
+
+from services.gslb.config import GslbConfigError, load, parse
+from services.gslb.health import Health
+from services.gslb.select import Client, MemberState, Selector
+
+BASE = {
+    "zone": "gslb.example.com",
+    "regions": {"seoul": ["198.18.10.0/24"], "busan": ["198.18.20.0/24"]},
+    "sites": {"dc1": {"region": "seoul"}, "dc2": {"region": "busan"}},
+    "topology": {"seoul": ["dc1", "dc2"], "busan": ["dc2", "dc1"]},
+    "pools": {"web": {"algorithm": "round-robin", "members": [
+        {"name": "web1a", "address": "198.51.100.11", "site": "dc1", "weight": 3},
+        {"name": "web1b", "address": "198.51.100.12", "site": "dc1", "weight": 1},
+        {"name": "web2a", "address": "198.51.100.131", "site": "dc2", "weight": 1}]}},
+    "names": {"www": "web", "*": "web"},
+}
+A, B, C = "198.51.100.11", "198.51.100.12", "198.51.100.131"
+SEOUL, BUSAN, OTHER = Client.of("198.18.10.53"), Client.of("198.18.20.53"), Client.of("10.1.0.53")
+
+
+def cfg(algorithm, **pool):
+    import copy
+
+    d = copy.deepcopy(BASE)
+    d["pools"]["web"]["algorithm"] = algorithm
+    d["pools"]["web"].update(pool)
+    return parse(d)
+
+
+def up(*down: str, **loads: int) -> dict[str, MemberState]:
+    return {n: MemberState(up=n not in down, load=loads.get(n))
+            for n in ("web1a", "web1b", "web2a")}
+
+
+def picks(algorithm, n, states=None, client=OTHER, site_rtt=None, **pool):
+    c = cfg(algorithm, **pool)
+    s = Selector(c)
+    return [s.choose(c.pools["web"], states or up(), client, site_rtt) for _ in range(n)]
+
+
+def test_gslb_algo_round_robin_skips_a_down_member():
+    assert [d.addresses[0] for d in picks("round-robin", 4)] == [A, B, C, A]
+    assert [d.addresses[0] for d in picks("round-robin", 4, up("web1b"))] == [A, C, A, C]
+
+
+def test_gslb_algo_weighted_ratio_is_smooth_and_exact():
+    got = Counter(d.addresses[0] for d in picks("weighted", 50))
+    assert got == {A: 30, B: 10, C: 10}
+    first = [d.addresses[0] for d in picks("weighted", 5)]
+    assert first[:2] != [A, A] or first[2] != A  # interleaved, not a burst of a's
+
+
+def test_gslb_algo_least_conn_follows_reported_load_and_needs_a_report():
+    d = picks("least-conn", 1, up(web1a=5, web1b=1, web2a=3))[0]
+    assert d.addresses == [B] and d.algorithm == "least-conn"
+    none = picks(["least-conn", "round-robin"], 1)[0]
+    assert none.algorithm == "round-robin"  # no load reported: the chain falls through
+
+
+def test_gslb_algo_hash_is_stable_per_client_and_moves_only_the_failed_members_clients():
+    clients = [Client.of(f"198.18.{i}.53") for i in range(40)]
+    c = cfg("hash")
+    s = Selector(c)
+    before = {cl: s.choose(c.pools["web"], up(), cl).addresses[0] for cl in clients}
+    again = {cl: s.choose(c.pools["web"], up(), cl).addresses[0] for cl in clients}
+    assert before == again and len(set(before.values())) == 3
+    after = {cl: s.choose(c.pools["web"], up("web1b"), cl).addresses[0] for cl in clients}
+    moved = [cl for cl in clients if before[cl] != after[cl]]
+    assert moved and all(before[cl] == B for cl in moved)
+
+
+def test_gslb_algo_topology_picks_the_regions_nearest_live_site():
+    assert picks("topology", 1, client=SEOUL)[0].addresses[0] in (A, B)
+    assert picks("topology", 1, client=BUSAN)[0].addresses == [C]
+    assert picks("topology", 1, up("web2a"), client=BUSAN)[0].addresses[0] in (A, B)
+    ecs = Client.of("10.1.0.53", IPv4Network("198.18.20.0/24"))  # EDNS Client Subnet wins
+    assert picks("topology", 1, client=ecs)[0].addresses == [C]
+    fallback = picks(["topology", "round-robin"], 1, client=OTHER)[0]
+    assert fallback.algorithm == "round-robin"
+
+
+def test_gslb_algo_rtt_from_gslb_probes_and_from_site_agents():
+    states = up()
+    states["web1a"].rtt_ms, states["web1b"].rtt_ms, states["web2a"].rtt_ms = 9.0, 4.0, 40.0
+    assert picks("rtt", 1, states)[0].addresses == [B]
+    c = cfg("rtt")
+    c.rtt_source = "sites"
+    d = Selector(c).choose(c.pools["web"], up(), BUSAN, {"dc1": 41.0, "dc2": 0.4})
+    assert d.addresses == [C] and "dc2" in d.reason
+
+
+def test_gslb_health_rise_fall_and_when_all_down():
+    c = cfg("round-robin", check={"type": "http", "rise": 2, "fall": 3, "initial": "down"})
+    h = Health("web1a", c.pools["web"].check, now=0)
+    assert not h.up and h.record(True, 1) is None
+    t = h.record(True, 2)
+    assert h.up and (t.old, t.new) == ("down", "up")
+    assert h.record(False, 3) is None and h.record(False, 4) is None and h.up
+    assert h.record(False, 5).new == "down"
+    everyone = up("web1a", "web1b", "web2a")
+    assert picks("round-robin", 1, everyone, when_all_down="none")[0].addresses == []
+    assert picks("round-robin", 1, everyone, when_all_down="192.0.2.1")[0].addresses == \
+        ["192.0.2.1"]
+    assert len({d.addresses[0] for d in picks("round-robin", 3, everyone)}) == 3
+
+
+def test_gslb_config_errors_name_the_file_line_and_what(tmp_path):
+    f = tmp_path / "g.yaml"
+    f.write_text("zone: gslb.example.com\npools:\n  web:\n    algorithm: fastest\n"
+                 "    members: [{name: a, address: 198.51.100.1}]\n")
+    with pytest.raises(GslbConfigError, match=r"g\.yaml:4: pools\.web\.algorithm: unknown "
+                                              r"algorithm 'fastest'"):
+        load(f)
+    f.write_text("zone: gslb.example.com\npools:\n  web:\n"
+                 "    members: [{name: a, address: 198.51.100.1}]\nnames:\n  www: wbe\n")
+    with pytest.raises(GslbConfigError, match=r":6: names\.www: unknown pool 'wbe'"):
+        load(f)
+    assert load_ok(tmp_path).pool_for("x.gslb.example.com.").name == "web"
+
+
+def load_ok(tmp_path):
+    import yaml
+
+    f = tmp_path / "ok.yaml"
+    f.write_text(yaml.safe_dump(BASE))
+    c = load(f)
+    assert c.pool_for("www.gslb.example.com.").name == "web"
+    assert c.pool_for("gslb.example.com.") is None
+    return c
