@@ -14,6 +14,7 @@ from pathlib import Path
 import topologies
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
+from services.gslb import cli as gslb_cli
 from topologies.model import TopologyError
 
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("controller", help="run the os-ken controller alone "
                    "(infralab controller --help)")
     dns_cli.register(sub)
+    gslb_cli.register(sub)
     return ap
 
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .model import Topology, TopologyError
-from .plan import Plan, make_plan
+from .model import DELAY_NODE_PREFIX, Topology
+from .plan import LinkPlan, Plan, make_plan
 
 READY_TIMEOUT_S = 20.0
 
@@ -63,6 +63,7 @@ class Emulation:
         self.manifest = None
         self.controller: subprocess.Popen | None = None
         self.services: dict[str, subprocess.Popen] = {}
+        self.delay_nodes: dict[str, LinkPlan] = {}  # delay node name -> the link it delays
         self._stopped = False
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -195,10 +196,6 @@ class Emulation:
         from mininet.node import Host, OVSSwitch, RemoteController
 
         setLogLevel("info" if self.verbose else "error")
-        for h in self.topo.hosts.values():
-            if h.link.delay or h.link.loss:
-                raise TopologyError(f"hosts.{h.name}.link", "delay/loss are reserved: this "
-                                    "kernel has no netem, and user-space delay is not built yet")
         net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                       waitConnected=False)
         self.net = net
@@ -215,15 +212,25 @@ class Emulation:
             kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
             if link.a_port:
                 kw["port1"] = link.a_port
-            if link.bw:
-                net.addLink(link.a, link.b, cls=TCLink, bw=link.bw, **kw)
+            cls, extra = (TCLink, {"bw": link.bw}) if link.bw else (Link, {})
+            if link.emulated:  # a -- dlyN -- b: the delay node repeats frames, late
+                d = f"{DELAY_NODE_PREFIX}{len(self.delay_nodes) + 1}"
+                self.delay_nodes[d] = link
+                net.addHost(d, cls=Host, ip=None)
+                first = {k: v for k, v in kw.items() if k in ("intfName1", "port1")}
+                net.addLink(link.a, d, cls=cls, intfName2=f"{d}-eth0", **first, **extra)
+                net.addLink(d, link.b, cls=Link, intfName1=f"{d}-eth1",
+                            intfName2=link.b_intf, port2=link.b_port)
             else:
-                net.addLink(link.a, link.b, cls=Link, **kw)
+                net.addLink(link.a, link.b, cls=cls, **kw, **extra)
         net.addController(RemoteController("c0", ip="127.0.0.1", port=self.port))
         net.build()
         self.manifest.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
+        self._start_delay_nodes()
         for h in net.hosts:
+            if h.name in self.delay_nodes:
+                continue
             intf = h.defaultIntf()
             hdir = self.host_dir(h.name)
             # userspace OVS does not fill in checksums the veth left for offload; the host's
@@ -240,6 +247,27 @@ class Emulation:
             subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
         net.start()
         self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
+
+    def _start_delay_nodes(self) -> None:
+        """Start the frame repeater of each delay node (before routing needs the links)."""
+        for d, link in self.delay_nodes.items():
+            node = self.net[d]
+            a, b = f"{d}-eth0", f"{d}-eth1"
+            node.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                     "net.ipv6.conf.default.disable_ipv6=1")
+            for i in (a, b):  # whole frames as sent: no offload merging or splitting
+                node.cmd(f"ip link set {i} promisc on; ethtool -K {i} tx off rx off gro off "
+                         "gso off tso off >/dev/null 2>&1")
+            logf = open(self.rundir / f"{d}.log", "wb")
+            cmd = [sys.executable, "-m", "topologies.delayline", "--a", a, "--b", b,
+                   "--delay", link.delay or "0ms", "--loss", str(link.loss or 0)]
+            p = node.popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           start_new_session=True, mncmd=["mnexec", "-a", str(node.pid)],
+                           cwd=Path(__file__).resolve().parent.parent)
+            self.services[f"{d}.delayline"] = p
+            self.manifest.add_process(f"service:{d}.delayline", p.pid, group=True)
+            self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "
+                     f"loss {link.loss or 0}%")
 
     def _wait_routing(self) -> None:
         names = [r.name for r in self.plan.routers]

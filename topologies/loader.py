@@ -36,7 +36,7 @@ from .model import (
 )
 from .yamlfile import load_yaml, mapping, number
 
-TOP_KEYS = {"name", "description", "controller", "routers", "hosts"}
+TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links"}
 ROUTER_KEYS = {"interfaces", "routes"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns"}
 LINK_KEYS = {"bw", "delay", "loss"}
@@ -102,7 +102,18 @@ def _build(data: Any) -> Topology:
         topo.routers[router.name] = router
     for hname, hdata in _mapping(top.get("hosts"), "hosts").items():
         topo.hosts[str(hname)] = _host(str(hname), hdata)
+    for sname, ldata in _mapping(top.get("links"), "links").items():
+        topo.links[str(sname)] = _link(ldata, f"links.{sname}")
     return topo
+
+
+def _link(data: Any, where: str) -> LinkParams:
+    ld = _mapping(data, where, LINK_KEYS)
+    return LinkParams(
+        bw=_number(ld["bw"], f"{where}.bw") if "bw" in ld else None,
+        delay=str(ld["delay"]) if "delay" in ld else None,
+        loss=_number(ld["loss"], f"{where}.loss") if "loss" in ld else None,
+    )
 
 
 def _host(name: str, hdata: Any) -> Host:
@@ -116,12 +127,7 @@ def _host(name: str, hdata: Any) -> Host:
     if dhcp == ("address" in hd):
         raise TopologyError(where, "give exactly one of 'address' or 'dhcp: true'")
     address = None if dhcp else _address(hd["address"], f"{where}.address")
-    ld = _mapping(hd.get("link"), f"{where}.link", LINK_KEYS)
-    link = LinkParams(
-        bw=_number(ld["bw"], f"{where}.link.bw") if "bw" in ld else None,
-        delay=str(ld["delay"]) if "delay" in ld else None,
-        loss=_number(ld["loss"], f"{where}.link.loss") if "loss" in ld else None,
-    )
+    link = _link(hd.get("link"), f"{where}.link")
     services = []
     sdata = hd.get("services") or []
     if not isinstance(sdata, list):

@@ -35,6 +35,7 @@ ALLOWED_SPACE = [
     )
 ]
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+DELAY_NODE_PREFIX = "dly"  # Mininet nodes the builder adds in the middle of delayed links
 
 
 class TopologyError(ConfigFileError):
@@ -46,11 +47,16 @@ class TopologyError(ConfigFileError):
 
 @dataclass
 class LinkParams:
-    """Properties of a host's access link. delay/loss are reserved: parsed, not yet emulated."""
+    """Properties of a link: bandwidth (HTB), delay and loss (a user-space delay node,
+    since the kernel has no netem; see topologies/delayline.py)."""
 
     bw: float | None = None  # Mbit/s, shaped with HTB
-    delay: str | None = None
-    loss: float | None = None
+    delay: str | None = None  # one way, e.g. "20ms"
+    loss: float | None = None  # percent of frames dropped, each direction
+
+    @property
+    def emulated(self) -> bool:
+        return bool(self.delay) or bool(self.loss)
 
 
 @dataclass
@@ -113,6 +119,7 @@ class Topology:
     controller_port: int | None = None  # None: pick a free port at start
     description: str = ""
     base_dir: str = "."  # where relative files named by services live ({dir})
+    links: dict[str, LinkParams] = field(default_factory=dict)  # transit subnet -> params
 
     # ---- Python API -------------------------------------------------------------------
     def router(self, name: str) -> Router:
@@ -177,6 +184,9 @@ class Topology:
                                         "letters/digits starting with a letter")
                 if n in seen:
                     raise TopologyError(f"{kind}.{n}", f"name {n!r} is used twice")
+                if n.startswith(DELAY_NODE_PREFIX):
+                    raise TopologyError(f"{kind}.{n}", f"names starting with "
+                                        f"{DELAY_NODE_PREFIX!r} are the delay nodes' own")
                 seen.add(n)
         for r in self.routers.values():
             self._validate_router(r)
@@ -198,6 +208,11 @@ class Topology:
                                     f"both routers use the same address on {s.name!r}")
         for h in self.hosts.values():
             self._validate_host(h, subnets)
+        for sname, lp in self.links.items():
+            if sname not in subnets or not subnets[sname].is_transit:
+                raise TopologyError(f"links.{sname}", f"{sname!r} is not a subnet joining two "
+                                    "routers (give a host's access link `link:` instead)")
+            _check_link(lp, f"links.{sname}")
         for r in self.routers.values():
             for i, rt in enumerate(r.routes):
                 if not any(rt.via in iface.network and rt.via != iface.ip
@@ -250,13 +265,7 @@ class Topology:
                     raise TopologyError(f"{where}.address", f"{h.address} is also {other}'s")
                 if other == h.name:
                     break
-        lp = h.link
-        if lp.bw is not None and not (0 < lp.bw <= 10000):
-            raise TopologyError(f"{where}.link.bw", f"bandwidth {lp.bw} Mbit/s not in (0, 10000]")
-        if lp.delay is not None and not re.match(r"^\d+(\.\d+)?(us|ms|s)$", lp.delay):
-            raise TopologyError(f"{where}.link.delay", f"bad delay {lp.delay!r} (e.g. '5ms')")
-        if lp.loss is not None and not (0 <= lp.loss <= 100):
-            raise TopologyError(f"{where}.link.loss", f"loss {lp.loss} not in [0, 100] %")
+        _check_link(h.link, f"{where}.link")
         names = set()
         for i, svc in enumerate(h.services):
             if svc.name in names:
@@ -264,6 +273,19 @@ class Topology:
             names.add(svc.name)
             if not svc.run.strip():
                 raise TopologyError(f"{where}.services[{i}].run", "empty command")
+
+
+def _check_link(lp: LinkParams, where: str) -> None:
+    if lp.bw is not None and not (0 < lp.bw <= 10000):
+        raise TopologyError(f"{where}.bw", f"bandwidth {lp.bw} Mbit/s not in (0, 10000]")
+    if lp.delay is not None:
+        m = re.match(r"^(\d+(\.\d+)?)(us|ms|s)$", lp.delay)
+        if not m:
+            raise TopologyError(f"{where}.delay", f"bad delay {lp.delay!r} (e.g. '5ms')")
+        if float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1}[m.group(3)] > 5:
+            raise TopologyError(f"{where}.delay", f"delay {lp.delay} is over 5 s")
+    if lp.loss is not None and not (0 <= lp.loss <= 100):
+        raise TopologyError(f"{where}.loss", f"loss {lp.loss} not in [0, 100] %")
 
 
 def _check_space(ip: IPv4Address, where: str) -> None:

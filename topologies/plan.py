@@ -64,6 +64,12 @@ class LinkPlan:
     b_intf: str
     b_port: int
     bw: float | None = None
+    delay: str | None = None  # emulated by a delay node between a and b
+    loss: float | None = None
+
+    @property
+    def emulated(self) -> bool:
+        return bool(self.delay) or bool(self.loss)
 
 
 @dataclass
@@ -126,12 +132,15 @@ def make_plan(topo: Topology) -> Plan:
             ia, ib = f"{a}-eth{pa}", f"{b}-eth{pb}"
             iplans[(a, s.name)].ports.append(PortPlan(pa, ia, b, ib))
             iplans[(b, s.name)].ports.append(PortPlan(pb, ib, a, ia))
-            links.append(LinkPlan(a, ia, pa, b, ib, pb))
+            lp = topo.links.get(s.name)
+            links.append(LinkPlan(a, ia, pa, b, ib, pb, lp.bw if lp else None,
+                                  lp.delay if lp else None, lp.loss if lp else None))
             continue
         (rname,) = rnames
         for hname in s.hosts:
             port = take_port(rname)
             ri_, hi = f"{rname}-eth{port}", f"{hname}-eth0"
             iplans[(rname, s.name)].ports.append(PortPlan(port, ri_, hname, hi))
-            links.append(LinkPlan(hname, hi, 0, rname, ri_, port, topo.hosts[hname].link.bw))
+            hl = topo.hosts[hname].link
+            links.append(LinkPlan(hname, hi, 0, rname, ri_, port, hl.bw, hl.delay, hl.loss))
     return Plan(topo.name, routers, links)

@@ -431,20 +431,7 @@ class AuthServer:
         return f"unknown command {line!r}"
 
     def _control_loop(self) -> None:
-        path = str(self.control)
-        if os.path.exists(path):
-            os.unlink(path)
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        srv.bind(path)
-        srv.listen(8)
-        while True:
-            conn, _ = srv.accept()
-            with conn:
-                try:
-                    line = conn.recv(4096).decode(errors="replace").strip()
-                    conn.sendall(json.dumps(self.command(line)).encode() + b"\n")
-                except Exception as e:
-                    conn.sendall(json.dumps(f"error: {e!r}").encode() + b"\n")
+        control_loop(self.control, self.command)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -456,6 +443,24 @@ class AuthServer:
                 pass
         if self.control and os.path.exists(self.control):
             os.unlink(self.control)
+
+
+def control_loop(path: str | Path, command) -> None:
+    """Serve a unix control socket: one line in, `command(line)` as one JSON line out."""
+    path = str(path)
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            try:
+                line = conn.recv(4096).decode(errors="replace").strip()
+                conn.sendall(json.dumps(command(line)).encode() + b"\n")
+            except Exception as e:
+                conn.sendall(json.dumps(f"error: {e!r}").encode() + b"\n")
 
 
 def control_request(path: str | Path, line: str, timeout: float = 5.0):

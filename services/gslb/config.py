@@ -185,8 +185,9 @@ def parse(data: Any) -> GslbConfig:
         agent = None
         if "agent" in sdd:
             host, _, port = str(sdd["agent"]).rpartition(":")
-            agent = (str(_addr(host, f"sites.{s}.agent")), _int(port, f"sites.{s}.agent", 1,
-                                                                 65535))
+            port_n = int(port) if port.isdigit() else port
+            agent = (str(_addr(host, f"sites.{s}.agent")),
+                     _int(port_n, f"sites.{s}.agent", 1, 65535))
         sites[str(s)] = Site(str(s), region, agent)
     topology = {}
     for r, order in mapping(top.get("topology"), "topology", None, GslbConfigError).items():

@@ -66,4 +66,5 @@ class Health:
 
     def view(self, now: float) -> dict:
         return {"state": self.state, "for_s": round(now - self.since, 1), "checks": self.checks,
-                "last": self.last_detail, "rtt_ms": self.rtt_ms, "load": self.load}
+                "last": self.last_detail,
+                "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2), "load": self.load}

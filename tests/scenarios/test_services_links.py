@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from topologies import Service, Topology, TopologyError
+from topologies import Service, Topology
 from topologies.build import BuildError, Emulation, wait_listening
+from topologies.model import LinkParams
 
 
 def small(service: Service, bw: float | None = 20, n: int = 1) -> Topology:
@@ -67,10 +68,35 @@ def test_tb_topo_failing_service_aborts_the_build_and_leaves_nothing():
     assert emu.manifest.leftovers() == [] and not emu.manifest.dir.exists()
 
 
-def test_tb_topo_reserved_link_delay_is_refused_not_faked():
-    t = small(Service("idle", "sleep 300"), bw=None, n=4)
-    t.hosts["srv4"].link.delay = "10ms"
-    emu = Emulation(t)
-    with pytest.raises(TopologyError, match="delay/loss are reserved"):
-        emu.start()
-    assert emu.manifest.leftovers() == [] and not emu.manifest.dir.exists()
+def test_tb_topo_link_delay_and_loss_are_emulated_on_host_and_router_links():
+    """No netem here: delay nodes repeat frames late. Ping RTT shows 2x the one-way delay
+    of each delayed link on the path; loss drops about its share; TCP still works."""
+    t = small(Service("web", "{python} -m http.server 8080 --bind {ip} --directory {run}",
+                      ready_port=8080), bw=None, n=4)
+    t.interface("sr4", "core", "10.255.0.1/30")
+    t.interface("rx4", "core", "10.255.0.2/30")
+    t.interface("rx4", "far", "10.0.9.1/24")
+    t.route("sr4", "10.0.9.0/24", "10.255.0.2")
+    t.route("rx4", "default", "10.255.0.1")
+    t.host("far4", "far", "10.0.9.10")
+    t.host("lossy4", "lan2", "10.0.2.20").link.loss = 30
+    t.hosts["srv4"].link.delay = "15ms"
+    t.links["core"] = LinkParams(delay="25ms")
+    with Emulation(t) as emu:
+        assert sorted(emu.delay_nodes) == ["dly1", "dly2", "dly3"]
+        near = emu.host("cli4").cmd("ping -n -c5 -i0.2 10.0.1.10")
+        far = emu.host("cli4").cmd("ping -n -c5 -i0.2 10.0.9.10")
+        rtt_near = float(re.search(r"= [\d.]+/([\d.]+)/", near).group(1))
+        rtt_far = float(re.search(r"= [\d.]+/([\d.]+)/", far).group(1))
+        assert 30 <= rtt_near < 60 and 50 <= rtt_far < 90, (near, far)
+        lossy = emu.host("lossy4").cmd("ping -n -q -c60 -i0.05 -W1 10.0.2.1")
+        lost = float(re.search(r"([\d.]+)% packet loss", lossy).group(1))
+        assert 20 <= lost <= 80, lossy  # 30% each way: ~51% of echoes lost
+        (emu.service_dir("srv4.web") / "f.txt").write_text("x" * 200_000)
+        out = emu.host("cli4").cmd("curl -s -o /dev/null -w '%{http_code} %{size_download}' "
+                                   "http://10.0.1.10:8080/f.txt")
+        assert out.strip() == "200 200000", out
+        print(f"TB-TOPO delay: RTT {rtt_near:.1f} ms over a 15 ms link, {rtt_far:.1f} ms over "
+              f"a 25 ms link; {lost:.0f}% of pings lost at 30% loss per direction")
+        manifest = emu.manifest
+    assert manifest.leftovers() == []

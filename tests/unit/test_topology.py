@@ -121,3 +121,29 @@ def test_tb_topo_missing_file_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "infralab.cli", "validate",
                         str(tmp_path / "nope.yaml")], capture_output=True, text=True)
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_tb_topo_links_section_takes_delay_on_transit_subnets_only(tmp_path):
+    from topologies.delayline import DelayLine, parse_delay
+
+    f = tmp_path / "t.yaml"
+    f.write_text("name: t\nrouters:\n  r1: {interfaces: {lan: 10.0.1.1/24, core: 10.9.0.1/30}}\n"
+                 "  r2: {interfaces: {core: 10.9.0.2/30}}\nhosts:\n"
+                 "  h1: {subnet: lan, address: 10.0.1.10}\nlinks:\n  core: {delay: 20ms}\n")
+    assert topologies.load(f).links["core"].delay == "20ms"
+    f.write_text(f.read_text().replace("core: {delay: 20ms}", "lan: {delay: 20ms}"))
+    with pytest.raises(TopologyError, match=r"t\.yaml:\d+: links\.lan: 'lan' is not a subnet "
+                                            "joining two routers"):
+        topologies.load(f)
+    f.write_text(f.read_text().replace("lan: {delay: 20ms}", "core: {delay: fast}"))
+    with pytest.raises(TopologyError, match=r"links\.core\.delay: bad delay 'fast'"):
+        topologies.load(f)
+    assert parse_delay("20ms") == pytest.approx(0.02) and parse_delay("1.5s") == 1.5
+    line = DelayLine(0.02, 0)
+    line.push(b"a", now=1.0)
+    line.push(b"b", now=1.005)
+    assert line.due(1.019) == [] and line.due(1.0201) == [b"a"] and line.due(1.03) == [b"b"]
+    lossy = DelayLine(0.0, 50, rng=__import__("random").Random(1))
+    for i in range(1000):
+        lossy.push(bytes([i % 256]), 0.0)
+    assert 400 < len(lossy.due(0.0)) < 600 and lossy.dropped + lossy.passed == 1000

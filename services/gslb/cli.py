@@ -1,0 +1,103 @@
+"""`infralab gslb ...` and `infralab web ...`: the GSLB and the data centres' web server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from services.dns.cli import _endpoint
+from services.dns.server import control_request, run_until_signal
+from services.gslb.config import GslbConfigError
+from services.gslb.config import load as load_config
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from services.gslb.server import GslbServer
+
+    try:
+        cfg = load_config(args.config)
+    except GslbConfigError as e:
+        print(f"infralab gslb: {e}", file=sys.stderr)
+        return 2
+    server = GslbServer(cfg, args.listen or [("0.0.0.0", 53)], control=args.control,
+                        decision_log=args.decision_log, log=_log)
+    return run_until_signal(server)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except GslbConfigError as e:
+        print(f"infralab gslb: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.config}: ok: zone {cfg.zone}, {len(cfg.pools)} pools, "
+          f"{len(cfg.names)} names")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = control_request(args.control, "status")
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"GSLB for {st['zone']}")
+    for pool, members in st["pools"].items():
+        print(f"pool {pool}")
+        for name, m in members.items():
+            extra = "".join(f" {k}={m[k]}" for k in ("rtt_ms", "load") if m.get(k) is not None)
+            print(f"  {name:8} {m['address']:15} {m['site']:6} {m['state']:5} "
+                  f"for {m['for_s']}s{extra}  ({m['last']})")
+    for prefix, rtts in st.get("site_rtt", {}).items():
+        print(f"rtt from sites to {prefix}: "
+              + ", ".join(f"{s}={v:.1f}ms" for s, v in sorted(rtts.items())))
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from services.web.server import serve
+
+    srv = serve(args.listen, args.name, args.site)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    print(f"web {args.name} ({args.site}) on {args.listen[0]}:{args.listen[1]}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(0.5):
+        pass
+    srv.shutdown()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    g = sub.add_parser("gslb", help="health-checked, load-distributing DNS (GSLB)")
+    gsub = g.add_subparsers(dest="gslb_cmd", required=True)
+    p = gsub.add_parser("serve", help="answer the config's names from healthy members")
+    p.add_argument("--config", type=Path, required=True, help="GSLB config (YAML)")
+    p.add_argument("--listen", action="append", type=_endpoint, metavar="ADDR[:PORT]")
+    p.add_argument("--control", type=Path, help="control socket (infralab gslb status)")
+    p.add_argument("--decision-log", type=Path, help="JSON lines: every selection and why")
+    p.set_defaults(fn=cmd_serve)
+    p = gsub.add_parser("check", help="validate a GSLB config without serving it")
+    p.add_argument("config", type=Path)
+    p.set_defaults(fn=cmd_check)
+    p = gsub.add_parser("status", help="members' health, RTTs and events of a running GSLB")
+    p.add_argument("--control", type=Path, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_status)
+    w = sub.add_parser("web", help="the data centres' web server and site agent")
+    wsub = w.add_subparsers(dest="web_cmd", required=True)
+    p = wsub.add_parser("serve", help="HTTP: who answered, /health, /status, /rtt, /admin/mode")
+    p.add_argument("--listen", type=lambda t: _endpoint(t if ":" in t else t + ":80"),
+                   required=True, metavar="ADDR[:PORT]")
+    p.add_argument("--name", required=True)
+    p.add_argument("--site", default="default")
+    p.set_defaults(fn=cmd_web)

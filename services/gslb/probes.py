@@ -1,0 +1,159 @@
+"""Real probes on the wire: ICMP echo, TCP connect, HTTP GET, and asking a site's agent
+for its RTT to a resolver. Each takes a timeout and returns a Probe, never raises, so a
+hanging server costs one probe its timeout and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from services.gslb.config import Check
+
+
+@dataclass
+class Probe:
+    ok: bool
+    detail: str
+    rtt_ms: float | None = None
+    load: int | None = None
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+class Pinger:
+    """ICMP echo over one raw socket shared by all probes of a process (needs root)."""
+
+    def __init__(self) -> None:
+        self.ident = os.getpid() & 0xFFFF
+        self.seq = 0
+        self.waiting: dict[int, tuple[asyncio.Future, float]] = {}
+        self.sock: socket.socket | None = None
+
+    def _open(self) -> socket.socket:
+        if self.sock is None:
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            s.setblocking(False)
+            asyncio.get_running_loop().add_reader(s.fileno(), self._readable)
+            self.sock = s
+        return self.sock
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            ihl = (data[0] & 0x0F) * 4
+            if len(data) < ihl + 8:
+                continue
+            typ, _code, _ck, ident, seq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+            if typ == 0 and ident == self.ident and seq in self.waiting:
+                fut, t0 = self.waiting.pop(seq)
+                if not fut.done():
+                    fut.set_result((time.monotonic() - t0) * 1000)
+
+    async def ping(self, addr: str, timeout: float) -> Probe:
+        s = self._open()
+        self.seq = (self.seq + 1) & 0xFFFF
+        seq = self.seq
+        payload = b"infralab-gslb".ljust(32, b".")
+        head = struct.pack("!BBHHH", 8, 0, 0, self.ident, seq)
+        pkt = struct.pack("!BBHHH", 8, 0, _checksum(head + payload), self.ident, seq) + payload
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[seq] = (fut, time.monotonic())
+        try:
+            s.sendto(pkt, (addr, 0))
+            rtt = await asyncio.wait_for(fut, timeout)
+            return Probe(True, f"icmp echo reply in {rtt:.1f}ms", rtt)
+        except TimeoutError:
+            return Probe(False, f"icmp: no echo reply in {timeout}s")
+        except OSError as e:
+            return Probe(False, f"icmp: {e.strerror}")
+        finally:
+            self.waiting.pop(seq, None)
+
+
+async def tcp_connect(addr: str, port: int, timeout: float) -> Probe:
+    t0 = time.monotonic()
+    try:
+        _r, w = await asyncio.wait_for(asyncio.open_connection(addr, port), timeout)
+    except TimeoutError:
+        return Probe(False, f"tcp {port}: no connection in {timeout}s")
+    except OSError as e:
+        return Probe(False, f"tcp {port}: {e.strerror or e}")
+    rtt = (time.monotonic() - t0) * 1000
+    w.close()
+    return Probe(True, f"tcp {port}: connected in {rtt:.1f}ms", rtt)
+
+
+async def http_get(addr: str, port: int, path: str, timeout: float) -> tuple[int, bytes, float]:
+    """(status, body, connect RTT ms); raises OSError/TimeoutError/ValueError."""
+    async def go() -> tuple[int, bytes, float]:
+        t0 = time.monotonic()
+        r, w = await asyncio.open_connection(addr, port)
+        rtt = (time.monotonic() - t0) * 1000
+        try:
+            w.write(f"GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: infralab-gslb\r\n\r\n"
+                    .encode())
+            data = await r.read(65536)
+        finally:
+            w.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        parts = head.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise ValueError(f"not an HTTP response: {head[:40]!r}")
+        return int(parts[1]), body, rtt
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def http_check(addr: str, check: Check) -> Probe:
+    try:
+        status, body, rtt = await http_get(addr, check.port, check.path, check.timeout)
+    except TimeoutError:
+        return Probe(False, f"http {check.path}: no answer in {check.timeout}s")
+    except (OSError, ValueError) as e:
+        return Probe(False, f"http {check.path}: {getattr(e, 'strerror', None) or e}")
+    if status != check.expect:
+        return Probe(False, f"http {check.path}: status {status}, want {check.expect}")
+    if check.body is not None and check.body.encode() not in body:
+        return Probe(False, f"http {check.path}: body lacks {check.body!r}")
+    load = None
+    if check.load_path:
+        try:
+            _s, lb, _ = await http_get(addr, check.port, check.load_path, check.timeout)
+            load = int(json.loads(lb)["active"])
+        except Exception:
+            load = None
+    return Probe(True, f"http {check.path}: {status} in {rtt:.1f}ms", rtt, load)
+
+
+async def run_check(pinger: Pinger, addr: str, check: Check) -> Probe:
+    if check.type == "icmp":
+        return await pinger.ping(addr, check.timeout)
+    if check.type == "tcp":
+        return await tcp_connect(addr, check.port, check.timeout)
+    if check.type == "http":
+        return await http_check(addr, check)
+    return Probe(True, "no check configured")
+
+
+async def agent_rtt(agent: tuple[str, int], target: str, timeout: float) -> float | None:
+    """Ask a site agent (`infralab web serve`) for its measured RTT to `target`, in ms."""
+    try:
+        status, body, _ = await http_get(agent[0], agent[1], f"/rtt?to={target}", timeout)
+        return float(json.loads(body)["rtt_ms"]) if status == 200 else None
+    except Exception:
+        return None

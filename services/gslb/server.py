@@ -1,0 +1,338 @@
+"""The GSLB as a DNS server: answers its names from the healthy members the selection
+picks, everything else in its zone from static records; health checks run beside it.
+
+`GslbServer.answer` is bytes in, bytes out and reads only the server's state, so unit tests
+drive it without sockets. Sockets are thin: a UDP thread (with an answer cache keyed by the
+query and the asking address, emptied whenever health, load or RTT change what it would
+say), a TCP thread, an asyncio thread for the probes, and a unix control socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import struct
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from dnslib import EDNS0, OPCODE, QTYPE, RCODE, RR, A, DNSHeader, DNSQuestion, DNSRecord
+from dnslib.dns import EDNSOption
+
+from services.dns.authority import ZoneSet, name_key
+from services.dns.responder import (
+    OUR_UDP_SIZE,
+    Responder,
+    edns_opts,
+    finish,
+    header_only,
+    size_limit,
+)
+from services.dns.server import control_loop, recv_exact
+from services.dns.zone import load_zone, parse_zone
+from services.gslb.config import GslbConfig, Pool
+from services.gslb.health import Health, Transition
+from services.gslb.probes import Pinger, agent_rtt, run_check
+from services.gslb.select import Client, Decision, MemberState, Selector
+
+ECS = 8
+CACHE_MAX = 100_000
+
+
+def parse_ecs(opts: list[RR]) -> IPv4Network | None:
+    """The EDNS Client Subnet (RFC 7871) an LDNS forwarded, if IPv4 and well formed."""
+    for opt in opts:
+        for o in getattr(opt, "rdata", None) or []:
+            if getattr(o, "code", None) != ECS or len(o.data) < 4:
+                continue
+            family, plen = struct.unpack("!HB", o.data[:3])
+            addr = o.data[4:]
+            if family != 1 or plen > 32 or len(addr) > 4:
+                return None
+            try:
+                ip = IPv4Address(addr.ljust(4, b"\0"))
+                return IPv4Network(f"{ip}/{plen}", strict=False)
+            except ValueError:
+                return None
+    return None
+
+
+def ecs_option(net: IPv4Network, scope: int) -> EDNSOption:
+    n = (net.prefixlen + 7) // 8
+    return EDNSOption(ECS, struct.pack("!HBB", 1, net.prefixlen, scope)
+                      + net.network_address.packed[:n])
+
+
+def static_zone(cfg: GslbConfig):
+    """The zone's static part: the zone file, or a synthesized SOA/NS/glue."""
+    if cfg.zone_file is not None:
+        return load_zone(cfg.zone_file, cfg.zone)
+    ns = list(cfg.ns) or [f"gslb.{cfg.zone}"]
+    lines = [f"$ORIGIN {cfg.zone}", "$TTL 300",
+             f"@ IN SOA {ns[0]} hostmaster.{cfg.zone} 1 3600 600 86400 {cfg.ttl}"]
+    lines += [f"@ IN NS {n}" for n in ns]
+    lines += [f"{n} IN A {a}" for n, a in cfg.ns.items() if n.endswith(cfg.zone)]
+    return parse_zone("\n".join(lines) + "\n", f"<{cfg.zone} synthesized>", cfg.zone)
+
+
+class GslbServer:
+    def __init__(self, cfg: GslbConfig, listen: list[tuple[str, int]] | None = None,
+                 control: Path | None = None, decision_log: Path | None = None,
+                 log: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.listen = listen or []
+        self.control = control
+        self.log = log
+        self.clock = clock
+        self.selector = Selector(cfg)
+        now = clock()
+        self.health = {(p.name, m.name): Health(m.name, p.check, now)
+                       for p in cfg.pools.values() for m in p.members}
+        self.zones = ZoneSet([static_zone(cfg)])
+        self.responder = Responder(self.zones)
+        self.stats: Counter[str] = Counter()
+        self.cache: dict[tuple[bytes, str], Callable[[], bytes]] = {}
+        self.site_rtt: dict[str, tuple[float, dict[str, float]]] = {}
+        self.pending_rtt: set[str] = set()
+        self.events: deque[dict] = deque(maxlen=200)
+        self.lock = threading.RLock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sockets: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.decision_log = open(decision_log, "a", buffering=1) if decision_log else None
+
+    # ---- answering ------------------------------------------------------------------------
+    def answer(self, data: bytes, source: str, tcp: bool = False) -> bytes | None:
+        data = bytes(data)
+        key = (data[2:], source)
+        if not tcp:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats["cache_hits"] += 1
+                return data[:2] + hit()
+        try:
+            q = DNSRecord.parse(data)
+        except Exception:
+            self.stats["malformed"] += 1
+            return header_only(data, RCODE.FORMERR)
+        if q.header.qr or q.header.opcode != OPCODE.QUERY or len(q.questions) != 1:
+            return self.responder.respond(data, source, tcp)
+        qname = str(q.q.qname).lower()
+        pool = self.cfg.pool_for(qname)
+        if pool is None:
+            self.stats["static"] += 1
+            return self.responder.respond(data, source, tcp)
+        opts = edns_opts(q)
+        ecs = parse_ecs(opts)
+        client = Client.of(source, ecs)
+        with self.lock:
+            states = self.member_states(pool)
+            site_rtt = self._site_rtt(pool, client, source)
+            first = self.selector.choose(pool, states, client, site_rtt)
+            decisions = [first] + [self.selector.choose(pool, states, client, site_rtt)
+                                   for _ in range(first.period - 1)]
+        self.stats["decisions"] += 1
+        self.stats[f"algorithm_{first.algorithm}"] += 1
+        self._log_decision(source, ecs, qname, first)
+        variants = [self._reply(q, d, opts, ecs, tcp) for d in decisions]
+        if not tcp:
+            if len(self.cache) >= CACHE_MAX:
+                self.cache = {}
+            nxt = itertools.cycle([v[2:] for v in variants]).__next__
+            nxt()
+            self.cache[key] = nxt
+        return variants[0]
+
+    def _reply(self, q: DNSRecord, d: Decision, opts: list[RR], ecs: IPv4Network | None,
+               tcp: bool) -> bytes:
+        reply = DNSRecord(DNSHeader(id=q.header.id, qr=1, aa=1, rd=q.header.rd),
+                          q=DNSQuestion(q.q.qname, q.q.qtype, q.q.qclass))
+        if q.q.qtype in (QTYPE.A, 255) and d.addresses:
+            reply.rr = [RR(q.q.qname, QTYPE.A, ttl=self.cfg.ttl, rdata=A(a))
+                        for a in d.addresses]
+        else:  # NODATA: the name exists, but not with this type (or no member to give)
+            reply.auth = [self.zones.find(name_key(q.q.qname)).negative_soa()]
+        if opts:
+            eopts = [ecs_option(ecs, ecs.prefixlen)] if ecs is not None else []
+            reply.ar.append(EDNS0(udp_len=OUR_UDP_SIZE, opts=eopts))
+        return finish(reply, size_limit(opts, tcp), [], self.responder.stats)
+
+    def member_states(self, pool: Pool) -> dict[str, MemberState]:
+        out = {}
+        for m in pool.members:
+            h = self.health[(pool.name, m.name)]
+            out[m.name] = MemberState(h.up, h.load, h.rtt_ms)
+        return out
+
+    def _site_rtt(self, pool: Pool, client: Client, source: str) -> dict[str, float]:
+        if self.cfg.rtt_source != "sites" or "rtt" not in pool.algorithms:
+            return {}
+        key = str(client.prefix)
+        got = self.site_rtt.get(key)
+        if got is not None and self.clock() - got[0] <= self.cfg.rtt_max_age:
+            return got[1]
+        if key not in self.pending_rtt and self.loop is not None:
+            self.pending_rtt.add(key)
+            target = source if client.address == client.prefix.network_address else \
+                str(client.address)
+            asyncio.run_coroutine_threadsafe(self._measure_sites(key, target), self.loop)
+        return got[1] if got else {}
+
+    async def _measure_sites(self, key: str, target: str) -> None:
+        sites = [s for s in self.cfg.sites.values() if s.agent]
+        rtts = await asyncio.gather(*(agent_rtt(s.agent, target, 3.0) for s in sites))
+        table = {s.name: r for s, r in zip(sites, rtts, strict=True) if r is not None}
+        with self.lock:
+            self.pending_rtt.discard(key)
+            if table:
+                self.site_rtt[key] = (self.clock(), table)
+                self.cache = {}
+        self._event({"event": "site-rtt", "client": key, "target": target, "rtt_ms": table})
+
+    def _log_decision(self, source: str, ecs, qname: str, d: Decision) -> None:
+        if self.decision_log is not None:
+            self.decision_log.write(json.dumps({
+                "t": round(time.time(), 3), "client": source, "ecs": str(ecs) if ecs else None,
+                "name": qname, "algorithm": d.algorithm, "reason": d.reason,
+                "answer": d.addresses}) + "\n")
+
+    def _event(self, ev: dict) -> None:
+        ev = {"t": round(time.time(), 3), **ev}
+        self.events.append(ev)
+        self.log("gslb: " + json.dumps(ev))
+
+    # ---- health checks ----------------------------------------------------------------------
+    def record(self, pool: str, member: str, ok: bool, detail: str, rtt_ms=None,
+               load=None) -> Transition | None:
+        """Apply one probe result; empties the answer cache when the answer may change."""
+        with self.lock:
+            h = self.health[(pool, member)]
+            before = (h.up, h.load, h.rtt_ms)
+            t = h.record(ok, self.clock(), detail, rtt_ms, load)
+            algos = self.cfg.pools[pool].algorithms
+            if t is not None or (before[1] != h.load and "least-conn" in algos) or \
+                    (before[2] != h.rtt_ms and "rtt" in algos):
+                self.cache = {}
+        if t is not None:
+            self.stats["transitions"] += 1
+            self._event({"event": "health", "pool": pool, "member": member, "from": t.old,
+                         "to": t.new, "detail": t.detail})
+        return t
+
+    async def _check_loop(self, pinger: Pinger, pool: Pool, member) -> None:
+        c = pool.check
+        while not self.stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                p = await asyncio.wait_for(run_check(pinger, str(member.address), c),
+                                           c.timeout + 1)
+                self.record(pool.name, member.name, p.ok, p.detail, p.rtt_ms, p.load)
+            except TimeoutError:
+                self.record(pool.name, member.name, False, "check did not finish in time")
+            await asyncio.sleep(max(0.0, c.interval - (time.monotonic() - t0)))
+
+    async def _checks(self) -> None:
+        pinger = Pinger()
+        tasks = [asyncio.create_task(self._check_loop(pinger, p, m))
+                 for p in self.cfg.pools.values() if p.check.type != "none" for m in p.members]
+        await asyncio.gather(*tasks)
+
+    def _run_loop(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self._checks())
+
+    # ---- sockets ------------------------------------------------------------------------
+    def start(self, wait_loaded: float = 0.0) -> None:
+        threading.Thread(target=self._run_loop, daemon=True).start()
+        for host, port in self.listen:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            u.bind((host, port))
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind((host, port))
+            t.listen(64)
+            self.sockets += [u, t]
+            threading.Thread(target=self._udp_loop, args=(u,), daemon=True).start()
+            threading.Thread(target=self._tcp_accept, args=(t,), daemon=True).start()
+        if self.control:
+            threading.Thread(target=control_loop, args=(self.control, self.command),
+                             daemon=True).start()
+        names = ", ".join(sorted(self.cfg.names))
+        self.log(f"gslb: answering {names} on "
+                 + ", ".join(f"{h}:{p}" for h, p in self.listen))
+
+    def _udp_loop(self, sock: socket.socket) -> None:
+        recv, send = sock.recvfrom, sock.sendto
+        while True:
+            try:
+                data, addr = recv(65535)
+            except OSError:
+                return
+            hit = self.cache.get((data[2:], addr[0]))
+            if hit is not None:
+                send(data[:2] + hit(), addr)
+                continue
+            try:
+                out = self.answer(data, addr[0])
+            except Exception as e:  # one bad packet never stops the server
+                self.stats["errors"] += 1
+                self.log(f"gslb: error answering {addr[0]}: {e!r}")
+                out = header_only(data, RCODE.SERVFAIL)
+            if out is not None:
+                send(out, addr)
+
+    def _tcp_accept(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, addr = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tcp_conn, args=(conn, addr[0]), daemon=True).start()
+
+    def _tcp_conn(self, conn: socket.socket, source: str) -> None:
+        with conn:
+            conn.settimeout(10)
+            try:
+                while True:
+                    head = recv_exact(conn, 2)
+                    if head is None:
+                        return
+                    data = recv_exact(conn, struct.unpack("!H", head)[0])
+                    out = self.answer(data or b"", source, tcp=True)
+                    if out is not None:
+                        conn.sendall(struct.pack("!H", len(out)) + out)
+            except OSError:
+                return
+
+    def status(self) -> dict:
+        now = self.clock()
+        with self.lock:
+            pools = {p.name: {m.name: {"address": str(m.address), "site": m.site,
+                                       **self.health[(p.name, m.name)].view(now)}
+                              for m in p.members} for p in self.cfg.pools.values()}
+            rtt = {k: v[1] for k, v in self.site_rtt.items()}
+        return {"zone": self.cfg.zone, "pools": pools, "site_rtt": rtt,
+                "stats": dict(self.stats), "events": list(self.events)[-30:]}
+
+    def command(self, line: str):
+        words = line.split()
+        if not words or words[0] == "status":
+            return self.status()
+        if words[0] == "stats":
+            return dict(self.stats)
+        return f"unknown command {line!r} (status, stats)"
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass

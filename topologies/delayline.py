@@ -1,0 +1,122 @@
+"""Link delay and loss in user space: the kernel here has no netem.
+
+A delay node sits in the middle of a link (`router -- dlyN -- router`, or host -- dlyN --
+router) and repeats every Ethernet frame from one side to the other after `delay`,
+dropping a `loss` share of them: to both ends it is a wire that is long (and lossy).
+`DelayLine` is the pure part (a FIFO per direction, clock and randomness injected); `run`
+is the packet loop over two AF_PACKET sockets. Constant delay keeps frames in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import select
+import signal
+import socket
+import time
+from collections import deque
+
+ETH_P_ALL = 0x0003
+
+
+def parse_delay(text: str) -> float:
+    """'20ms' / '1.5s' / '500us' -> seconds."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(us|ms|s)", text.strip())
+    if not m:
+        raise ValueError(f"bad delay {text!r} (e.g. '20ms')")
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+
+
+class DelayLine:
+    """Frames in, the same frames out `delay` seconds later (minus the lost ones)."""
+
+    def __init__(self, delay: float, loss_pct: float = 0.0,
+                 rng: random.Random | None = None) -> None:
+        self.delay = delay
+        self.loss = loss_pct / 100.0
+        self.rng = rng or random.Random()
+        self.queue: deque[tuple[float, bytes]] = deque()
+        self.passed = 0
+        self.dropped = 0
+
+    def push(self, frame: bytes, now: float) -> None:
+        if self.loss and self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        self.queue.append((now + self.delay, frame))
+
+    def due(self, now: float) -> list[bytes]:
+        out = []
+        q = self.queue
+        while q and q[0][0] <= now:
+            out.append(q.popleft()[1])
+        self.passed += len(out)
+        return out
+
+    def next_due(self) -> float | None:
+        return self.queue[0][0] if self.queue else None
+
+
+def run(a: str, b: str, delay: float, loss: float, seed: int | None = None) -> None:
+    """Repeat frames between interfaces `a` and `b` until SIGTERM/SIGINT."""
+    socks = {}
+    for name in (a, b):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        s.bind((name, 0))
+        s.setblocking(False)
+        socks[name] = s
+    rng = random.Random(seed)
+    lines = {a: DelayLine(delay, loss, rng), b: DelayLine(delay, loss, rng)}  # by input side
+    out_of = {a: socks[b], b: socks[a]}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    fds = {socks[n].fileno(): n for n in socks}
+    print(f"delayline {a} <-> {b}: delay {delay * 1000:.1f}ms loss {loss}%", flush=True)
+    while not stop:
+        now = time.monotonic()
+        dues = [t for t in (lines[a].next_due(), lines[b].next_due()) if t is not None]
+        timeout = max(0.0, min(dues) - now) if dues else 0.5
+        try:
+            ready, _, _ = select.select(list(fds), [], [], timeout)
+        except InterruptedError:
+            continue
+        now = time.monotonic()
+        for fd in ready:
+            name = fds[fd]
+            s = socks[name]
+            for _ in range(64):
+                try:
+                    frame, addr = s.recvfrom(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if addr[2] == socket.PACKET_OUTGOING:  # our own transmission, seen again
+                    continue
+                lines[name].push(frame, now)
+        now = time.monotonic()
+        for name, line in lines.items():
+            for frame in line.due(now):
+                try:
+                    out_of[name].send(frame)
+                except OSError:
+                    line.dropped += 1
+    print(f"delayline: passed {lines[a].passed}+{lines[b].passed}, "
+          f"dropped {lines[a].dropped}+{lines[b].dropped}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--a", required=True)
+    p.add_argument("--b", required=True)
+    p.add_argument("--delay", default="0ms")
+    p.add_argument("--loss", type=float, default=0.0, help="percent of frames dropped")
+    p.add_argument("--seed", type=int)
+    args = p.parse_args(argv)
+    run(args.a, args.b, parse_delay(args.delay), args.loss, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
