@@ -28,8 +28,8 @@ from topologies.yamlfile import ConfigFileError, load_yaml, mapping, number
 
 ALGORITHMS = ("round-robin", "weighted", "least-conn", "hash", "rtt", "topology", "all")
 CHECK_TYPES = ("icmp", "tcp", "http", "none")
-TOP_KEYS = {"zone", "zone_file", "ns", "ttl", "regions", "sites", "topology", "pools", "names",
-            "rtt"}
+TOP_KEYS = {"zone", "zone_file", "zones", "ns", "ttl", "regions", "sites", "topology", "pools",
+            "names", "rtt"}
 POOL_KEYS = {"algorithm", "when_all_down", "answers", "check", "members"}
 MEMBER_KEYS = {"name", "address", "site", "weight"}
 CHECK_KEYS = {"type", "port", "path", "expect", "body", "interval", "timeout", "rise", "fall",
@@ -85,11 +85,12 @@ class Site:
 
 @dataclass
 class GslbConfig:
-    zone: str
+    zone: str  # the first zone: relative names in `names:` are relative to it
     pools: dict[str, Pool]
     names: dict[str, str]  # absolute lower-case name (or "*.zone.") -> pool
     ttl: int = 5
     zone_file: Path | None = None
+    zones: dict[str, Path | None] = field(default_factory=dict)  # every zone -> its file
     ns: dict[str, IPv4Address] = field(default_factory=dict)
     regions: dict[str, list[IPv4Network]] = field(default_factory=dict)
     sites: dict[str, Site] = field(default_factory=dict)
@@ -100,7 +101,7 @@ class GslbConfig:
     def pool_for(self, qname: str) -> Pool | None:
         """The pool answering `qname` (lower-case, absolute): exact name, then wildcard."""
         p = self.names.get(qname)
-        if p is None and qname.endswith("." + self.zone) and qname != self.zone:
+        if p is None and "." in qname[:-1]:
             p = self.names.get("*." + qname.split(".", 1)[1])
         return self.pools.get(p) if p else None
 
@@ -162,9 +163,15 @@ def _check(d: Any, where: str) -> Check:
 
 def parse(data: Any) -> GslbConfig:
     top = mapping(data, "", TOP_KEYS, GslbConfigError)
-    if "zone" not in top:
-        raise _err("zone", "missing: the domain the GSLB answers for")
-    zone = str(top["zone"]).lower().rstrip(".") + "."
+    zones: dict[str, Path | None] = {}
+    if "zone" in top:
+        zones[str(top["zone"]).lower().rstrip(".") + "."] = (
+            Path(str(top["zone_file"])) if "zone_file" in top else None)
+    for z, f in mapping(top.get("zones"), "zones", None, GslbConfigError).items():
+        zones[str(z).lower().rstrip(".") + "."] = Path(str(f)) if f else None
+    if not zones:
+        raise _err("zone", "missing: the domain the GSLB answers for (zone: or zones:)")
+    zone = next(iter(zones))
     regions = {}
     for r, nets in mapping(top.get("regions"), "regions", None, GslbConfigError).items():
         if not isinstance(nets, list):
@@ -239,8 +246,8 @@ def parse(data: Any) -> GslbConfig:
         if p not in pools:
             raise _err(f"names.{n}", f"unknown pool {p!r} (pools: " + ", ".join(pools) + ")")
         full = _absolute(str(n), zone)
-        if not (full == zone or full.endswith("." + zone)):
-            raise _err(f"names.{n}", f"{full} is not in the zone {zone}")
+        if not any(full == z or full.endswith("." + z) for z in zones):
+            raise _err(f"names.{n}", f"{full} is in none of the zones " + ", ".join(zones))
         names[full] = str(p)
     ns = {}
     for n, a in mapping(top.get("ns"), "ns", None, GslbConfigError).items():
@@ -254,7 +261,7 @@ def parse(data: Any) -> GslbConfig:
             if s.agent is None:
                 raise _err(f"sites.{s.name}", "rtt.source 'sites' needs an agent per site")
     return GslbConfig(zone, pools, names, _int(top.get("ttl", 5), "ttl", 0, 86400),
-                      Path(str(top["zone_file"])) if "zone_file" in top else None, ns,
+                      zones[zone], zones, ns,
                       regions, sites, topology, source,
                       number(rtt.get("max_age", 300), "rtt.max_age", GslbConfigError))
 
@@ -271,6 +278,7 @@ def load(path: str | Path) -> GslbConfig:
         cfg = parse(data)
     except GslbConfigError as e:
         raise e.located(str(path), lines) from None
-    if cfg.zone_file is not None and not cfg.zone_file.is_absolute():
-        cfg.zone_file = path.parent / cfg.zone_file
+    cfg.zones = {z: (f if f is None or f.is_absolute() else path.parent / f)
+                 for z, f in cfg.zones.items()}
+    cfg.zone_file = cfg.zones[cfg.zone]
     return cfg

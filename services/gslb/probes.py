@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import secrets
 import socket
 import struct
 import time
@@ -36,9 +36,9 @@ class Pinger:
     """ICMP echo over one raw socket shared by all probes of a process (needs root)."""
 
     def __init__(self) -> None:
-        self.ident = os.getpid() & 0xFFFF
+        self.ident = secrets.randbits(16)  # each Pinger sees every echo reply: tell ours apart
         self.seq = 0
-        self.waiting: dict[int, tuple[asyncio.Future, float]] = {}
+        self.waiting: dict[int, tuple[asyncio.Future, float, str]] = {}
         self.sock: socket.socket | None = None
 
     def _open(self) -> socket.socket:
@@ -52,15 +52,15 @@ class Pinger:
     def _readable(self) -> None:
         while True:
             try:
-                data = self.sock.recv(2048)
+                data, (src, _) = self.sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
                 return
             ihl = (data[0] & 0x0F) * 4
             if len(data) < ihl + 8:
                 continue
             typ, _code, _ck, ident, seq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-            if typ == 0 and ident == self.ident and seq in self.waiting:
-                fut, t0 = self.waiting.pop(seq)
+            if typ == 0 and ident == self.ident and self.waiting.get(seq, ("", 0, ""))[2] == src:
+                fut, t0, _ = self.waiting.pop(seq)
                 if not fut.done():
                     fut.set_result((time.monotonic() - t0) * 1000)
 
@@ -72,7 +72,7 @@ class Pinger:
         head = struct.pack("!BBHHH", 8, 0, 0, self.ident, seq)
         pkt = struct.pack("!BBHHH", 8, 0, _checksum(head + payload), self.ident, seq) + payload
         fut = asyncio.get_running_loop().create_future()
-        self.waiting[seq] = (fut, time.monotonic())
+        self.waiting[seq] = (fut, time.monotonic(), addr)
         try:
             s.sendto(pkt, (addr, 0))
             rtt = await asyncio.wait_for(fut, timeout)
@@ -107,7 +107,12 @@ async def http_get(addr: str, port: int, path: str, timeout: float) -> tuple[int
         try:
             w.write(f"GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: infralab-gslb\r\n\r\n"
                     .encode())
-            data = await r.read(65536)
+            data = b""
+            while len(data) < 65536:  # HTTP/1.0: the answer ends when the server closes
+                chunk = await r.read(65536 - len(data))
+                if not chunk:
+                    break
+                data += chunk
         finally:
             w.close()
         head, _, body = data.partition(b"\r\n\r\n")

@@ -68,16 +68,20 @@ def ecs_option(net: IPv4Network, scope: int) -> EDNSOption:
                       + net.network_address.packed[:n])
 
 
-def static_zone(cfg: GslbConfig):
-    """The zone's static part: the zone file, or a synthesized SOA/NS/glue."""
-    if cfg.zone_file is not None:
-        return load_zone(cfg.zone_file, cfg.zone)
-    ns = list(cfg.ns) or [f"gslb.{cfg.zone}"]
-    lines = [f"$ORIGIN {cfg.zone}", "$TTL 300",
-             f"@ IN SOA {ns[0]} hostmaster.{cfg.zone} 1 3600 600 86400 {cfg.ttl}"]
-    lines += [f"@ IN NS {n}" for n in ns]
-    lines += [f"{n} IN A {a}" for n, a in cfg.ns.items() if n.endswith(cfg.zone)]
-    return parse_zone("\n".join(lines) + "\n", f"<{cfg.zone} synthesized>", cfg.zone)
+def static_zones(cfg: GslbConfig) -> list:
+    """Each zone's static part: its zone file, or a synthesized SOA/NS/glue."""
+    out = []
+    for zone, path in cfg.zones.items():
+        if path is not None:
+            out.append(load_zone(path, zone))
+            continue
+        ns = [n for n in cfg.ns if n.endswith("." + zone)] or list(cfg.ns) or [f"gslb.{zone}"]
+        lines = [f"$ORIGIN {zone}", "$TTL 300",
+                 f"@ IN SOA {ns[0]} hostmaster.{zone} 1 3600 600 86400 {cfg.ttl}"]
+        lines += [f"@ IN NS {n}" for n in ns]
+        lines += [f"{n} IN A {cfg.ns[n]}" for n in ns if n in cfg.ns and n.endswith(zone)]
+        out.append(parse_zone("\n".join(lines) + "\n", f"<{zone} synthesized>", zone))
+    return out
 
 
 class GslbServer:
@@ -94,7 +98,7 @@ class GslbServer:
         now = clock()
         self.health = {(p.name, m.name): Health(m.name, p.check, now)
                        for p in cfg.pools.values() for m in p.members}
-        self.zones = ZoneSet([static_zone(cfg)])
+        self.zones = ZoneSet(static_zones(cfg))
         self.responder = Responder(self.zones)
         self.stats: Counter[str] = Counter()
         self.cache: dict[tuple[bytes, str], Callable[[], bytes]] = {}
@@ -125,7 +129,7 @@ class GslbServer:
             return self.responder.respond(data, source, tcp)
         qname = str(q.q.qname).lower()
         pool = self.cfg.pool_for(qname)
-        if pool is None:
+        if pool is None or self.zones.find(name_key(q.q.qname)) is None:
             self.stats["static"] += 1
             return self.responder.respond(data, source, tcp)
         opts = edns_opts(q)
