@@ -101,8 +101,10 @@ class GslbConfig:
     def pool_for(self, qname: str) -> Pool | None:
         """The pool answering `qname` (lower-case, absolute): exact name, then wildcard."""
         p = self.names.get(qname)
-        if p is None and "." in qname[:-1]:
-            p = self.names.get("*." + qname.split(".", 1)[1])
+        rest = qname
+        while p is None and "." in rest[:-1]:  # a wildcard covers every depth below it
+            rest = rest.split(".", 1)[1]
+            p = self.names.get("*." + rest)
         return self.pools.get(p) if p else None
 
 

@@ -129,7 +129,8 @@ class GslbServer:
             return self.responder.respond(data, source, tcp)
         qname = str(q.q.qname).lower()
         pool = self.cfg.pool_for(qname)
-        if pool is None or self.zones.find(name_key(q.q.qname)) is None:
+        if pool is None or self.zones.find(name_key(q.q.qname)) is None or \
+                q.q.qtype not in (QTYPE.A, 255):  # other types: the zone's static records
             self.stats["static"] += 1
             return self.responder.respond(data, source, tcp)
         opts = edns_opts(q)
@@ -221,7 +222,7 @@ class GslbServer:
             t = h.record(ok, self.clock(), detail, rtt_ms, load)
             algos = self.cfg.pools[pool].algorithms
             if t is not None or (before[1] != h.load and "least-conn" in algos) or \
-                    (before[2] != h.rtt_ms and "rtt" in algos):
+                    (before[2] != h.rtt_ms and "rtt" in algos and self.cfg.rtt_source == "gslb"):
                 self.cache = {}
         if t is not None:
             self.stats["transitions"] += 1

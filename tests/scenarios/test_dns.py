@@ -20,7 +20,8 @@ def test_dns_hier_dig_trace_walks_root_tld_and_domain(world):
     assert "from 198.18.1.1#53(ns.root)" in out, out
     assert re.search(r"^example\.com\.\s+\d+\s+IN\s+NS\s+ns[12]\.example\.com\.", out, re.M)
     assert "from 198.18.1.11#53(a.gtld.com)" in out
-    assert re.search(r"^web\.example\.com\.\s+300\s+IN\s+A\s+198\.51\.100\.131", out, re.M)
+    assert re.search(r"^www\.example\.com\.\s+300\s+IN\s+CNAME\s+www\.gslb\.example\.com\.",
+                     out, re.M), out
 
 
 def test_dns_auth_answers_authoritatively_with_the_right_sections(world):
