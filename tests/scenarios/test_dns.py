@@ -104,7 +104,9 @@ def test_dns_recursive_ldns_resolves_for_clients_and_caches(world):
 
 
 def test_dns_recursive_regional_resolvers_work_from_the_root_too(world):
-    assert_dns_record(world, "xs", "www.example.co.kr", "A", WEB)
+    d = dig(world, "xs", "www.example.co.kr")  # -> www.example.com -> the GSLB (seoul: dc1)
+    assert d.data("CNAME") == ["www.example.com.", "www.gslb.example.com."], d.raw
+    assert set(d.data("A")) <= {"198.51.100.11", "198.51.100.12"}, d.raw
     assert_dns_record(world, "xb", "web2a.example.com", "A", {"198.51.100.131"})
 
 
@@ -136,7 +138,8 @@ def test_dns_trace_prints_the_ladder_root_tld_domain(world):
     assert [re.search(r"--> (\S+)", x).group(1) for x in lines][:2] == ["198.18.1.1",
                                                                         "198.18.1.12"]
     assert "REFERRAL: kr. NS ns.nic.kr." in out and "result: NOERROR" in out
-    assert re.search(r"ANSWER: .*web\.example\.com\. A 198\.51\.100\.1", out), out
+    assert re.search(r"ANSWER: .*www\.gslb\.example\.com\. A 198\.51\.100\.1", out), out
+    dig(world, "c1", "mail.example.com")  # one query through the LDNS for its log
     log = world.host("c1").cmd(f"infralab dns querylog "
                                f"{world.service_dir('ldns.resolver')}/queries.jsonl --last 3")
     assert "--> LDNS" in log and "(RD=1)" in log
