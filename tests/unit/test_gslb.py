@@ -135,3 +135,54 @@ def load_ok(tmp_path):
     assert c.pool_for("www.gslb.example.com.").name == "web"
     assert c.pool_for("gslb.example.com.") is None
     return c
+
+
+def test_gslb_server_answers_from_health_without_sockets(tmp_path):
+    """The server's answer path, driven with bytes: probe results go in through `record`,
+    the cached answer follows them, other types come from the static zone, junk is counted."""
+    import copy
+
+    from dnslib import DNSRecord
+
+    from services.gslb.server import GslbServer
+
+    d = copy.deepcopy(BASE)
+    d["ns"] = {"ns.gslb.example.com.": "198.18.3.1"}
+    d["pools"]["web"]["algorithm"] = ["topology", "round-robin"]
+    d["pools"]["web"]["check"] = {"type": "http", "fall": 1, "rise": 1}
+    now = [0.0]
+    srv = GslbServer(parse(d), clock=lambda: now[0], log=lambda s: None)
+
+    def ask(name, qtype="A", src="198.18.20.53"):
+        return DNSRecord.parse(srv.answer(DNSRecord.question(name, qtype).pack(), src))
+
+    r = ask("www.gslb.example.com")
+    assert r.header.aa and [str(x.rdata) for x in r.rr] == [C] and r.rr[0].ttl == 5
+    assert ask("www.gslb.example.com").rr[0].rdata == r.rr[0].rdata  # cached, same answer
+    srv.record("web", "web2a", False, "http /health: connection refused")
+    assert str(ask("www.gslb.example.com").rr[0].rdata) in (A, B)  # cache followed health
+    assert srv.status()["pools"]["web"]["web2a"]["state"] == "down"
+    ns = ask("gslb.example.com", "NS")
+    assert [str(x.rdata) for x in ns.rr] == ["ns.gslb.example.com."]
+    assert ask("www.gslb.example.com", "AAAA").auth[0].rtype == 6  # NODATA with SOA
+    assert srv.answer(b"\x00\x01junk", "198.18.20.53") is None or srv.stats["malformed"] == 1
+
+
+def test_gslb_server_never_raises_on_random_packets():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from services.gslb.server import GslbServer
+
+    srv = GslbServer(parse(BASE), log=lambda s: None)
+    seed = bytes.fromhex("abcd0100000100000000000103777777046773" "6c6207657861"
+                         "6d706c6503636f6d0000010001")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=80), st.integers(0, 40), st.binary(max_size=6))
+    def run(junk: bytes, cut: int, patch: bytes) -> None:
+        for data in (junk, seed[:cut] + patch + seed[cut + len(patch):]):
+            out = srv.answer(data, "198.18.10.53")
+            assert out is None or isinstance(out, bytes)
+
+    run()
