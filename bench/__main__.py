@@ -4,6 +4,7 @@
     TCP connections/s (64 workers)   infralab router  vs  Linux router
     topology start+stop              infralab         vs  plain Mininet, same hosts/switches
     DNS authoritative / resolver     infralab         vs  NSD, dnslib / Unbound (bench/dns.py)
+    GSLB answers/s, failover         infralab gslb    vs  static auth, PowerDNS LUA (bench/gslb.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -168,19 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
     ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
-    ap.add_argument("--only", choices=["routing", "dns"], help="run one group")
+    ap.add_argument("--only", choices=["routing", "dns", "gslb"], help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
            "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
+    from bench import gslb
     from bench.dns import bench_dns, report
 
     if args.only in (None, "dns"):
         res.update(bench_dns(seconds))
-    if args.only == "dns":
+    if args.only in (None, "gslb"):
+        res.update(gslb.bench_gslb(seconds))
+    if args.only in ("dns", "gslb"):
         OUT.mkdir(exist_ok=True)
-        (OUT / "results-dns.json").write_text(json.dumps(res, indent=1))
-        report(res)
+        (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))
+        (report if args.only == "dns" else gslb.report)(res)
         return 0
     res.update(bench_routing(seconds))
     res.update(bench_startup(max(2, min(args.hosts, 200))))
@@ -203,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
               "          Linux router, hosts on its veths (no OVS)")
     if "auth_qps.infralab" in res:
         report(res)
+    if "gslb_qps.infralab" in res:
+        gslb.report(res)
     print(f"\nresults: {OUT / 'results.json'}")
     return 0
 
