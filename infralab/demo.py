@@ -48,6 +48,26 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print) -> int:
             check("TB-CTRL traceroute shows router hops", path)
             check("TB-CTRL HTTP transfer across routers", lambda: "sha256 "
                   + testing.http_fetch_check(emu, "web2a", "c1")[:16] + "… matches")
+        if {"c1", "ldns", "ns1"} <= set(names):
+            def dns() -> str:
+                d = testing.dig(emu, "c1", "mail.example.com")
+                assert d.rcode == "NOERROR" and d.data("A") == ["198.51.100.25"], d.raw
+                return "c1 -> LDNS 10.1.0.53 -> root -> com. -> ns1: mail.example.com " \
+                    + d.data("A")[0]
+
+            check("DNS-RECURSIVE DNS-HIER resolution from the root", dns)
+        if {"xs", "xb", "gslb"} <= set(names):
+            def gslb() -> str:
+                seoul = testing.dig(emu, "xs", "www.example.com").data("A")
+                busan = testing.dig(emu, "xb", "www.example.com").data("A")
+                assert seoul and set(seoul) <= {"198.51.100.11", "198.51.100.12"}, seoul
+                assert busan == ["198.51.100.131"], busan
+                page = emu.host("xb").cmd("curl -s -m5 http://www.example.com/").strip()
+                assert page.startswith("web2a dc2"), page
+                return f"www.example.com: seoul -> {seoul[0]} (dc1), busan -> {busan[0]} " \
+                    f"(dc2); xb's browser got '{page}'"
+
+            check("GSLB-DC nearest data centre per region", gslb)
         manifest = emu.manifest
     left = manifest.leftovers()
     if left:
