@@ -178,4 +178,4 @@ def finish(reply: DNSRecord, limit: int, opts: list[RR], stats: Counter) -> byte
         reply.ar = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]
         reply.header.tc = 1
         wire = reply.pack()
-    return wire
+    return bytes(wire)

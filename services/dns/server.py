@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
@@ -193,28 +193,7 @@ class AuthServer:
                 send(out, addr)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                conn, addr = sock.accept()
-            except OSError:
-                return
-            self._thread(self._tcp_conn, conn, addr[0])
-
-    def _tcp_conn(self, conn: socket.socket, source: str) -> None:
-        conn.settimeout(TCP_IDLE_S)
-        try:
-            with conn:
-                while True:
-                    head = recv_exact(conn, 2)
-                    if head is None:
-                        return
-                    data = recv_exact(conn, struct.unpack("!H", head)[0])
-                    if data is None:
-                        return
-                    for out in self._tcp_answers(data, source):
-                        conn.sendall(struct.pack("!H", len(out)) + out)
-        except OSError:
-            return
+        tcp_accept_loop(sock, self._tcp_answers)
 
     def _tcp_answers(self, data: bytes, source: str) -> list[bytes]:
         stats = self.responder.stats
@@ -443,6 +422,34 @@ class AuthServer:
                 pass
         if self.control and os.path.exists(self.control):
             os.unlink(self.control)
+
+
+def tcp_accept_loop(sock: socket.socket, answers: Callable[[bytes, str], list[bytes]],
+                    idle_s: float = TCP_IDLE_S) -> None:
+    """DNS over TCP: a thread per connection, length-prefixed messages in, each answered
+    by `answers(message, source)` (several messages for a zone transfer)."""
+    def conn_loop(conn: socket.socket, source: str) -> None:
+        conn.settimeout(idle_s)
+        try:
+            with conn:
+                while True:
+                    head = recv_exact(conn, 2)
+                    if head is None:
+                        return
+                    data = recv_exact(conn, struct.unpack("!H", head)[0])
+                    if data is None:
+                        return
+                    for out in answers(data, source):
+                        conn.sendall(struct.pack("!H", len(out)) + out)
+        except OSError:
+            return
+
+    while True:
+        try:
+            conn, addr = sock.accept()
+        except OSError:
+            return
+        threading.Thread(target=conn_loop, args=(conn, addr[0]), daemon=True).start()
 
 
 def control_loop(path: str | Path, command) -> None:

@@ -33,7 +33,7 @@ from services.dns.responder import (
     header_only,
     size_limit,
 )
-from services.dns.server import control_loop, recv_exact
+from services.dns.server import control_loop, tcp_accept_loop
 from services.dns.zone import load_zone, parse_zone
 from services.gslb.config import GslbConfig, Pool
 from services.gslb.health import Health, Transition
@@ -294,27 +294,11 @@ class GslbServer:
                 send(out, addr)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                conn, addr = sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tcp_conn, args=(conn, addr[0]), daemon=True).start()
+        def answers(data: bytes, source: str) -> list[bytes]:
+            out = self.answer(data, source, tcp=True)
+            return [out] if out is not None else []
 
-    def _tcp_conn(self, conn: socket.socket, source: str) -> None:
-        with conn:
-            conn.settimeout(10)
-            try:
-                while True:
-                    head = recv_exact(conn, 2)
-                    if head is None:
-                        return
-                    data = recv_exact(conn, struct.unpack("!H", head)[0])
-                    out = self.answer(data or b"", source, tcp=True)
-                    if out is not None:
-                        conn.sendall(struct.pack("!H", len(out)) + out)
-            except OSError:
-                return
+        tcp_accept_loop(sock, answers)
 
     def status(self) -> dict:
         now = self.clock()
