@@ -4,7 +4,7 @@ Every error names the file, the line and the field: the YAML is composed once to
 line of each field path, then the plain data is turned into the model and validated; a
 field path from either step is mapped back to its line.
 
-File format (see topologies/README.md):
+File format (topologies/world.yaml is the full example):
 
     name: duo
     controller: {port: 6653}          # optional; default: a free port
@@ -15,6 +15,9 @@ File format (see topologies/README.md):
     hosts:
       h1: {subnet: lan1, address: 10.0.1.10, link: {bw: 100}}
       h2: {subnet: lan1, dhcp: true, services: [{name: web, run: "python3 -m http.server 80"}]}
+      h3: {subnet: lan1, address: 10.0.1.12, link: {delay: 5ms, loss: 1}}
+    links:                            # router-to-router subnets: delay/loss (delay nodes)
+      core: {delay: 20ms}
 """
 
 from __future__ import annotations
