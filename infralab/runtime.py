@@ -56,7 +56,7 @@ def orphaned_group_members(pgid: int, start: int | None) -> list[int]:
         except OSError:
             continue
         f = stat[stat.rindex(")") + 2:].split()
-        if int(f[2]) == pgid and (start is None or int(f[19]) >= start):
+        if f[0] != "Z" and int(f[2]) == pgid and (start is None or int(f[19]) >= start):
             out.append(int(d.name))
     return out
 

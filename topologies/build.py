@@ -115,10 +115,14 @@ class Emulation:
         self._stopped = True
         from infralab import runtime
 
-        for label in list(self.services):
+        for label, proc in list(self.services.items()):
             p = self.manifest.processes.get(f"service:{label}") if self.manifest else None
             if p:
                 runtime.end_process(p["pid"], p.get("start"), group=True)
+                try:
+                    proc.wait(5)  # reap it: a zombie is not a leftover
+                except subprocess.TimeoutExpired:
+                    pass
         if self.controller is not None and self.manifest is not None:
             p = self.manifest.processes.get("controller", {})
             runtime.end_process(self.controller.pid, p.get("start"), group=True)
