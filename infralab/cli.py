@@ -15,7 +15,7 @@ import topologies
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
 from services.gslb import cli as gslb_cli
-from topologies.model import TopologyError
+from topologies.yamlfile import ConfigFileError
 
 
 def _log(msg: str) -> None:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (TopologyError, ZoneError) as e:
+    except (ConfigFileError, ZoneError) as e:  # topology, GSLB config, zone file
         print(f"infralab: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -147,13 +147,7 @@ class AuthServer:
                 s.state == "loading" for s in self.secondaries.values()):
             time.sleep(0.05)
         for host, port in self.listen:
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            u.bind((host, port))
-            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            t.bind((host, port))
-            t.listen(64)
+            u, t = bind_udp_tcp(host, port)
             self.sockets += [u, t]
             self._thread(self._udp_loop, u)
             self._thread(self._tcp_accept, t)
@@ -422,6 +416,18 @@ class AuthServer:
                 pass
         if self.control and os.path.exists(self.control):
             os.unlink(self.control)
+
+
+def bind_udp_tcp(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A DNS server's pair of sockets on one address: UDP, and TCP listening."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    u.bind((host, port))
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((host, port))
+    t.listen(64)
+    return u, t
 
 
 def tcp_accept_loop(sock: socket.socket, answers: Callable[[bytes, str], list[bytes]],

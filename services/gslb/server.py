@@ -33,7 +33,7 @@ from services.dns.responder import (
     header_only,
     size_limit,
 )
-from services.dns.server import control_loop, tcp_accept_loop
+from services.dns.server import bind_udp_tcp, control_loop, tcp_accept_loop
 from services.dns.zone import load_zone, parse_zone
 from services.gslb.config import GslbConfig, Pool
 from services.gslb.health import Health, Transition
@@ -256,13 +256,7 @@ class GslbServer:
     def start(self, wait_loaded: float = 0.0) -> None:
         threading.Thread(target=self._run_loop, daemon=True).start()
         for host, port in self.listen:
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            u.bind((host, port))
-            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            t.bind((host, port))
-            t.listen(64)
+            u, t = bind_udp_tcp(host, port)
             self.sockets += [u, t]
             threading.Thread(target=self._udp_loop, args=(u,), daemon=True).start()
             threading.Thread(target=self._tcp_accept, args=(t,), daemon=True).start()
