@@ -129,11 +129,16 @@ class GslbServer:
             return self.responder.respond(data, source, tcp)
         qname = str(q.q.qname).lower()
         pool = self.cfg.pool_for(qname)
-        if pool is None or self.zones.find(name_key(q.q.qname)) is None or \
-                q.q.qtype not in (QTYPE.A, 255):  # other types: the zone's static records
+        if pool is None or self.zones.find(name_key(q.q.qname)) is None:
             self.stats["static"] += 1
             return self.responder.respond(data, source, tcp)
         opts = edns_opts(q)
+        if q.q.qtype not in (QTYPE.A, 255):  # other types: the zone's static records, and
+            self.stats["static"] += 1         # NODATA (never NXDOMAIN) for a pool's own name
+            if self.zones.lookup(q.q.qname, q.q.qtype).rcode != RCODE.NXDOMAIN:
+                return self.responder.respond(data, source, tcp)
+            return self._reply(q, Decision([], "static", "no records of this type"), opts,
+                               None, tcp)
         ecs = parse_ecs(opts)
         client = Client.of(source, ecs)
         with self.lock:

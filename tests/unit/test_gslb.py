@@ -164,7 +164,8 @@ def test_gslb_server_answers_from_health_without_sockets(tmp_path):
     assert srv.status()["pools"]["web"]["web2a"]["state"] == "down"
     ns = ask("gslb.example.com", "NS")
     assert [str(x.rdata) for x in ns.rr] == ["ns.gslb.example.com."]
-    assert ask("www.gslb.example.com", "AAAA").auth[0].rtype == 6  # NODATA with SOA
+    nodata = ask("www.gslb.example.com", "AAAA")  # the name exists: NODATA, not NXDOMAIN
+    assert nodata.header.rcode == 0 and not nodata.rr and nodata.auth[0].rtype == 6
     assert srv.answer(b"\x00\x01junk", "198.18.20.53") is None or srv.stats["malformed"] == 1
 
 
