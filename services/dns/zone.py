@@ -197,12 +197,12 @@ def _rdata(rtype: str, d: list[str], origin, source: str, line: int):
         return int(tok)
 
     name = lambda tok: _name(tok, origin, source, line)  # noqa: E731
+    if rtype in ("A", "AAAA"):
+        need(1)  # outside the try: ZoneError is a ValueError too
     try:
         if rtype == "A":
-            need(1)
             return A(str(IPv4Address(d[0])))
         if rtype == "AAAA":
-            need(1)
             return AAAA(str(IPv6Address(d[0])))
     except ValueError:
         raise ZoneError(source, line, f"{rtype}: bad address {d[0]!r}") from None

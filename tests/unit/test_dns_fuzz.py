@@ -1,6 +1,7 @@
 """DNS-AUTH bad input: random and mutated messages never raise; each gets an answer or a
 counted drop (hypothesis, bounded so CI stays fast)."""
 
+import pytest
 from dnslib import DNSRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -55,3 +56,10 @@ def test_dns_fuzz_regression_non_ascii_owner_is_a_zone_error():
         assert "bad domain name" in str(e)
     else:
         raise AssertionError("expected a ZoneError")
+
+
+def test_dns_fuzz_regression_address_record_without_address_is_a_zone_error():
+    """Found by the fuzzer: `0 A` (no address) raised IndexError, because the missing-field
+    ZoneError (a ValueError) was caught by the bad-address handler, which read d[0]."""
+    with pytest.raises(ZoneError, match="A takes 1 field"):
+        parse_zone("0\tA", "fuzz.zone", origin="example.com.")
