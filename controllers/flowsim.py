@@ -39,7 +39,8 @@ class AmbiguousFlows(AssertionError):
 @dataclass
 class Result:
     outputs: list[tuple[int, bytes]] = field(default_factory=list)
-    packet_ins: list[tuple[int, bytes, int]] = field(default_factory=list)  # in_port, data, why
+    # in_port, data, reason, table, metadata: what an OpenFlow packet-in carries
+    packet_ins: list[tuple[int, bytes, int, int, int]] = field(default_factory=list)
     path: list[int] = field(default_factory=list)  # tables visited
 
 
@@ -53,6 +54,8 @@ def _fields(raw: bytes, in_port: int, metadata: int) -> dict:
         d.update(arp_op=f.arp_op, arp_spa=str(f.arp_spa), arp_tpa=str(f.arp_tpa))
     elif f.eth_type == pk.ETH_IPV4:
         d.update(ipv4_src=str(f.ip_src), ipv4_dst=str(f.ip_dst), ip_proto=f.proto)
+        if f.proto == pk.PROTO_ICMP and f.icmp_type >= 0:
+            d["icmpv4_type"] = f.icmp_type
         if f.proto in (pk.PROTO_TCP, pk.PROTO_UDP) and len(f.l4) >= 4:
             sport, dport = struct.unpack("!HH", f.l4[:4])
             name = "tcp" if f.proto == pk.PROTO_TCP else "udp"
@@ -85,10 +88,14 @@ def _rewrite(raw: bytes, fld: str, value: object) -> bytes:
         b[0:6] = pk.mac_bytes(str(value))
     elif fld == "eth_src":
         b[6:12] = pk.mac_bytes(str(value))
-    elif fld in ("ipv4_src", "ipv4_dst"):
-        off = 14 + (12 if fld == "ipv4_src" else 16)
-        b[off:off + 4] = IPv4Address(str(value)).packed
-        _fix_ip_checksum(b)
+    elif fld == "ipv4_src":
+        return pk.rewrite_ipv4(raw, src=IPv4Address(str(value)))
+    elif fld == "ipv4_dst":
+        return pk.rewrite_ipv4(raw, dst=IPv4Address(str(value)))
+    elif fld in ("tcp_src", "udp_src"):
+        return pk.rewrite_ipv4(raw, sport=int(value))  # type: ignore[call-overload]
+    elif fld in ("tcp_dst", "udp_dst"):
+        return pk.rewrite_ipv4(raw, dport=int(value))  # type: ignore[call-overload]
     else:
         raise NotImplementedError(f"flowsim cannot set {fld}")
     return bytes(b)
@@ -107,6 +114,8 @@ class FlowSim:
         self.flows: list[FlowMod] = []
         self.groups: dict[int, tuple[int, ...]] = {}
         self.invalid_ttl_to_controller = False
+        self.now = 0.0  # the clock idle timeouts are measured with (set by the caller)
+        self.used: dict[int, list] = {}  # id(flow) -> [last used, packets, bytes]
 
     def apply(self, msgs: list[Message]) -> list[PacketOut]:
         """Install flow/group messages; return the packet-outs for the caller to deliver."""
@@ -115,11 +124,13 @@ class FlowSim:
             if isinstance(m, FlowMod):
                 if m.delete:
                     self.flows = [f for f in self.flows
-                                  if not (m.table in (0xFF, f.table) and f.cookie == m.cookie)]
+                                  if not (m.table in (0xFF, f.table)
+                                          and f.cookie & m.cookie_mask == m.cookie & m.cookie_mask)]
                     continue
                 self.flows = [f for f in self.flows if not (
                     f.table == m.table and f.priority == m.priority and f.match == m.match)]
                 self.flows.append(m)
+                self.used[id(m)] = [self.now, 0, 0, self.now]
             elif isinstance(m, GroupMod):
                 if m.delete_all:
                     self.groups.clear()
@@ -131,19 +142,38 @@ class FlowSim:
                 outs.append(m)
         return outs
 
+    def expire(self, now: float) -> list[tuple[int, int, int]]:
+        """Remove flows idle for their idle timeout (or past their hard timeout); return
+        (cookie, packets, bytes) of those that asked for a FlowRemoved."""
+        self.now = now
+        gone, keep = [], []
+        for f in self.flows:
+            last, packets, nbytes, installed = self.used.get(id(f), [now, 0, 0, now])
+            if (f.idle_timeout and now - last >= f.idle_timeout) or \
+                    (f.hard_timeout and now - installed >= f.hard_timeout):
+                if f.notify_removed:
+                    gone.append((f.cookie, packets, nbytes))
+            else:
+                keep.append(f)
+        self.flows = keep
+        return gone
+
     def table(self, table: int) -> list[FlowMod]:
         return sorted((f for f in self.flows if f.table == table), key=lambda f: -f.priority)
 
     def packet_out(self, po: PacketOut) -> Result:
         """What a packet-out does: direct outputs, or a pipeline run for output:TABLE."""
         res = Result()
+        data = po.data
         for a in po.actions:
-            if isinstance(a, Output) and a.port == TABLE:
-                sub = self.run(po.in_port, po.data)
+            if isinstance(a, SetField):
+                data = _rewrite(data, a.field, a.value)
+            elif isinstance(a, Output) and a.port == TABLE:
+                sub = self.run(po.in_port, data)
                 res.outputs += sub.outputs
                 res.packet_ins += sub.packet_ins
             elif isinstance(a, Output):
-                res.outputs.append((a.port, po.data))
+                res.outputs.append((a.port, data))
         return res
 
     def run(self, in_port: int, raw: bytes) -> Result:
@@ -159,12 +189,17 @@ class FlowSim:
             if len(hits) > 1 and hits[0].priority == hits[1].priority:
                 raise AmbiguousFlows(f"table {table}: {hits[0]} / {hits[1]}")
             flow = hits[0]
+            use = self.used.setdefault(id(flow), [self.now, 0, 0, self.now])
+            use[0] = self.now
+            use[1] += 1
+            use[2] += len(raw) - 14
             for a in flow.actions:
                 if isinstance(a, DecTTL):
                     ttl = raw[14 + 8]
                     if ttl <= 1:
                         if self.invalid_ttl_to_controller:
-                            res.packet_ins.append((in_port, raw, REASON_INVALID_TTL))
+                            res.packet_ins.append((in_port, raw, REASON_INVALID_TTL, table,
+                                                   metadata))
                         return res
                     b = bytearray(raw)
                     b[22] = ttl - 1
@@ -175,7 +210,7 @@ class FlowSim:
                 elif isinstance(a, Output):
                     if a.port == CONTROLLER:
                         why = REASON_NO_MATCH if flow.priority == 0 else REASON_ACTION
-                        res.packet_ins.append((in_port, raw, why))
+                        res.packet_ins.append((in_port, raw, why, table, metadata))
                     elif a.port == IN_PORT:
                         res.outputs.append((in_port, raw))
                     elif a.port != in_port:

@@ -73,6 +73,7 @@ class FlowMod:
     delete: bool = False
     cookie: int = COOKIE
     notify_removed: bool = False
+    cookie_mask: int = 0xFFFFFFFFFFFFFFFF  # for delete: which cookie bits must match
 
 
 @dataclass

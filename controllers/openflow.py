@@ -34,7 +34,7 @@ def to_ofp(dp: Any, m: Message) -> Any | list[Any]:
     ofp, parser = dp.ofproto, dp.ofproto_parser
     if isinstance(m, FlowMod):
         if m.delete:
-            return parser.OFPFlowMod(dp, cookie=m.cookie, cookie_mask=0xFFFFFFFFFFFFFFFF,
+            return parser.OFPFlowMod(dp, cookie=m.cookie, cookie_mask=m.cookie_mask,
                                      table_id=ofp.OFPTT_ALL if m.table == 0xFF else m.table,
                                      command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
                                      out_group=ofp.OFPG_ANY)

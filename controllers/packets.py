@@ -149,3 +149,136 @@ def icmp(icmp_type: int, code: int, rest: bytes, body: bytes) -> bytes:
 def icmp_error_body(f: Frame) -> bytes:
     """The offending datagram's IP header plus its first 8 data bytes (RFC 792)."""
     return f.ip_header + f.l4[:8]
+
+
+def csum_adjust(csum: int, old: bytes, new: bytes) -> int:
+    """Incremental Internet checksum update for `old` replaced by `new` (RFC 1624, eq. 3)."""
+    if len(old) % 2:
+        old, new = old + b"\0", new + b"\0"
+    s = ~csum & 0xFFFF
+    for i in range(0, len(old), 2):
+        s += (~((old[i] << 8) | old[i + 1])) & 0xFFFF
+        s += (new[i] << 8) | new[i + 1]
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def l4_checksum(src: bytes, dst: bytes, proto: int, segment: bytes) -> int:
+    """TCP/UDP checksum over the IPv4 pseudo-header and `segment` (checksum field zero)."""
+    pseudo = src + dst + struct.pack("!BBH", 0, proto, len(segment))
+    return checksum(pseudo + segment)
+
+
+def rewrite_ipv4(raw: bytes, *, src: IPv4Address | None = None, dst: IPv4Address | None = None,
+                 sport: int | None = None, dport: int | None = None) -> bytes:
+    """A copy of an Ethernet/IPv4 frame with addresses/ports (ICMP query id for `sport` or
+    `dport`) replaced and every checksum made right again."""
+    b = bytearray(raw)
+    ihl = (b[14] & 0x0F) * 4
+    if src is not None:
+        b[26:30] = src.packed
+    if dst is not None:
+        b[30:34] = dst.packed
+    b[24:26] = b"\0\0"
+    b[24:26] = struct.pack("!H", checksum(bytes(b[14:14 + ihl])))
+    total = struct.unpack("!H", b[16:18])[0]
+    l4 = 14 + ihl
+    end = min(len(b), 14 + total)
+    proto = b[23]
+    if proto in (PROTO_TCP, PROTO_UDP) and end - l4 >= 8:
+        if sport is not None:
+            b[l4:l4 + 2] = struct.pack("!H", sport)
+        if dport is not None:
+            b[l4 + 2:l4 + 4] = struct.pack("!H", dport)
+        off = l4 + (16 if proto == PROTO_TCP else 6)
+        if proto == PROTO_UDP and b[off:off + 2] == b"\0\0":
+            return bytes(b)  # UDP without checksum stays without
+        if off + 2 <= end:
+            b[off:off + 2] = b"\0\0"
+            c = l4_checksum(bytes(b[26:30]), bytes(b[30:34]), proto, bytes(b[l4:end]))
+            b[off:off + 2] = struct.pack("!H", c or 0xFFFF)
+    elif proto == PROTO_ICMP and end - l4 >= 8 and (sport is not None or dport is not None):
+        ident = sport if sport is not None else dport
+        b[l4 + 4:l4 + 6] = struct.pack("!H", ident)
+        b[l4 + 2:l4 + 4] = b"\0\0"
+        b[l4 + 2:l4 + 4] = struct.pack("!H", checksum(bytes(b[l4:end])))
+    return bytes(b)
+
+
+@dataclass
+class Inner:
+    """The datagram quoted in an ICMP error: its addresses and ports (query id for ICMP)."""
+
+    proto: int
+    src: IPv4Address
+    dst: IPv4Address
+    sport: int
+    dport: int
+
+
+def icmp_error_inner(f: Frame) -> Inner | None:
+    """What an ICMP error quotes, or None when it quotes too little to tell."""
+    if not f.is_icmp_error or len(f.l4) < 8 + 20:
+        return None
+    q = f.l4[8:]
+    ihl = (q[0] & 0x0F) * 4
+    if q[0] >> 4 != 4 or ihl < 20 or len(q) < ihl + 8:
+        return None
+    proto = q[9]
+    src, dst = IPv4Address(q[12:16]), IPv4Address(q[16:20])
+    if proto in (PROTO_TCP, PROTO_UDP):
+        sport, dport = struct.unpack("!HH", q[ihl:ihl + 4])
+    elif proto == PROTO_ICMP and q[ihl] in (0, 8):
+        sport = dport = struct.unpack("!H", q[ihl + 4:ihl + 6])[0]
+    else:
+        return None
+    return Inner(proto, src, dst, sport, dport)
+
+
+def rewrite_icmp_error(raw: bytes, *, outer_src: IPv4Address | None = None,
+                       outer_dst: IPv4Address | None = None,
+                       inner_src: tuple[IPv4Address, int] | None = None,
+                       inner_dst: tuple[IPv4Address, int] | None = None) -> bytes:
+    """Translate an ICMP error and the datagram it quotes (RFC 5508 REQ-4): the quoted
+    header's address/port (query id), its IP checksum, its UDP/ICMP checksum by
+    RFC 1624 adjustment (the rest of the datagram is not there), then the outer sums."""
+    b = bytearray(raw)
+    ihl = (b[14] & 0x0F) * 4
+    icmp_at = 14 + ihl
+    q = icmp_at + 8
+    qihl = (b[q] & 0x0F) * 4
+    proto = b[q + 9]
+    ql4 = q + qihl
+    for which, value in ((12, inner_src), (16, inner_dst)):
+        if value is None:
+            continue
+        addr, port = value
+        old_a = bytes(b[q + which:q + which + 4])
+        b[q + which:q + which + 4] = addr.packed
+        if proto in (PROTO_TCP, PROTO_UDP):
+            at = ql4 + (0 if which == 12 else 2)
+            old_p = bytes(b[at:at + 2])
+            b[at:at + 2] = struct.pack("!H", port)
+            if proto == PROTO_UDP and b[ql4 + 6:ql4 + 8] != b"\0\0":
+                c = struct.unpack("!H", b[ql4 + 6:ql4 + 8])[0]
+                c = csum_adjust(c, old_a + old_p, addr.packed + b[at:at + 2])
+                b[ql4 + 6:ql4 + 8] = struct.pack("!H", c)
+        elif proto == PROTO_ICMP:
+            old_p = bytes(b[ql4 + 4:ql4 + 6])
+            b[ql4 + 4:ql4 + 6] = struct.pack("!H", port)
+            c = struct.unpack("!H", b[ql4 + 2:ql4 + 4])[0]
+            b[ql4 + 2:ql4 + 4] = struct.pack("!H", csum_adjust(c, old_p, b[ql4 + 4:ql4 + 6]))
+    b[q + 10:q + 12] = b"\0\0"
+    b[q + 10:q + 12] = struct.pack("!H", checksum(bytes(b[q:q + qihl])))
+    if outer_src is not None:
+        b[26:30] = outer_src.packed
+    if outer_dst is not None:
+        b[30:34] = outer_dst.packed
+    total = struct.unpack("!H", b[16:18])[0]
+    end = min(len(b), 14 + total)
+    b[icmp_at + 2:icmp_at + 4] = b"\0\0"
+    b[icmp_at + 2:icmp_at + 4] = struct.pack("!H", checksum(bytes(b[icmp_at:end])))
+    b[24:26] = b"\0\0"
+    b[24:26] = struct.pack("!H", checksum(bytes(b[14:14 + ihl])))
+    return bytes(b)

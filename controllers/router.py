@@ -8,11 +8,13 @@ TTL expires, and packets towards neighbours it has not resolved yet.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
+from topologies.natconfig import NatInterface
 from topologies.plan import InterfacePlan, RouterPlan
 
 from . import packets as pk
@@ -39,6 +41,7 @@ from .messages import (
     SetField,
     SwitchConfig,
 )
+from .nat import Nat
 
 log = logging.getLogger("infralab.router")
 
@@ -116,6 +119,8 @@ class Router:
         self.counters = Counters()
         self._icmp_tokens = float(ICMP_ERRORS_PER_S)
         self._icmp_last = 0.0
+        self.nat = Nat(plan, [NatInterface.from_dict(d) for d in plan.nat]) if plan.nat \
+            else None
 
     # ---- lookups --------------------------------------------------------------------
     def lookup(self, dst: IPv4Address) -> RouteEntry | None:
@@ -136,7 +141,7 @@ class Router:
         """Everything a freshly connected switch needs: wipe, defaults, classifier, FIB."""
         msgs: list[Message] = [
             SwitchConfig(),
-            FlowMod(table=0xFF, delete=True),
+            FlowMod(table=0xFF, delete=True, cookie_mask=0),  # every flow: all are ours
             GroupMod(0, (), delete_all=True),
         ]
         # Pass-through defaults of the tables later features fill in.
@@ -168,6 +173,8 @@ class Router:
             msgs.append(self._route_flow(r))
         for n in self.neighbors.values():  # reconnect: re-install what we know
             msgs += self._neighbor_flows(n)
+        if self.nat is not None:
+            msgs += self.nat.connect(now)
         msgs += self.tick(now)
         return msgs
 
@@ -199,8 +206,8 @@ class Router:
 
     # ---- timers ---------------------------------------------------------------------
     def tick(self, now: float) -> list[Message]:
-        """ARP retries and give-ups; asks for unresolved static-route next hops."""
-        msgs: list[Message] = []
+        """ARP retries and give-ups; asks for unresolved static-route next hops; NAT."""
+        msgs: list[Message] = self.nat.tick(now) if self.nat is not None else []
         for ip, p in list(self.pending.items()):
             if now < p.next_try:
                 continue
@@ -226,7 +233,10 @@ class Router:
         return sorted(nh for nh in self.next_hops if nh not in self.neighbors)
 
     # ---- packet-in ------------------------------------------------------------------
-    def packet_in(self, now: float, in_port: int, data: bytes, reason: int) -> list[Message]:
+    def packet_in(self, now: float, in_port: int, data: bytes, reason: int,
+                  table: int = T_CLASSIFY, metadata: int = 0) -> list[Message]:
+        """A packet the switch sent up from `table` (`metadata`: its egress port once
+        routed)."""
         self.counters.packet_in += 1
         f = pk.parse(data)
         iface = self.iface_by_port.get(in_port)
@@ -239,6 +249,16 @@ class Router:
             return []
         if reason == REASON_INVALID_TTL:
             return self._icmp_error(now, in_port, f, 11, 0)
+        if self.nat is not None:
+            if table == T_POST_NAT:
+                out = self.nat.outbound(now, f, metadata & META_MASK)
+                if out.refused:
+                    return out.msgs + self._refusal(now, in_port, f)
+                return out.msgs
+            if table == T_PRE_NAT or f.ip_dst in self.own_ips:
+                res = self.nat.inbound(now, in_port, f)
+                if res is not None:
+                    return res.msgs
         if f.ip_dst in self.own_ips:
             return self._local_in(now, in_port, iface, f)
         return self._route_miss(now, in_port, f)
@@ -321,6 +341,18 @@ class Router:
         p.packets.append((in_port, f))
         return self.tick(now) if p.tries == 0 else []
 
+    def _refusal(self, now: float, in_port: int, f: pk.Frame) -> list[Message]:
+        """ICMP admin-prohibited to an inside host the NAT could not translate. The packet
+        was already routed (MACs rewritten): address the error to the sender's own MAC."""
+        nb = self.neighbors.get(f.ip_src) if f.ip_src is not None else None
+        if nb is None:
+            return []
+        return self._icmp_error(now, in_port, dataclasses.replace(f, eth_src=nb.mac), 3, 13)
+
+    def flow_removed(self, now: float, cookie: int, packets: int, nbytes: int) -> list[Message]:
+        """A flow asked to be reported when it timed out (NAT bindings)."""
+        return self.nat.flow_removed(now, cookie, packets, nbytes) if self.nat else []
+
     # ---- generated packets -----------------------------------------------------------
     def _arp_request(self, iface: InterfacePlan, target: IPv4Address) -> list[Message]:
         self.counters.arp_requests_sent += 1
@@ -356,6 +388,7 @@ class Router:
             "unresolved_next_hops": [str(ip) for ip in self.unresolved_next_hops()],
             "pending": {str(ip): len(p.packets) for ip, p in self.pending.items()},
             "counters": vars(self.counters).copy(),
+            **({"nat": self.nat.state()} if self.nat is not None else {}),
         }
 
 

@@ -40,7 +40,7 @@ from .model import (
 from .yamlfile import load_yaml, mapping, number
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links"}
-ROUTER_KEYS = {"interfaces", "routes"}
+ROUTER_KEYS = {"interfaces", "routes", "nat"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns"}
 LINK_KEYS = {"bw", "delay", "loss"}
 SERVICE_KEYS = {"name", "run", "ready_port"}
@@ -103,6 +103,8 @@ def _build(data: Any) -> Topology:
             router.routes.append(Route(_network(rtd["to"], f"{rw}.to"),
                                        _address(rtd["via"], f"{rw}.via")))
         topo.routers[router.name] = router
+        if rd.get("nat") is not None:
+            topo.nat(router.name, rd["nat"])
     for hname, hdata in _mapping(top.get("hosts"), "hosts").items():
         topo.hosts[str(hname)] = _host(str(hname), hdata)
     for sname, ldata in _mapping(top.get("links"), "links").items():

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from .natconfig import NatConfigError, NatInterface
+from .natconfig import parse as parse_nat
 from .yamlfile import ConfigFileError
 
 # Mininet names interfaces "<node>-eth<N>"; Linux allows 15 characters.
@@ -70,6 +72,7 @@ class Router:
     name: str
     interfaces: dict[str, IPv4Interface] = field(default_factory=dict)  # subnet -> address
     routes: list[Route] = field(default_factory=list)
+    nat: list[NatInterface] = field(default_factory=list)  # NAT-*: per outside interface
 
 
 @dataclass
@@ -134,6 +137,15 @@ class Topology:
     def route(self, router: str, prefix: str, via: str) -> None:
         where = f"routers.{router}.routes"
         self.router(router).routes.append(Route(_network(prefix, where), _address(via, where)))
+
+    def nat(self, router: str, rules: dict) -> None:
+        """NAT rules of `router`, as in the file's `nat:` ({"wan": {"pat": "203.0.113.1"}})."""
+        r = self.router(router)
+        try:
+            r.nat = parse_nat(rules, router, {s: i.network for s, i in r.interfaces.items()},
+                              {i.ip for i in r.interfaces.values()})
+        except NatConfigError as e:
+            raise TopologyError(e.where, e.problem) from None
 
     def host(self, name: str, subnet: str, address: str | None = None, *,
              bw: float | None = None, services: list[Service] | None = None,

@@ -47,6 +47,7 @@ class RouterPlan:
     dpid: int
     interfaces: list[InterfacePlan]
     routes: list[dict]  # {"prefix": "a.b.c.d/n", "via": "a.b.c.d"}
+    nat: list[dict] = field(default_factory=list)  # natconfig.NatInterface.to_dict()
 
     def interface_of_port(self, port: int) -> InterfacePlan | None:
         for iface in self.interfaces:
@@ -92,7 +93,7 @@ class Plan:
                        [InterfacePlan(i["subnet"], i["ip"], i["prefixlen"], i["mac"],
                                       [PortPlan(**p) for p in i["ports"]])
                         for i in r["interfaces"]],
-                       r["routes"])
+                       r["routes"], r.get("nat", []))
             for r in d["routers"]
         ]
         return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]])
@@ -117,7 +118,7 @@ def make_plan(topo: Topology) -> Plan:
             iplans[(r.name, sname)] = ip
             ifaces.append(ip)
         routes = [{"prefix": str(rt.prefix), "via": str(rt.via)} for rt in r.routes]
-        routers.append(RouterPlan(r.name, ri, ifaces, routes))
+        routers.append(RouterPlan(r.name, ri, ifaces, routes, [n.to_dict() for n in r.nat]))
 
     def take_port(router: str) -> int:
         n = next_port[router]

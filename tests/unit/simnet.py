@@ -25,6 +25,7 @@ class SimHost:
     queue: list = field(default_factory=list)  # (next hop, ip packet) waiting for ARP
     received: list = field(default_factory=list)  # decoded IPv4 frames delivered to us
     answer_ping: bool = True
+    udp_open: set = field(default_factory=set)  # ports "listening": no port unreachable
 
 
 class SimNet:
@@ -34,6 +35,8 @@ class SimNet:
         self.now = 100.0
         self.routers = {r.name: Router(r) for r in self.plan.routers}
         self.tables = {name: FlowSim() for name in self.routers}
+        for t in self.tables.values():
+            t.now = self.now
         self.hosts: dict[str, SimHost] = {}
         for i, h in enumerate(topo.hosts.values(), start=1):
             iface = topo.host_interface(h.name)
@@ -58,8 +61,8 @@ class SimNet:
     def _switch_result(self, router: str, res) -> None:
         for port, data in res.outputs:
             self.events.append((router, port, data, True))
-        for in_port, data, why in res.packet_ins:
-            msgs = self.routers[router].packet_in(self.now, in_port, data, why)
+        for in_port, data, why, table, metadata in res.packet_ins:
+            msgs = self.routers[router].packet_in(self.now, in_port, data, why, table, metadata)
             self._from_controller(router, msgs)
 
     def run(self, limit: int = 10000) -> None:
@@ -85,6 +88,9 @@ class SimNet:
         while self.now < end:
             self.now = min(end, self.now + step)
             for name, r in self.routers.items():
+                for cookie, packets, nbytes in self.tables[name].expire(self.now):
+                    self._from_controller(name, r.flow_removed(self.now, cookie, packets,
+                                                                nbytes))
                 self._from_controller(name, r.tick(self.now))
             self.run()
 
@@ -113,7 +119,8 @@ class SimNet:
         h.received.append(f)
         if h.answer_ping and f.proto == pk.PROTO_ICMP and f.icmp_type == 8:
             self.send(h.name, f.ip_src, pk.PROTO_ICMP, pk.icmp(0, 0, f.l4[4:8], f.l4[8:]))
-        elif f.proto == pk.PROTO_UDP:  # no listener: port unreachable, like a real host
+        elif f.proto == pk.PROTO_UDP and int.from_bytes(f.l4[2:4], "big") not in h.udp_open:
+            # no listener: port unreachable, like a real host
             body = pk.icmp(3, 3, b"\0" * 4, pk.icmp_error_body(f))
             self.send(h.name, f.ip_src, pk.PROTO_ICMP, body)
 
@@ -131,6 +138,33 @@ class SimNet:
         self.run()
 
     # ---- what tests ask ---------------------------------------------------------------
+    def udp(self, src: str, dst: str | IPv4Address, sport: int, dport: int,
+            data: bytes = b"infralab", ttl: int = 64) -> None:
+        """Send one UDP datagram (with a correct checksum) from host `src`."""
+        h = self.hosts[src]
+        target = self.hosts[dst].iface.ip if dst in self.hosts else IPv4Address(dst)
+        seg = sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + \
+            (8 + len(data)).to_bytes(2, "big") + b"\0\0" + data
+        c = pk.l4_checksum(h.iface.ip.packed, target.packed, pk.PROTO_UDP, seg)
+        seg = seg[:6] + c.to_bytes(2, "big") + seg[8:]
+        self.send(src, target, pk.PROTO_UDP, seg, ttl=ttl)
+
+    def tcp(self, src: str, dst: str | IPv4Address, sport: int, dport: int,
+            flags: int = 0x02) -> None:
+        """Send one TCP segment (SYN by default) from host `src`."""
+        h = self.hosts[src]
+        target = self.hosts[dst].iface.ip if dst in self.hosts else IPv4Address(dst)
+        seg = sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + b"\0\0\0\1\0\0\0\0" \
+            + bytes([0x50, flags]) + b"\xff\xff\0\0\0\0"
+        c = pk.l4_checksum(h.iface.ip.packed, target.packed, pk.PROTO_TCP, seg)
+        seg = seg[:16] + c.to_bytes(2, "big") + seg[18:]
+        self.send(src, target, pk.PROTO_TCP, seg)
+
+    def last(self, host: str, proto: int | None = None) -> pk.Frame | None:
+        """The last frame `host` received (of protocol `proto`)."""
+        got = [f for f in self.hosts[host].received if proto is None or f.proto == proto]
+        return got[-1] if got else None
+
     def ping(self, src: str, dst: str | IPv4Address, ttl: int = 64,
              ident: int = 7) -> pk.Frame | None:
         """Send one echo request; return what came back to `src` (reply or ICMP error)."""

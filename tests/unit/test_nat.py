@@ -1,0 +1,265 @@
+"""NAT-*: the controller's NAT pushed through simulated flow tables (no switch, no root).
+
+Each test states what the network must do — which address the server saw, whether an
+unsolicited packet arrived, which host an ICMP error reached — and SimNet carries real
+frames through the flows the NAT logic returned.
+"""
+
+from ipaddress import IPv4Address
+
+import pytest
+
+from controllers import packets as pk
+from tests.unit.simnet import SimNet
+from topologies import loader
+from topologies.model import TopologyError
+
+NATNET = """
+name: natnet
+routers:
+  rc:
+    interfaces: {lan: 10.1.1.1/24, dmz: 10.1.9.1/24, wan: 198.18.0.1/30,
+                 partner: 172.29.0.1/30}
+    routes:
+      - {to: default, via: 198.18.0.2}
+      - {to: 172.30.1.0/24, via: 172.29.0.2}
+    nat:
+      wan:
+        pat: {address: 203.0.113.1, inside: [10.1.1.0/25]}
+        pool: {addresses: 203.0.113.16/30, inside: [10.1.1.128/25]}
+        static: [{inside: 10.1.9.80, outside: 203.0.113.80}]
+        vip: [{address: 203.0.113.90, port: 80, servers: [10.1.9.80, 10.1.9.81]}]
+        timeouts: {udp: 30, pool: 20, icmp: 10}
+      partner:
+        static: [{inside: 10.1.1.0/24, outside: 172.31.1.0/24}]
+  ri:
+    interfaces: {wan: 198.18.0.2/30, net: 198.18.5.1/24}
+    routes: [{to: 203.0.113.0/24, via: 198.18.0.1}]
+  rp:
+    interfaces: {partner: 172.29.0.2/30, plan: 10.1.1.1/24}
+    routes: [{to: 172.31.1.0/24, via: 172.29.0.1}]
+    nat:
+      partner:
+        static: [{inside: 10.1.1.0/24, outside: 172.30.1.0/24}]
+hosts:
+  c1: {subnet: lan, address: 10.1.1.11}
+  c2: {subnet: lan, address: 10.1.1.12}
+  c3: {subnet: lan, address: 10.1.1.200}
+  c4: {subnet: lan, address: 10.1.1.201}
+  c5: {subnet: lan, address: 10.1.1.202}
+  webc: {subnet: dmz, address: 10.1.9.80}
+  webd: {subnet: dmz, address: 10.1.9.81}
+  srv: {subnet: net, address: 198.18.5.10}
+  srv2: {subnet: net, address: 198.18.5.11}
+  p1: {subnet: plan, address: 10.1.1.10}
+"""
+PAT = IPv4Address("203.0.113.1")
+
+
+@pytest.fixture
+def net() -> SimNet:
+    n = SimNet(loader.loads(NATNET))
+    n.hosts["srv"].udp_open.update({7000, 7001})
+    n.hosts["c1"].udp_open.update({5000})
+    n.hosts["c2"].udp_open.update({5000})
+    return n
+
+
+def ports(f: pk.Frame) -> tuple[int, int]:
+    return int.from_bytes(f.l4[0:2], "big"), int.from_bytes(f.l4[2:4], "big")
+
+
+def valid_l4(f: pk.Frame) -> bool:
+    """The segment's checksum is right (what a real stack would check)."""
+    assert f.ip_src is not None and f.ip_dst is not None
+    return pk.l4_checksum(f.ip_src.packed, f.ip_dst.packed, f.proto, f.l4) in (0, 0xFFFF)
+
+
+def test_nat_pat_hides_inside_hosts_behind_one_address_and_rewrites_ports(net):
+    net.udp("c1", "srv", 5000, 7000)
+    net.udp("c2", "srv", 5000, 7000)
+    a, b = net.hosts["srv"].received[-2:]
+    assert a.ip_src == b.ip_src == PAT  # NAT-HIDE: the server sees only the PAT address
+    assert ports(a)[0] == 5000  # port preserved where free
+    assert ports(b)[0] != 5000  # taken: c2 gets another port
+    assert valid_l4(a) and valid_l4(b)
+    # replies reach the right inside host, at its own port
+    net.udp("srv", PAT, 7000, ports(b)[0])
+    back = net.last("c2", pk.PROTO_UDP)
+    assert back is not None and ports(back) == (7000, 5000) and valid_l4(back)
+    assert back.ip_src == IPv4Address("198.18.5.10")
+
+
+def test_nat_pat_second_packet_is_translated_by_flows_alone(net):
+    net.udp("c1", "srv", 5000, 7000)
+    before = net.routers["rc"].counters.packet_in
+    net.udp("c1", "srv", 5000, 7000)
+    net.udp("srv", PAT, 7000, 5000)
+    assert net.routers["rc"].counters.packet_in == before
+    assert net.last("c1", pk.PROTO_UDP) is not None
+
+
+def test_nat_pat_unsolicited_inbound_is_dropped_and_counted(net):
+    net.udp("srv", PAT, 7000, 5000)
+    assert net.last("c1", pk.PROTO_UDP) is None and net.last("c2", pk.PROTO_UDP) is None
+    nat = net.routers["rc"].nat
+    assert nat.counters.inbound_dropped == 1
+    assert nat.drain_events()[-1]["event"] == "drop"
+
+
+def test_nat_pat_ping_ids_are_rewritten_so_two_hosts_can_share_one(net):
+    r1 = net.ping("c1", "srv", ident=7)
+    r2 = net.ping("c2", "srv", ident=7)
+    assert r1 is not None and r1.icmp_type == 0 and r1.l4[4:6] == (7).to_bytes(2, "big")
+    assert r2 is not None and r2.icmp_type == 0 and r2.l4[4:6] == (7).to_bytes(2, "big")
+    seen = [f for f in net.hosts["srv"].received if f.proto == pk.PROTO_ICMP]
+    assert {f.ip_src for f in seen} == {PAT}
+    assert len({f.l4[4:6] for f in seen}) == 2  # two different ids on the outside
+    assert all(pk.checksum(f.l4) == 0 for f in seen)
+
+
+def test_nat_pat_translates_icmp_errors_back_to_the_inside_host(net):
+    net.udp("c1", "srv", 5001, 9)  # closed port: srv answers port unreachable
+    err = net.last("c1", pk.PROTO_ICMP)
+    assert err is not None and (err.icmp_type, err.icmp_code) == (3, 3)
+    q = pk.icmp_error_inner(err)
+    assert q is not None and q.src == IPv4Address("10.1.1.11") and q.sport == 5001
+    assert pk.checksum(err.l4) == 0
+
+
+def test_nat_pat_traceroute_hop_beyond_the_nat_answers_the_inside_host(net):
+    net.udp("c1", "srv", 5002, 33434, ttl=2)  # expires at ri, beyond the NAT
+    err = net.last("c1", pk.PROTO_ICMP)
+    assert err is not None and err.icmp_type == 11
+    assert err.ip_src == IPv4Address("198.18.0.2")
+    q = pk.icmp_error_inner(err)
+    assert q is not None and (q.src, q.sport) == (IPv4Address("10.1.1.11"), 5002)
+
+
+def test_nat_static_is_bidirectional_and_accepts_inbound(net):
+    net.tcp("srv", "203.0.113.80", 40000, 80)
+    got = net.last("webc", pk.PROTO_TCP)
+    assert got is not None and got.ip_dst == IPv4Address("10.1.9.80") and valid_l4(got)
+    net.tcp("webc", "srv", 80, 40000, flags=0x12)
+    back = net.last("srv", pk.PROTO_TCP)
+    assert back is not None and back.ip_src == IPv4Address("203.0.113.80") and valid_l4(back)
+
+
+def test_nat_dynamic_pool_exhaustion_refuses_cleanly_and_recovers_after_timeout(net):
+    net.udp("c3", "srv", 5000, 7000)
+    net.udp("c4", "srv", 5000, 7000)
+    pool_ips = {f.ip_src for f in net.hosts["srv"].received[-2:]}
+    assert pool_ips == {IPv4Address("203.0.113.17"), IPv4Address("203.0.113.18")}
+    net.udp("c5", "srv", 5000, 7000)
+    err = net.last("c5", pk.PROTO_ICMP)
+    assert err is not None and (err.icmp_type, err.icmp_code) == (3, 13)  # admin prohibited
+    nat = net.routers["rc"].nat
+    assert nat.counters.refused == 1
+    assert any(e["event"] == "refuse" and e["inside"] == "10.1.1.202"
+               for e in nat.drain_events())
+    net.advance(22)  # pool timeout 20 s with no traffic: both addresses return
+    net.udp("c5", "srv", 5000, 7000)
+    assert net.hosts["srv"].received[-1].ip_src in pool_ips
+
+
+def test_nat_timeout_udp_binding_expires_then_inbound_is_dropped(net):
+    net.udp("c1", "srv", 5000, 7000)
+    nat = net.routers["rc"].nat
+    assert len(nat.entries) == 1
+    net.advance(20)
+    net.udp("srv", PAT, 7000, 5000)
+    assert net.last("c1", pk.PROTO_UDP) is not None  # 20 s < 30 s: still there
+    net.advance(31)
+    assert not nat.entries
+    ev = [e for e in nat.drain_events() if e["event"] == "expire"]
+    assert ev and ev[-1]["reason"] == "idle timeout" and ev[-1]["packets"] >= 1
+    before = len(net.hosts["c1"].received)
+    net.udp("srv", PAT, 7000, 5000)
+    assert len(net.hosts["c1"].received) == before
+
+
+def test_nat_vip_spreads_connections_and_replies_come_from_the_vip(net):
+    for sport in range(41000, 41004):
+        net.tcp("srv", "203.0.113.90", sport, 80)
+    hits = {h: len([f for f in net.hosts[h].received if f.proto == pk.PROTO_TCP])
+            for h in ("webc", "webd")}
+    assert hits == {"webc": 2, "webd": 2}
+    net.tcp("webd", "srv", 80, 41001, flags=0x12)
+    back = net.last("srv", pk.PROTO_TCP)
+    assert back is not None and back.ip_src == IPv4Address("203.0.113.90")
+    assert ports(back) == (80, 41001) and valid_l4(back)
+
+
+def test_nat_double_nat_between_two_sites_with_the_same_prefix(net):
+    net.udp("c1", "172.30.1.10", 5000, 7000)
+    net.hosts["p1"].udp_open.add(7000)
+    net.udp("c1", "172.30.1.10", 5000, 7000)
+    got = net.last("p1", pk.PROTO_UDP)
+    assert got is not None
+    assert got.ip_src == IPv4Address("172.31.1.11")  # the partner sees campus as 172.31.1.x
+    assert got.ip_dst == IPv4Address("10.1.1.10")
+    net.udp("p1", "172.31.1.11", 7000, 5000)
+    back = net.last("c1", pk.PROTO_UDP)
+    assert back is not None and back.ip_src == IPv4Address("172.30.1.10") and valid_l4(back)
+
+
+@pytest.mark.parametrize("filtering,delivered", [
+    ("endpoint-independent", {"srv:7000", "srv:7001", "srv2:7000"}),
+    ("address-dependent", {"srv:7000", "srv:7001"}),
+    ("address-and-port-dependent", {"srv:7000"}),
+])
+def test_nat_holepunch_filtering_behaviours(net, filtering, delivered):
+    nat = net.routers["rc"].nat
+    net._from_controller("rc", nat.set_behaviour(net.now, "wan", filtering=filtering))
+    net.udp("c1", "srv", 5000, 7000)
+    got = set()
+    for src, sport in (("srv", 7000), ("srv", 7001), ("srv2", 7000)):
+        before = len(net.hosts["c1"].received)
+        net.udp(src, PAT, sport, 5000)
+        if len(net.hosts["c1"].received) > before:
+            got.add(f"{src}:{sport}")
+    assert got == delivered
+    assert nat.counters.inbound_dropped == 3 - len(delivered)
+
+
+def test_nat_holepunch_mapping_behaviour_endpoint_independent_vs_symmetric(net):
+    nat = net.routers["rc"].nat
+    net.udp("c1", "srv", 5000, 7000)
+    net.udp("c1", "srv", 5000, 7001)
+    eim = {ports(f)[0] for f in net.hosts["srv"].received[-2:]}
+    assert eim == {5000}  # one mapping for every remote
+    net._from_controller("rc", nat.set_behaviour(net.now, "wan",
+                                                 mapping="address-and-port-dependent"))
+    net.udp("c1", "srv", 5000, 7000)
+    net.udp("c1", "srv", 5000, 7001)
+    apdm = [ports(f)[0] for f in net.hosts["srv"].received[-2:]]
+    assert len(set(apdm)) == 2  # symmetric: a new port per remote port
+
+
+def test_nat_table_lists_entries_with_counters(net):
+    net.udp("c1", "srv", 5000, 7000)
+    rows = net.routers["rc"].nat.table(net.now)
+    pat = [r for r in rows if r["kind"] == "pat"]
+    assert pat and pat[0]["inside"] == "10.1.1.11:5000" and pat[0]["outside"] == \
+        "203.0.113.1:5000"
+    assert any(r["kind"] == "static" and r["outside"] == "203.0.113.80" for r in rows)
+
+
+@pytest.mark.parametrize("nat,problem", [
+    ("{lan9: {pat: 203.0.113.1}}", "unknown interface 'lan9'"),
+    ("{wan: {pat: 203.0.113.1, static: [{inside: 10.1.9.80, outside: 203.0.113.1}]}}",
+     "overlaps"),
+    ("{wan: {static: [{inside: 10.1.9.0/24, outside: 203.0.113.0/25}]}}", "differ in size"),
+    ("{wan: {pat: 203.0.113.1, mapping: cone}}", "unknown behaviour"),
+])
+def test_nat_config_errors_name_the_rule(nat, problem):
+    text = f"""name: bad
+routers:
+  rc:
+    interfaces: {{lan: 10.1.1.1/24, dmz: 10.1.9.1/24, wan: 198.18.0.1/30}}
+    nat: {nat}
+"""
+    with pytest.raises(TopologyError) as ei:
+        loader.loads(text, source="bad.yaml")
+    msg = str(ei.value)
+    assert problem in msg and msg.startswith("bad.yaml:5: routers.rc.nat.")
