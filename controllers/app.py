@@ -3,7 +3,9 @@
 Thin on purpose: no decisions are made here (see router.py). Started in-process by
 `controllers.main` (os-ken 4 has no osken-manager); reads the wiring plan named by
 $INFRALAB_PLAN and, when $INFRALAB_STATUS names one, keeps a JSON status file there for
-`infralab` to poll.
+`infralab` to poll. With $INFRALAB_API ("127.0.0.1:PORT") it also serves the NAT tables
+and counters as JSON over HTTP (NAT-TABLE); with $INFRALAB_NATLOG it appends every NAT
+create/expire/refusal to that file as JSON lines.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from os_ken.ofproto import ofproto_v1_3
 
 from topologies.plan import Plan
 
+from .api import serve_api
+from .nat import COOKIE_NAT, COOKIE_NAT_MASK
 from .openflow import to_ofp
 from .router import Router
 
 log = logging.getLogger("infralab.controller")
 TICK_S = 0.25
+STATS_S = 2.0  # NAT flow counters are polled this often (packets/bytes, last seen)
 
 
 class InfralabController(app_manager.OSKenApp):
@@ -48,7 +53,14 @@ class InfralabController(app_manager.OSKenApp):
         self.errors: list[str] = []
         self.unknown_dpids: set[int] = set()
         self._dirty = True
+        natlog = os.environ.get("INFRALAB_NATLOG")
+        self.natlog = open(natlog, "a", buffering=1) if natlog else None  # noqa: SIM115
+        self._stats_parts: dict[int, list] = {}
+        self.api = os.environ.get("INFRALAB_API")
         self.threads.append(hub.spawn(self._ticker))
+        if self.api:
+            host, _, port = self.api.rpartition(":")
+            self.threads.append(hub.spawn(serve_api, self, host, int(port)))
 
     def _send(self, dp, msgs) -> None:
         for m in msgs:
@@ -97,8 +109,30 @@ class InfralabController(app_manager.OSKenApp):
         if router is None:
             return
         in_port = msg.match.get("in_port", 0)
-        self._send(msg.datapath, router.packet_in(time.monotonic(), in_port, msg.data,
-                                                   msg.reason))
+        self._send(msg.datapath, router.packet_in(
+            time.monotonic(), in_port, msg.data,
+            msg.reason, msg.table_id,
+            msg.match.get("metadata", 0)))
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def flow_removed(self, ev) -> None:
+        m = ev.msg
+        router = self.routers.get(m.datapath.id)
+        if router is not None:
+            self._guard("flow removed", lambda: self._send(m.datapath, router.flow_removed(
+                time.monotonic(), m.cookie, m.packet_count, m.byte_count)))
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def flow_stats_reply(self, ev) -> None:
+        m = ev.msg
+        parts = self._stats_parts.setdefault(m.datapath.id, [])
+        parts += [(s.cookie, s.packet_count, s.byte_count) for s in m.body]
+        if m.flags & m.datapath.ofproto.OFPMPF_REPLY_MORE:
+            return
+        del self._stats_parts[m.datapath.id]
+        router = self.routers.get(m.datapath.id)
+        if router is not None and router.nat is not None:
+            self._guard("flow stats", router.nat.flow_stats, time.monotonic(), parts)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def error(self, ev) -> None:
@@ -118,19 +152,70 @@ class InfralabController(app_manager.OSKenApp):
             log.info("datapath %x disconnected", dp.id)
 
     def _ticker(self) -> None:
+        next_stats = 0.0
         while True:
             now = time.monotonic()
             for dpid, dp in list(self.datapaths.items()):
                 r = self.routers[dpid]
                 self._guard("tick", lambda d=dp, r=r, t=now: self._send(d, r.tick(t)))
+                if r.nat is not None and now >= next_stats:
+                    self._request_nat_stats(dp)
+            if now >= next_stats:
+                next_stats = now + STATS_S
+            self._write_natlog()
             if self._dirty and self.status_path is not None:
                 self._write_status()
             hub.sleep(TICK_S)
 
+    @staticmethod
+    def _request_nat_stats(dp) -> None:
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        dp.send_msg(parser.OFPFlowStatsRequest(
+            dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_NAT, COOKIE_NAT_MASK,
+            parser.OFPMatch()))
+
+    def _write_natlog(self) -> None:
+        """Drain each router's NAT events to the translation log (wall time added)."""
+        for r in self.routers.values():
+            if r.nat is None or not r.nat.events:
+                continue
+            events = r.nat.drain_events()
+            self._dirty = True
+            if self.natlog is not None:
+                t = time.time()
+                for e in events:
+                    self.natlog.write(json.dumps({"time": round(t, 3), **e}) + "\n")
+
+    def nat_view(self, router: str | None = None) -> dict:
+        """NAT tables and counters of every NAT router (or one): the API's answer."""
+        now = time.monotonic()
+        return {r.name: {**r.nat.state(), "table": r.nat.table(now)}
+                for r in self.routers.values()
+                if r.nat is not None and router in (None, r.name)}
+
+    def nat_set(self, router: str, iface: str, mapping: str | None,
+                filtering: str | None) -> dict:
+        """Change a NAT's mapping/filtering behaviour live; returns the new state."""
+        for dpid, r in self.routers.items():
+            if r.name == router and r.nat is not None and iface in r.nat.configs:
+                msgs = r.nat.set_behaviour(time.monotonic(), iface, mapping, filtering)
+                dp = self.datapaths.get(dpid)
+                if dp is not None:
+                    self._send(dp, msgs)
+                return r.nat.state()
+        raise KeyError(f"no NAT on {router}/{iface}")
+
     def _write_status(self) -> None:
         self._dirty = False
-        doc = {
+        doc = self.status_doc()
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(self.status_path)
+
+    def status_doc(self) -> dict:
+        return {
             "pid": os.getpid(),
+            "api": f"http://{self.api}" if self.api else None,
             "time": time.time(),
             "errors": self.errors[-20:],
             "unknown_dpids": sorted(self.unknown_dpids),
@@ -140,6 +225,3 @@ class InfralabController(app_manager.OSKenApp):
                 for dpid, r in self.routers.items()
             },
         }
-        tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        tmp.replace(self.status_path)

@@ -16,12 +16,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=6653, help="OpenFlow listen port")
     ap.add_argument("--listen", default="127.0.0.1", help="OpenFlow listen address")
     ap.add_argument("--status", default=None, help="status JSON file to keep up to date")
+    ap.add_argument("--api", default=None, metavar="HOST:PORT",
+                    help="serve the NAT tables as JSON over HTTP here (e.g. 127.0.0.1:8650)")
+    ap.add_argument("--nat-log", default=None, help="append NAT create/expire/refusal "
+                    "events to this file (JSON lines)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
     os.environ["INFRALAB_PLAN"] = os.path.abspath(args.plan)
     if args.status:
         os.environ["INFRALAB_STATUS"] = os.path.abspath(args.status)
+    if args.api:
+        os.environ["INFRALAB_API"] = args.api
+    if args.nat_log:
+        os.environ["INFRALAB_NATLOG"] = os.path.abspath(args.nat_log)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken.lib import hub

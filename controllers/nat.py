@@ -666,10 +666,10 @@ class Nat:
     def table(self, now: float) -> list[dict]:
         rows = [e.view(now) for e in self.entries.values()]
         for c in self.configs.values():
-            for s in c.static:
-                for i, o in _pairs(s.inside, s.outside):
-                    rows.append({"kind": "static", "interface": c.interface, "proto": "any",
-                                 "inside": str(i), "outside": str(o), "remotes": ["*"]})
+            for s in c.static:  # one row per rule (a prefix rule maps each address)
+                rows.append({"kind": "static", "interface": c.interface, "proto": "any",
+                             "inside": _short(s.inside), "outside": _short(s.outside),
+                             "remotes": ["*"]})
         return rows
 
     def state(self) -> dict:
@@ -691,6 +691,10 @@ def _pairs(inside: str, outside: str) -> list[tuple[IPv4Address, IPv4Address]]:
     base_a, base_b = int(a.network_address), int(b.network_address)
     return [(IPv4Address(base_a + i), IPv4Address(base_b + i))
             for i in range(1, a.num_addresses - 1)]
+
+
+def _short(prefix: str) -> str:
+    return prefix[:-3] if prefix.endswith("/32") else prefix
 
 
 def _in_any(ip: IPv4Address, prefixes: list[str]) -> bool:

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import topologies
+from infralab import natcli as nat_cli
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
 from services.gslb import cli as gslb_cli
+from services.punch import cli as punch_cli
 from topologies.yamlfile import ConfigFileError
 
 
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(infralab controller --help)")
     dns_cli.register(sub)
     gslb_cli.register(sub)
+    nat_cli.register(sub)
+    punch_cli.register(sub)
     return ap
 
 

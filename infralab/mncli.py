@@ -53,6 +53,17 @@ class InfralabCLI(CLI):
             print(f"*** pingall: {loss:.0f}% loss")
             self.status = 1
 
+    def do_nat(self, line: str) -> None:
+        """nat [ROUTER]: the live NAT tables (inside/outside/remote, age, counters)."""
+        from infralab.natcli import render_table
+
+        try:
+            print(render_table(self.emu.api(f"/nat/{line.strip()}" if line.strip()
+                                            else "/nat")))
+        except (OSError, ValueError) as e:
+            print(f"*** nat: {e}")
+            self.status = 1 if self.script_mode else self.status
+
     def do_routers(self, _line: str) -> None:
         """Show each router's neighbours, unresolved next hops and counters."""
         st = self.emu.controller_status().get("routers", {})

@@ -17,8 +17,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .model import DELAY_NODE_PREFIX, Topology
 from .plan import LinkPlan, Plan, make_plan
@@ -28,6 +31,18 @@ READY_TIMEOUT_S = 20.0
 
 class BuildError(RuntimeError):
     """The emulation could not be built; nothing of it is left behind."""
+
+
+def api_request(base: str, path: str, method: str = "GET") -> Any:
+    """One request to a controller's API (no proxy: it is on this machine's loopback)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(base + path, method=method, data=b"" if method == "POST"
+                                 else None)
+    try:
+        with opener.open(req, timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise ValueError(json.loads(e.read()).get("error", str(e))) from None
 
 
 def _free_port() -> int:
@@ -165,8 +180,11 @@ class Emulation:
         plan_path = self.rundir / "plan.json"
         plan_path.write_text(self.plan.to_json())
         logf = open(self.rundir / "controller.log", "wb")
+        self.api_port = _free_port()
         cmd = [sys.executable, "-m", "controllers.main", "--plan", str(plan_path),
-               "--port", str(self.port), "--status", str(self.status_path)]
+               "--port", str(self.port), "--status", str(self.status_path),
+               "--api", f"127.0.0.1:{self.api_port}",
+               "--nat-log", str(self.rundir / "nat.jsonl")]
         self.controller = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, start_new_session=True,
                                            cwd=Path(__file__).resolve().parent.parent)
@@ -192,6 +210,10 @@ class Emulation:
             return json.loads(self.status_path.read_text())
         except (OSError, ValueError):
             return {}
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        """The controller's HTTP/JSON API (controllers/api.py), e.g. api("/nat/rc")."""
+        return api_request(f"http://127.0.0.1:{self.api_port}", path, method)
 
     def _build_network(self) -> None:
         from mininet.link import Link, TCLink

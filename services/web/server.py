@@ -1,6 +1,7 @@
 """`infralab web serve`: the data centres' web server and site agent.
 
 GET /            "<name> <site> <address>" (which server answered: what clients check)
+GET /whoami      "<client address>:<port>": the address this server saw (NAT-HIDE)
 GET /health      200 ok, or the failure it was told to show (see /admin/mode)
 GET /status      JSON {"name", "site", "active", "served", "mode"}: the load it reports
 GET /hold?s=N    keep the connection N seconds (a long download: load for least-conn)
@@ -77,6 +78,8 @@ def handler_for(state: WebState):
                     state.active -= 1
 
         def _route(self, path: str, qs: dict[str, str]) -> None:
+            if path == "/whoami":
+                return self._send(200, f"{self.client_address[0]}:{self.client_address[1]}\n")
             if path == "/admin/mode":
                 mode = qs.get("set", "")
                 if mode not in MODES:

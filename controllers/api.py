@@ -1,0 +1,76 @@
+"""The controller's small HTTP/JSON API (NAT-TABLE): what `infralab nat show` reads.
+
+    GET  /nat                   every NAT router: counters, behaviours, the live table
+    GET  /nat/<router>          one router
+    POST /nat/<router>/<iface>?mapping=M&filtering=F   change RFC 4787 behaviour live
+    GET  /status                the controller's status document
+
+Listens on the root namespace's loopback only (never inside the emulation) and runs in
+the controller's own green threads, so it reads the same state the handlers change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from os_ken.lib import hub
+
+from topologies.natconfig import BEHAVIOURS
+
+MAX_REQUEST = 8192
+
+
+def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
+    """(HTTP status, JSON body) for one request; pure apart from `app`'s methods."""
+    url = urlsplit(target)
+    parts = [p for p in url.path.split("/") if p]
+    if method == "GET" and parts == ["status"]:
+        return 200, app.status_doc()
+    if method == "GET" and parts[:1] == ["nat"] and len(parts) <= 2:
+        view = app.nat_view(parts[1] if len(parts) == 2 else None)
+        if len(parts) == 2 and not view:
+            return 404, {"error": f"no NAT on router {parts[1]!r}"}
+        return 200, view
+    if method == "POST" and parts[:1] == ["nat"] and len(parts) == 3:
+        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        for k in ("mapping", "filtering"):
+            if k in q and q[k] not in BEHAVIOURS:
+                return 400, {"error": f"{k}: one of {', '.join(BEHAVIOURS)}"}
+        try:
+            return 200, app.nat_set(parts[1], parts[2], q.get("mapping"), q.get("filtering"))
+        except KeyError as e:
+            return 404, {"error": str(e.args[0])}
+    return 404, {"error": f"no such endpoint: {method} {url.path}"}
+
+
+def _serve_one(app: Any, sock: Any, _addr: Any) -> None:
+    try:
+        sock.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < MAX_REQUEST:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        line = data.split(b"\r\n", 1)[0].decode("latin-1").split()
+        if len(line) < 2:
+            code, body = 400, {"error": "bad request"}
+        else:
+            try:
+                code, body = handle(app, line[0], line[1])
+            except Exception as e:  # a bug must not take the controller down
+                code, body = 500, {"error": f"{type(e).__name__}: {e}"}
+        payload = json.dumps(body, indent=1).encode()
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(code, "Error")
+        sock.sendall(f"HTTP/1.0 {code} {reason}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def serve_api(app: Any, host: str, port: int) -> None:
+    hub.StreamServer((host, port), lambda s, a: _serve_one(app, s, a)).serve_forever()

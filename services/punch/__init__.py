@@ -1,0 +1,1 @@
+"""UDP hole punching (NAT-HOLEPUNCH): a rendezvous server and a peer, small on purpose."""

@@ -1,0 +1,216 @@
+"""NAT-* on the live world: OVS translates with the controller's flows, real hosts talk
+through it, captures at the far end show what the outside saw, and the standard STUN
+client (Debian stun-client against stund on `rv`) classifies each NAT behaviour."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from infralab.testing import Capture, assert_path
+from topologies.build import wait_for
+
+PAT = "203.0.113.1"
+POOL = {f"203.0.113.{i}" for i in range(17, 31)}
+
+
+def nat(world, router: str = "rc") -> dict:
+    return world.api(f"/nat/{router}")[router]
+
+
+def udp_listen(world, host: str, port: int, seconds: float, hello: tuple | None = None):
+    """A UDP listener on `host` that prints 'got <src ip>:<port> <data>' per datagram and
+    answers 'pong'; with `hello` (addr, port) it first sends one datagram there."""
+    send = f"s.sendto(b'hello',{hello!r});" if hello else ""
+    code = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            f"s.bind(('0.0.0.0',{port}));s.settimeout({seconds});{send}"
+            "print('ready',flush=True)\n"
+            "try:\n while True:\n  d,a=s.recvfrom(2048);print('got',f'{a[0]}:{a[1]}',"
+            "d.decode(),flush=True);s.sendto(b'pong',a)\nexcept OSError: pass")
+    p = world.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def udp_send(world, host: str, dst: str, port: int, sport: int, data: str = "ping",
+             wait: float = 1.0) -> str | None:
+    """Send one datagram from `host`:`sport`; the reply's text, or None."""
+    code = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            f"s.bind(('0.0.0.0',{sport}));s.settimeout({wait});"
+            f"s.sendto({data!r}.encode(),({dst!r},{port}))\n"
+            "try: print(s.recv(100).decode())\nexcept OSError: print('NONE')")
+    p = world.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = p.communicate(timeout=wait + 10)[0].strip().splitlines()
+    return None if not out or out[-1] == "NONE" else out[-1]
+
+
+def set_behaviour(world, router: str, iface: str, mapping: str, filtering: str) -> None:
+    world.api(f"/nat/{router}/{iface}?mapping={mapping}&filtering={filtering}", "POST")
+
+
+@pytest.fixture
+def home_nats_reset(world):
+    yield
+    for r, i in (("na", "nalink"), ("nb", "nblink")):
+        set_behaviour(world, r, i, "endpoint-independent", "endpoint-independent")
+
+
+def test_nat_hide_outside_server_sees_only_public_addresses(world):
+    syns = "tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0 and not src host 198.18.3.1"
+    with Capture(world, "web2a", syns) as cap:  # (the GSLB's health checks left out)
+        for h in ("c1", "c2", "c3", "c4"):
+            assert "web2a" in world.host(h).cmd("curl -s -m8 http://198.51.100.131/"), h
+    sources = {p["IP"].src for p in cap.packets if p["TCP"].flags == "S"}
+    print(f"NAT-HIDE: web2a saw SYNs from {sorted(sources)}")
+    assert PAT in sources  # lan1 (c1, c2) by PAT
+    assert sources - {PAT} and sources - {PAT} <= POOL  # lan2 (c3, c4) from the pool
+    assert not any(s.startswith("10.") for s in sources)
+
+
+def test_nat_pat_rewrites_ports_when_two_hosts_use_the_same_one(world):
+    srv = udp_listen(world, "xb", 7000, 6)
+    try:
+        assert udp_send(world, "c1", "198.18.20.10", 7000, 5300) == "pong"
+        assert udp_send(world, "c2", "198.18.20.10", 7000, 5300) == "pong"
+    finally:
+        srv.terminate()
+        out = srv.communicate()[0]
+    seen = re.findall(r"got (\S+):(\d+)", out)
+    assert [ip for ip, _ in seen] == [PAT, PAT], out
+    assert seen[0][1] == "5300" and seen[1][1] != "5300", out  # preserved, then rewritten
+
+
+def test_nat_pat_unsolicited_inbound_is_dropped_then_allowed_after_outbound(world):
+    before = nat(world)["counters"]["inbound_dropped"]
+    lst = udp_listen(world, "c1", 5400, 3)
+    assert udp_send(world, "xb", PAT, 5400, 7100) is None  # no binding: dropped
+    wait_for(lambda: nat(world)["counters"]["inbound_dropped"] > before, 5,
+             "the drop to be counted")
+    lst.terminate()
+    assert "got " not in lst.communicate()[0]
+    lst = udp_listen(world, "c1", 5400, 3, hello=("198.18.20.10", 7100))  # opens a binding
+    try:
+        assert udp_send(world, "xb", PAT, 5400, 7100) == "pong"
+    finally:
+        lst.terminate()
+        out = lst.communicate()[0]
+    assert "got 198.18.20.10:7100" in out, out
+
+
+def test_nat_static_accepts_inbound_and_is_bidirectional(world):
+    with Capture(world, "webc", "tcp port 80") as cap:
+        assert "webc" in world.host("xb").cmd("curl -s -m8 http://203.0.113.80/")
+    assert {p["IP"].src for p in cap.packets if p["TCP"].dport == 80} == {"198.18.20.10"}
+    assert {p["IP"].dst for p in cap.packets if p["TCP"].dport == 80} == {"10.1.9.80"}
+    with Capture(world, "web2a", "tcp port 80 and not host 198.18.3.1") as cap:
+        world.host("webc").cmd("curl -s -m8 http://198.51.100.131/")
+    assert {p["IP"].src for p in cap.packets if p["TCP"].dport == 80} == {"203.0.113.80"}
+
+
+def test_nat_dnat_vip_spreads_connections_over_the_real_servers(world):
+    answers = [world.host("xb").cmd("curl -s -m8 http://203.0.113.90/").split()[:1]
+               for _ in range(6)]
+    names = [a[0] for a in answers if a]
+    print(f"NAT-DNAT-VIP: 6 connections to 203.0.113.90 answered by {names}")
+    assert len(names) == 6 and set(names) == {"webc", "webd"}
+    assert abs(names.count("webc") - names.count("webd")) <= 2
+
+
+def test_nat_double_nat_campus_and_partner_with_the_same_prefix(world):
+    assert world.ip("c1").startswith("10.1.1.") and world.ip("p1").startswith("10.1.1.")
+    lst = udp_listen(world, "p1", 7200, 6)
+    try:
+        assert udp_send(world, "c1", "172.30.1.10", 7200, 5500) == "pong"
+    finally:
+        lst.terminate()
+        out = lst.communicate()[0]
+    assert "got 172.31.1.11:5500" in out, out  # the partner sees campus lan1 as 172.31.1.x
+    assert " 0% packet loss" in world.host("p1").cmd("ping -n -c1 -w3 172.31.1.12")
+
+
+def test_nat_pat_traceroute_through_the_nat_shows_every_hop(world):
+    # the hops beyond rc answer 203.0.113.1; rc translates the ICMP errors back to c1
+    assert_path(world, "c1", "web2a",
+                ["10.1.1.1", "198.18.0.2", "198.18.0.10", "198.51.100.131"])
+    out = world.host("c1").cmd("ping -n -c1 -w3 10.99.0.1")
+    assert re.search(r"From 198\.18\.0\.2 icmp_seq=\d+ Destination Net Unreachable", out), out
+
+
+def test_nat_table_cli_api_and_translation_log(world):
+    assert udp_send(world, "c2", "198.18.20.10", 9, 5600, wait=0.3) is None
+    rows = [r for r in nat(world)["table"] if r["inside"] == "10.1.1.12:5600"]
+    assert rows and rows[0]["outside"].startswith(PAT + ":") and rows[0]["proto"] == "udp"
+    out = subprocess.run([sys.executable, "-m", "infralab", "nat", "show", "--router", "rc"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "10.1.1.12:5600" in out.stdout, out.stdout + out.stderr
+    wait_for(lambda: any(e["event"] == "create" and e["inside"] == "10.1.1.12:5600"
+                         for e in map(json.loads, (world.rundir / "nat.jsonl").read_text()
+                                      .splitlines())), 5, "the create in the translation log")
+    from infralab.mncli import InfralabCLI
+
+    script = world.rundir / "nat-cli.txt"
+    script.write_text("nat rc\n")
+    cli = InfralabCLI(world, script=str(script))
+    assert cli.status == 0
+
+
+def test_nat_holepunch_direct_fails_then_rendezvous_punch_succeeds(world, home_nats_reset):
+    # direct: h1 cannot reach h2's private address, nor its NAT's address unsolicited
+    assert "100% packet loss" in world.host("h1").cmd("ping -n -c1 -w2 192.168.2.10")
+    lst = udp_listen(world, "h2", 4500, 4)
+    assert udp_send(world, "h1", "198.18.30.134", 4500, 4501) is None
+    lst.terminate()
+    assert "got " not in lst.communicate()[0]
+    ok = punch(world)
+    assert ok["h1"]["result"] == ok["h2"]["result"] == "connected", ok
+    assert ok["h1"]["peer_packets_came_from"].startswith("198.18.30.134:")
+
+
+@pytest.mark.parametrize("filtering", ["address-dependent", "address-and-port-dependent"])
+def test_nat_holepunch_works_through_restricted_cone_nats(world, home_nats_reset, filtering):
+    for r, i in (("na", "nalink"), ("nb", "nblink")):
+        set_behaviour(world, r, i, "endpoint-independent", filtering)
+    got = punch(world)
+    assert got["h1"]["result"] == got["h2"]["result"] == "connected", got
+
+
+def test_nat_holepunch_fails_through_symmetric_nats(world, home_nats_reset):
+    for r, i in (("na", "nalink"), ("nb", "nblink")):
+        set_behaviour(world, r, i, "address-and-port-dependent", "address-and-port-dependent")
+    got = punch(world, timeout=4)
+    assert got["h1"]["result"] == got["h2"]["result"] == "failed", got
+    assert nat(world, "na")["counters"]["inbound_dropped"] > 0
+
+
+def punch(world, timeout: float = 8) -> dict:
+    procs = {h: world.host(h).popen(
+        [sys.executable, "-m", "infralab", "punch", "peer", "--rendezvous", "198.18.30.10:4000",
+         "--name", h, "--peer", other, "--timeout", str(timeout)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for h, other in (("h1", "h2"), ("h2", "h1"))}
+    out = {h: p.communicate(timeout=timeout + 20)[0] for h, p in procs.items()}
+    return {h: json.loads(o.strip().splitlines()[-1]) for h, o in out.items()}
+
+
+STUN_EXPECT = [
+    ("endpoint-independent", "endpoint-independent", "Independent Mapping, Independent Filter"),
+    ("endpoint-independent", "address-dependent",
+     "Independent Mapping, Address Dependent Filter"),
+    ("endpoint-independent", "address-and-port-dependent",
+     "Independent Mapping, Port Dependent Filter"),
+    ("address-and-port-dependent", "address-and-port-dependent", "Dependent Mapping"),
+]
+
+
+@pytest.mark.parametrize("mapping,filtering,expected", STUN_EXPECT)
+def test_nat_holepunch_stun_client_classifies_each_behaviour(world, home_nats_reset,
+                                                             mapping, filtering, expected):
+    set_behaviour(world, "na", "nalink", mapping, filtering)
+    out = world.host("h1").cmd("stun 198.18.30.10 -v 2>&1")
+    line = next((x for x in out.splitlines() if x.startswith("Primary:")), "")
+    print(f"NAT-HOLEPUNCH stun-client, na {mapping}/{filtering}: {line.strip()}")
+    assert line.startswith("Primary: " + expected), out[-800:]

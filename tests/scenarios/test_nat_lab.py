@@ -1,0 +1,77 @@
+"""NAT-DYNAMIC, NAT-TIMEOUT, NAT-RENUMBER on the small `natlab` topology: a two-address
+pool for three hosts and idle timeouts of seconds, so exhaustion and expiry are seen live."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import topologies
+from tests.scenarios.conftest import build
+from topologies.build import Emulation, wait_for
+
+SRV = "198.18.5.10"
+
+
+@pytest.fixture(scope="module")
+def natlab():
+    with build("natlab") as emu:
+        yield emu
+
+
+def whoami(emu: Emulation, host: str) -> str | None:
+    """The address:port the outside server saw for `host` (None: no connection)."""
+    out = emu.host(host).cmd(f"curl -s -m4 http://{SRV}/whoami").strip()
+    return out if re.fullmatch(r"[\d.]+:\d+", out) else None
+
+
+def nat_log(emu: Emulation) -> list[dict]:
+    """The translation log so far (the controller appends to it every 0.25 s)."""
+    return [json.loads(x) for x in (emu.rundir / "nat.jsonl").read_text().splitlines()]
+
+
+def entries(emu: Emulation) -> list[dict]:
+    return emu.api("/nat/r1")["r1"]["table"]
+
+
+def test_nat_dynamic_pool_exhaustion_refuses_the_third_host_then_recovers(natlab):
+    seen = {h: whoami(natlab, h) for h in ("b1", "b2")}
+    assert {s.split(":")[0] for s in seen.values() if s} == {"203.0.113.17", "203.0.113.18"}
+    out = natlab.host("b3").cmd(f"ping -n -c1 -w3 {SRV}")
+    # refused cleanly: an ICMP "administratively prohibited" from the gateway, not silence
+    assert re.search(r"From 10\.0\.2\.1 icmp_seq=\d+ Packet filtered", out), out
+    st = natlab.api("/nat/r1")["r1"]
+    assert st["counters"]["refused"] >= 1 and st["interfaces"]["wan"]["pool_free"] == 0
+    wait_for(lambda: any(e["event"] == "refuse" and e["inside"] == "10.0.2.13"
+                         for e in nat_log(natlab)), 5, "the refusal in the translation log")
+    # b1 and b2 go quiet: after the 4 s pool timeout their addresses return to the pool
+    wait_for(lambda: not [e for e in entries(natlab) if e["kind"] == "pool"], 15,
+             "the pool entries to expire")
+    got = whoami(natlab, "b3")
+    assert got is not None and got.split(":")[0] in {"203.0.113.17", "203.0.113.18"}
+
+
+def test_nat_timeout_udp_binding_expires_and_is_logged(natlab):
+    natlab.host("a1").cmd(f"dig +tries=1 +time=1 @{SRV} -p 5353 example.com >/dev/null")
+    assert any(e["proto"] == "udp" and e["inside"].startswith("10.0.1.10:")
+               for e in entries(natlab))
+    wait_for(lambda: not any(e["proto"] == "udp" for e in entries(natlab)), 15,
+             "the UDP binding to expire (udp timeout 4 s)")
+    ex = wait_for(lambda: [e for e in nat_log(natlab)
+                           if e["event"] == "expire" and e["proto"] == "udp"], 5, "the log")
+    assert ex[-1]["reason"] == "idle timeout" and ex[-1]["age"] >= 4
+
+
+def test_nat_renumber_public_prefix_by_configuration_only(natlab):
+    before = {h: natlab.ip(h) for h in ("a1", "a2", "b1")}
+    assert whoami(natlab, "a1").startswith("203.0.113.1:")
+    text = topologies.builtin("natlab").read_text().replace("203.0.113.", "192.0.2.")
+    topo = topologies.loads(text, source="natlab-renumbered.yaml")
+    topo.base_dir = str(topologies.builtin("natlab").parent)
+    natlab.stop()  # one emulation at a time: the new ISP's prefix, same inside hosts
+    with Emulation(topo) as moved:
+        assert {h: moved.ip(h) for h in before} == before
+        assert whoami(moved, "a1").startswith("192.0.2.1:")
+        assert whoami(moved, "b1").split(":")[0] in {"192.0.2.17", "192.0.2.18"}
