@@ -37,9 +37,24 @@ def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
 def assert_connectivity(emu: Emulation, hosts: Iterable[str] | None = None) -> None:
     """Every host in `hosts` (default: all) reaches every other one."""
     names = list(hosts) if hosts is not None else list(emu.topo.hosts)
-    m = ping_matrix(emu, names, names)
-    missing = [f"{s}->{d}" for s in names for d in names if s != d and not m.get((s, d))]
+    assert_reachable(emu, names, names)
+
+
+def assert_reachable(emu: Emulation, sources: Iterable[str], targets: Iterable[str]) -> None:
+    """Every source reaches every target (by its own address) by ping."""
+    sources, targets = list(sources), list(targets)
+    m = ping_matrix(emu, sources, targets)
+    missing = [f"{s}->{d}" for s in sources for d in targets if s != d and not m.get((s, d))]
     assert not missing, f"no connectivity for {len(missing)} pair(s): {', '.join(missing)}"
+
+
+def assert_unreachable(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
+                       deadline_s: int = 2) -> None:
+    """No source reaches any target by its own address (NAT-HIDE: private space)."""
+    sources, targets = list(sources), list(targets)
+    m = ping_matrix(emu, sources, targets, deadline_s)
+    leaks = [f"{s}->{d}" for s in sources for d in targets if s != d and m.get((s, d))]
+    assert not leaks, f"reachable but should not be: {', '.join(leaks)}"
 
 
 def traceroute(emu: Emulation, src: str, dst: str, max_hops: int = 12) -> list[str]:
@@ -59,8 +74,10 @@ def assert_path(emu: Emulation, src: str, dst: str, hops: list[str]) -> None:
     assert got == hops, f"path {src}->{dst}: expected {hops}, traceroute showed {got}"
 
 
-def http_fetch_check(emu: Emulation, server: str, client: str, size: int = 2_000_000) -> str:
-    """Serve a random file from `server`, fetch it from `client`, compare SHA-256."""
+def http_fetch_check(emu: Emulation, server: str, client: str, size: int = 2_000_000,
+                     address: str | None = None) -> str:
+    """Serve a random file from `server`, fetch it from `client` (at `address`, default the
+    server's own: give its public address behind a NAT), compare SHA-256."""
     srv = emu.host(server)
     d = f"/tmp/infralab-http-{server}"
     srv.cmd(f"mkdir -p {d} && head -c {size} /dev/urandom > {d}/blob")
@@ -69,7 +86,7 @@ def http_fetch_check(emu: Emulation, server: str, client: str, size: int = 2_000
                       "--directory", d])
     try:
         wait_listening(srv, 8080, proc=proc, what="http server")
-        url = f"http://{emu.ip(server)}:8080/blob"
+        url = f"http://{address or emu.ip(server)}:8080/blob"
         code = ("import hashlib,urllib.request;"
                 f"print(hashlib.sha256(urllib.request.urlopen({url!r},timeout=10).read())"
                 ".hexdigest())")

@@ -2,11 +2,27 @@
 
 import re
 
-from infralab.testing import assert_connectivity, assert_path, http_fetch_check, ping_matrix
+from infralab.testing import (
+    assert_connectivity,
+    assert_path,
+    assert_reachable,
+    assert_unreachable,
+    http_fetch_check,
+    ping_matrix,
+)
+
+CAMPUS = ["c1", "c2", "c3", "c4", "dhcp1", "ldns", "webc", "webd"]  # behind rc's NAT
+HOMES = ["h1", "h2"]  # behind na, nb
+PARTNER = ["p1"]  # reached through the double NAT only (tests/scenarios/test_nat.py)
 
 
-def test_tb_ctrl_world_every_host_reaches_every_other_host(world):
-    assert_connectivity(world)
+def test_tb_ctrl_world_reachability_follows_the_nat_edges(world):
+    outside = [h for h in world.topo.hosts if h not in CAMPUS + HOMES + PARTNER]
+    assert_connectivity(world, outside)  # the emulated internet: everyone reaches everyone
+    assert_connectivity(world, CAMPUS)  # inside the campus, by private addresses
+    assert_reachable(world, CAMPUS + HOMES, outside)  # out through the NATs
+    # NAT-HIDE: private space behind a NAT is not reachable from outside by its address
+    assert_unreachable(world, ["xs", "xb", "root", "h2"], ["c1", "c3", "ldns", "h1"])
 
 
 def test_tb_ctrl_traceroute_shows_each_router_hop(world):
@@ -26,7 +42,7 @@ def test_tb_ctrl_each_router_decrements_ttl(world):
 
 def test_tb_ctrl_tcp_file_transfer_arrives_intact_across_routers(world):
     http_fetch_check(world, "web2a", "c1", size=4_000_000)
-    http_fetch_check(world, "webc", "xb", size=1_000_000)
+    http_fetch_check(world, "webc", "xb", size=1_000_000, address="203.0.113.80")  # static NAT
 
 
 def test_tb_ctrl_gateways_answer_ping_on_every_interface(world):
