@@ -5,6 +5,7 @@
     topology start+stop              infralab         vs  plain Mininet, same hosts/switches
     DNS authoritative / resolver     infralab         vs  NSD, dnslib / Unbound (bench/dns.py)
     GSLB answers/s, failover         infralab gslb    vs  static auth, PowerDNS LUA (bench/gslb.py)
+    NAT throughput, conn/s, set-up   infralab PAT     vs  no NAT, MASQUERADE, OVS ct (bench/nat.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -15,103 +16,18 @@ shows the kernel's ceiling. Results: bench/out/results.json and a table on stdou
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from bench.net import conn_rate, iperf, linux_router_net, one_router
 from infralab import runtime
-from topologies.build import Emulation, wait_for, wait_listening
-from topologies.model import Topology
+from topologies.build import Emulation
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-
-
-def one_router(hosts_per_subnet: int = 1) -> Topology:
-    t = Topology("bench")
-    t.interface("br1", "left", "10.0.1.1/24")
-    t.interface("br1", "right", "10.0.2.1/24")
-    for i in range(hosts_per_subnet):
-        t.host(f"bl{i}", "left", f"10.0.1.{10 + i}")
-        t.host(f"bh{i}", "right", f"10.0.2.{10 + i}")
-    return t.validate()
-
-
-@contextlib.contextmanager
-def linux_router_net(with_switches: bool) -> Iterator[object]:
-    """Plain Mininet: bl0 -[ps1]- plr (Linux router) -[ps2]- bh0, cleaned by manifest."""
-    from mininet.log import setLogLevel
-    from mininet.net import Mininet
-    from mininet.node import Host, OVSSwitch
-
-    setLogLevel("error")
-    m = runtime.Manifest.create("bench-peer")
-    intfs = ["plr-eth1", "plr-eth2"]
-    if with_switches:
-        m.bridges = ["ps1", "ps2"]
-        intfs += ["ps1-eth1", "ps1-eth2", "ps2-eth1", "ps2-eth2"]
-    m.interfaces = intfs
-    m.save()
-    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-    try:
-        h1 = net.addHost("bl0", ip="10.0.1.10/24", defaultRoute="via 10.0.1.1")
-        h2 = net.addHost("bh0", ip="10.0.2.10/24", defaultRoute="via 10.0.2.1")
-        r = net.addHost("plr", cls=Host, ip=None)
-        if with_switches:
-            s1 = net.addSwitch("ps1", cls=OVSSwitch, datapath="user", failMode="standalone",
-                               dpid="00000000000000f1")
-            s2 = net.addSwitch("ps2", cls=OVSSwitch, datapath="user", failMode="standalone",
-                               dpid="00000000000000f2")
-            net.addLink(h1, s1, intfName2="ps1-eth1")
-            net.addLink(r, s1, intfName1="plr-eth1", intfName2="ps1-eth2")
-            net.addLink(h2, s2, intfName2="ps2-eth1")
-            net.addLink(r, s2, intfName1="plr-eth2", intfName2="ps2-eth2")
-        else:
-            net.addLink(h1, r, intfName2="plr-eth1")
-            net.addLink(h2, r, intfName2="plr-eth2")
-        net.build()
-        m.add_nodes(net.hosts + net.switches)
-        r.cmd("ip addr add 10.0.1.1/24 dev plr-eth1; ip addr add 10.0.2.1/24 dev plr-eth2;"
-              "ip link set plr-eth1 up; ip link set plr-eth2 up; sysctl -qw net.ipv4.ip_forward=1")
-        for h in (h1, h2, r):
-            for intf in h.intfNames():
-                h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
-        net.start()
-        wait_for(lambda: "1 received" in h1.cmd("ping -c1 -w2 10.0.2.10"), 30, "peer routing")
-        yield net
-    finally:
-        net.stop()
-        m.remove_all()
-
-
-def iperf(client, server, server_ip: str, seconds: int) -> float:
-    """Gbit/s of one TCP stream, client -> server."""
-    srv = server.popen(["iperf3", "-s", "-1", "-B", server_ip])
-    try:
-        wait_listening(server, 5201, proc=srv, what="iperf3 server")
-        out = client.cmd(f"iperf3 -J -c {server_ip} -t {seconds}")
-        doc = json.loads(out[out.index("{"):])
-        return doc["end"]["sum_received"]["bits_per_second"] / 1e9
-    finally:
-        srv.terminate()
-        srv.wait()
-
-
-def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -> float:
-    srv = server.popen([sys.executable, str(HERE / "tcpconn.py"), "server", "7000"])
-    try:
-        wait_listening(server, 7000, proc=srv, what="connection server")
-        out = client.cmd(f"{sys.executable} {HERE / 'tcpconn.py'} client {server_ip} 7000 "
-                         f"{seconds} {workers}")
-        doc = json.loads(out[out.index("{"):])
-        return doc["connections"] / doc["seconds"]
-    finally:
-        srv.terminate()
-        srv.wait()
 
 
 def bench_routing(seconds: int) -> dict:
@@ -169,22 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
     ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
-    ap.add_argument("--only", choices=["routing", "dns", "gslb"], help="run one group")
+    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat"], help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
            "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
-    from bench import gslb
+    from bench import gslb, nat
     from bench.dns import bench_dns, report
 
     if args.only in (None, "dns"):
         res.update(bench_dns(seconds))
     if args.only in (None, "gslb"):
         res.update(gslb.bench_gslb(seconds))
-    if args.only in ("dns", "gslb"):
+    if args.only in (None, "nat"):
+        res.update(nat.bench_nat(seconds))
+    if args.only in ("dns", "gslb", "nat"):
         OUT.mkdir(exist_ok=True)
         (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))
-        (report if args.only == "dns" else gslb.report)(res)
+        {"dns": report, "gslb": gslb.report, "nat": nat.report}[args.only](res)
         return 0
     res.update(bench_routing(seconds))
     res.update(bench_startup(max(2, min(args.hosts, 200))))
@@ -209,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         report(res)
     if "gslb_qps.infralab" in res:
         gslb.report(res)
+    if "nat_conn_per_s.infralab" in res:
+        nat.report(res)
     print(f"\nresults: {OUT / 'results.json'}")
     return 0
 

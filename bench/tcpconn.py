@@ -1,6 +1,7 @@
 """Bounded TCP connection-rate load: `server PORT` accepts, answers one byte and closes;
 `client HOST PORT SECONDS CONCURRENCY` opens connections back to back from CONCURRENCY
-workers for SECONDS and prints JSON {"connections": n, "errors": e, "seconds": s}.
+workers for SECONDS and prints JSON {"connections": n, "errors": e, "seconds": s};
+`latency HOST PORT COUNT` times COUNT connection set-ups one by one (p50/p99 in ms).
 
 Both ends are the same code for our router and for the peer, so the ratio is fair."""
 
@@ -50,6 +51,28 @@ async def _client(host: str, port: int, seconds: float, concurrency: int) -> dic
     return {"connections": done, "errors": errors, "seconds": time.monotonic() - t0}
 
 
+async def _latency(host: str, port: int, count: int) -> dict:
+    """`count` connections one after another, each from a new source port: the first
+    packet of each meets no flow (a new NAT binding), so this times flow setup."""
+    times = []
+    errors = 0
+    for _ in range(count):
+        t0 = time.perf_counter()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+            times.append(time.perf_counter() - t0)
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.wait_for(reader.readexactly(1), 2)
+            writer.close()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            errors += 1
+    times.sort()
+    pick = (lambda q: times[min(len(times) - 1, int(q * len(times)))] * 1000) if times \
+        else (lambda q: float("nan"))
+    return {"count": len(times), "errors": errors, "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["server"]:
         asyncio.run(_serve(int(argv[1])))
@@ -57,6 +80,10 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["client"]:
         host, port, seconds, conc = argv[1], int(argv[2]), float(argv[3]), int(argv[4])
         print(json.dumps(asyncio.run(_client(host, port, min(seconds, 60), min(conc, 512)))))
+        return 0
+    if argv[:1] == ["latency"]:
+        host, port, count = argv[1], int(argv[2]), min(int(argv[3]), 5000)
+        print(json.dumps(asyncio.run(_latency(host, port, count))))
         return 0
     print(__doc__, file=sys.stderr)
     return 2

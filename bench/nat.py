@@ -1,0 +1,137 @@
+"""NAT benchmarks (NAT-PAT) against real peers in the same run, on the same layout:
+one client 10.0.1.10, one server 10.0.2.10, one NAT router between them.
+
+    bulk TCP throughput    infralab PAT  vs  infralab without NAT (same path)
+    new TCP connections/s  infralab PAT  vs  Linux router with iptables MASQUERADE
+                                         vs  one OVS bridge doing conntrack NAT (ct(nat))
+    flow set-up latency    connect() time of fresh connections (each a new binding):
+                           p50/p99 for each of the above
+
+The PAT address is the router's own outside address (10.0.2.1), as on a home router, so
+no peer needs extra routes. Every measurement is bounded in time; every process is ended
+by its PID and every bridge/interface by the run's manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+
+from bench.net import HERE_TCPCONN, conn_rate, iperf, linux_router_net, one_router
+from infralab import runtime
+from topologies.build import Emulation, wait_for, wait_listening
+
+SERVER = "10.0.2.10"
+
+
+def pat_router():
+    t = one_router()
+    t.nat("br1", {"right": {"pat": "10.0.2.1"}})
+    return t
+
+
+def latency(client, server, count: int = 300) -> dict:
+    srv = server.popen([sys.executable, str(HERE_TCPCONN), "server", "7000"])
+    try:
+        wait_listening(server, 7000, proc=srv, what="connection server")
+        out = client.cmd(f"{sys.executable} {HERE_TCPCONN} latency {SERVER} 7000 {count}")
+        return json.loads(out[out.index("{"):])
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+@contextlib.contextmanager
+def ovs_ct_nat_net() -> Iterator[object]:
+    """bl0 - pct - bh0: one OVS bridge (userspace datapath) routing and NATing with
+    conntrack, flows from ovs-ofctl (no controller). Static neighbours on the hosts stand
+    in for ARP, which the bridge does not answer."""
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import OVSSwitch
+
+    setLogLevel("error")
+    m = runtime.Manifest.create("bench-ct")
+    m.bridges = ["pct"]
+    m.interfaces = ["pct-eth1", "pct-eth2"]
+    m.save()
+    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+    gw1, gw2 = "02:00:00:00:01:01", "02:00:00:00:02:01"
+    try:
+        h1 = net.addHost("bl0", ip="10.0.1.10/24", mac="02:00:00:00:01:10",
+                         defaultRoute="via 10.0.1.1")
+        h2 = net.addHost("bh0", ip="10.0.2.10/24", mac="02:00:00:00:02:10")
+        s = net.addSwitch("pct", cls=OVSSwitch, datapath="user", failMode="secure",
+                          dpid="00000000000000fc", protocols="OpenFlow13")
+        net.addLink(h1, s, intfName2="pct-eth1")
+        net.addLink(h2, s, intfName2="pct-eth2")
+        net.build()
+        m.add_nodes(net.hosts + net.switches)
+        net.start()
+        h1.cmd(f"ip neigh replace 10.0.1.1 lladdr {gw1} dev bl0-eth0 nud permanent")
+        h2.cmd(f"ip neigh replace 10.0.2.1 lladdr {gw2} dev bh0-eth0 nud permanent")
+        for h in (h1, h2):
+            h.cmd(f"ethtool -K {h.defaultIntf()} tx off >/dev/null 2>&1")
+        flows = [
+            "table=0,priority=10,ip,in_port=1,actions=ct(nat,table=1)",
+            "table=0,priority=10,ip,in_port=2,actions=ct(nat,table=2)",
+            "table=1,priority=10,ct_state=+new+trk,ip,actions=ct(commit,nat(src=10.0.2.1)),"
+            f"mod_dl_src:{gw2},mod_dl_dst:02:00:00:00:02:10,dec_ttl,output:2",
+            "table=1,priority=10,ct_state=+est+trk,ip,"
+            f"actions=mod_dl_src:{gw2},mod_dl_dst:02:00:00:00:02:10,dec_ttl,output:2",
+            "table=2,priority=10,ct_state=+est+trk,ip,"
+            f"actions=mod_dl_src:{gw1},mod_dl_dst:02:00:00:00:01:10,dec_ttl,output:1",
+        ]
+        for f in flows:
+            s.cmd(f"ovs-ofctl -O OpenFlow13 add-flow pct '{f}'")
+        wait_for(lambda: "1 received" in h1.cmd(f"ping -c1 -w2 {SERVER}"), 30, "ct NAT path")
+        yield net
+    finally:
+        net.stop()
+        m.remove_all()
+
+
+def bench_nat(seconds: int) -> dict:
+    res: dict = {}
+    with Emulation(one_router()) as emu:
+        a, b = emu.host("bl0"), emu.host("bh0")
+        res["nat_throughput_gbps.no_nat"] = iperf(a, b, SERVER, seconds)
+        res["nat_setup.no_nat"] = latency(a, b)
+    with Emulation(pat_router()) as emu:
+        a, b = emu.host("bl0"), emu.host("bh0")
+        res["nat_throughput_gbps.infralab"] = iperf(a, b, SERVER, seconds)
+        res["nat_conn_per_s.infralab"] = conn_rate(a, b, SERVER, seconds)
+        res["nat_setup.infralab"] = latency(a, b)
+        st = emu.api("/nat/br1")["br1"]["counters"]
+        res["nat_bindings_created.infralab"] = st["created"]
+    with linux_router_net(True) as net:
+        net["plr"].cmd("iptables -t nat -A POSTROUTING -o plr-eth2 -j MASQUERADE")
+        a, b = net["bl0"], net["bh0"]
+        res["nat_conn_per_s.masquerade"] = conn_rate(a, b, SERVER, seconds)
+        res["nat_setup.masquerade"] = latency(a, b)
+    with ovs_ct_nat_net() as net:
+        a, b = net["bl0"], net["bh0"]
+        res["nat_conn_per_s.ovs_ct"] = conn_rate(a, b, SERVER, seconds)
+        res["nat_setup.ovs_ct"] = latency(a, b)
+    return res
+
+
+def report(res: dict) -> None:
+    print(f"\n{'measure':<34}{'infralab':>10}{'peer':>10}{'ratio':>8}{'target':>8}  peer")
+    rows = [("bulk TCP with PAT, Gbit/s", "nat_throughput_gbps", "no_nat", 0.9,
+             "infralab, same path without NAT"),
+            ("new TCP connections/s, PAT", "nat_conn_per_s", "masquerade", 0.5,
+             "Linux router, iptables MASQUERADE"),
+            ("new TCP connections/s, PAT", "nat_conn_per_s", "ovs_ct", 0.5,
+             "one OVS bridge, ct(nat)")]
+    for title, key, peer, target, name in rows:
+        ours, theirs = res[f"{key}.infralab"], res[f"{key}.{peer}"]
+        ratio = ours / theirs if theirs else float("nan")
+        print(f"{title:<34}{ours:>10.2f}{theirs:>10.2f}{ratio:>8.2f}{target:>8}  {name}")
+    print("connection set-up (connect() of a fresh connection), ms:")
+    for who in ("infralab", "no_nat", "masquerade", "ovs_ct"):
+        d = res[f"nat_setup.{who}"]
+        print(f"  {who:<12} p50 {d['p50_ms']:7.2f}  p99 {d['p99_ms']:7.2f}  "
+              f"({d['count']} connections, {d['errors']} errors)")

@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmarks: the one-router topology, the Linux-router peer built
+with plain Mininet (cleaned by a manifest), iperf3 and the connection-rate load."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from infralab import runtime
+from topologies.build import wait_for, wait_listening
+from topologies.model import Topology
+
+HERE = Path(__file__).resolve().parent
+HERE_TCPCONN = HERE / "tcpconn.py"
+
+
+def one_router(hosts_per_subnet: int = 1) -> Topology:
+    t = Topology("bench")
+    t.interface("br1", "left", "10.0.1.1/24")
+    t.interface("br1", "right", "10.0.2.1/24")
+    for i in range(hosts_per_subnet):
+        t.host(f"bl{i}", "left", f"10.0.1.{10 + i}")
+        t.host(f"bh{i}", "right", f"10.0.2.{10 + i}")
+    return t.validate()
+
+
+@contextlib.contextmanager
+def linux_router_net(with_switches: bool) -> Iterator[object]:
+    """Plain Mininet: bl0 -[ps1]- plr (Linux router) -[ps2]- bh0, cleaned by manifest."""
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import Host, OVSSwitch
+
+    setLogLevel("error")
+    m = runtime.Manifest.create("bench-peer")
+    intfs = ["plr-eth1", "plr-eth2"]
+    if with_switches:
+        m.bridges = ["ps1", "ps2"]
+        intfs += ["ps1-eth1", "ps1-eth2", "ps2-eth1", "ps2-eth2"]
+    m.interfaces = intfs
+    m.save()
+    net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+    try:
+        h1 = net.addHost("bl0", ip="10.0.1.10/24", defaultRoute="via 10.0.1.1")
+        h2 = net.addHost("bh0", ip="10.0.2.10/24", defaultRoute="via 10.0.2.1")
+        r = net.addHost("plr", cls=Host, ip=None)
+        if with_switches:
+            s1 = net.addSwitch("ps1", cls=OVSSwitch, datapath="user", failMode="standalone",
+                               dpid="00000000000000f1")
+            s2 = net.addSwitch("ps2", cls=OVSSwitch, datapath="user", failMode="standalone",
+                               dpid="00000000000000f2")
+            net.addLink(h1, s1, intfName2="ps1-eth1")
+            net.addLink(r, s1, intfName1="plr-eth1", intfName2="ps1-eth2")
+            net.addLink(h2, s2, intfName2="ps2-eth1")
+            net.addLink(r, s2, intfName1="plr-eth2", intfName2="ps2-eth2")
+        else:
+            net.addLink(h1, r, intfName2="plr-eth1")
+            net.addLink(h2, r, intfName2="plr-eth2")
+        net.build()
+        m.add_nodes(net.hosts + net.switches)
+        r.cmd("ip addr add 10.0.1.1/24 dev plr-eth1; ip addr add 10.0.2.1/24 dev plr-eth2;"
+              "ip link set plr-eth1 up; ip link set plr-eth2 up; sysctl -qw net.ipv4.ip_forward=1")
+        for h in (h1, h2, r):
+            for intf in h.intfNames():
+                h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1")
+        net.start()
+        wait_for(lambda: "1 received" in h1.cmd("ping -c1 -w2 10.0.2.10"), 30, "peer routing")
+        yield net
+    finally:
+        net.stop()
+        m.remove_all()
+
+
+def iperf(client, server, server_ip: str, seconds: int) -> float:
+    """Gbit/s of one TCP stream, client -> server."""
+    srv = server.popen(["iperf3", "-s", "-1", "-B", server_ip])
+    try:
+        wait_listening(server, 5201, proc=srv, what="iperf3 server")
+        out = client.cmd(f"iperf3 -J -c {server_ip} -t {seconds}")
+        doc = json.loads(out[out.index("{"):])
+        return doc["end"]["sum_received"]["bits_per_second"] / 1e9
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -> float:
+    srv = server.popen([sys.executable, str(HERE_TCPCONN), "server", "7000"])
+    try:
+        wait_listening(server, 7000, proc=srv, what="connection server")
+        out = client.cmd(f"{sys.executable} {HERE_TCPCONN} client {server_ip} 7000 "
+                         f"{seconds} {workers}")
+        doc = json.loads(out[out.index("{"):])
+        return doc["connections"] / doc["seconds"]
+    finally:
+        srv.terminate()
+        srv.wait()
