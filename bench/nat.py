@@ -26,9 +26,9 @@ from topologies.build import Emulation, wait_for, wait_listening
 SERVER = "10.0.2.10"
 
 
-def pat_router():
+def pat_router(conntrack: bool = False):
     t = one_router()
-    t.nat("br1", {"right": {"pat": "10.0.2.1"}})
+    t.nat("br1", {"right": {"pat": "10.0.2.1", "conntrack": conntrack}})
     return t
 
 
@@ -106,6 +106,11 @@ def bench_nat(seconds: int) -> dict:
         res["nat_setup.infralab"] = latency(a, b)
         st = emu.api("/nat/br1")["br1"]["counters"]
         res["nat_bindings_created.infralab"] = st["created"]
+    with Emulation(pat_router(conntrack=True)) as emu:
+        a, b = emu.host("bl0"), emu.host("bh0")
+        res["nat_throughput_gbps.infralab_ct"] = iperf(a, b, SERVER, seconds)
+        res["nat_conn_per_s.infralab_ct"] = conn_rate(a, b, SERVER, seconds)
+        res["nat_setup.infralab_ct"] = latency(a, b)
     with linux_router_net(True) as net:
         net["plr"].cmd("iptables -t nat -A POSTROUTING -o plr-eth2 -j MASQUERADE")
         a, b = net["bl0"], net["bh0"]
@@ -119,19 +124,21 @@ def bench_nat(seconds: int) -> dict:
 
 
 def report(res: dict) -> None:
-    print(f"\n{'measure':<34}{'infralab':>10}{'peer':>10}{'ratio':>8}{'target':>8}  peer")
-    rows = [("bulk TCP with PAT, Gbit/s", "nat_throughput_gbps", "no_nat", 0.9,
-             "infralab, same path without NAT"),
-            ("new TCP connections/s, PAT", "nat_conn_per_s", "masquerade", 0.5,
-             "Linux router, iptables MASQUERADE"),
-            ("new TCP connections/s, PAT", "nat_conn_per_s", "ovs_ct", 0.5,
-             "one OVS bridge, ct(nat)")]
-    for title, key, peer, target, name in rows:
-        ours, theirs = res[f"{key}.infralab"], res[f"{key}.{peer}"]
+    print(f"\n{'measure':<38}{'infralab':>10}{'peer':>10}{'ratio':>8}{'target':>8}  peer")
+    rows = []
+    for ours_key, how in (("infralab", "bindings"), ("infralab_ct", "conntrack")):
+        rows += [(f"bulk TCP, PAT ({how}), Gbit/s", "nat_throughput_gbps", ours_key, "no_nat",
+                  0.9, "infralab, same path without NAT"),
+                 (f"new TCP conn/s, PAT ({how})", "nat_conn_per_s", ours_key, "masquerade",
+                  0.5, "Linux router, iptables MASQUERADE"),
+                 (f"new TCP conn/s, PAT ({how})", "nat_conn_per_s", ours_key, "ovs_ct", 0.5,
+                  "one OVS bridge, ct(nat)")]
+    for title, key, ours_key, peer, target, name in rows:
+        ours, theirs = res[f"{key}.{ours_key}"], res[f"{key}.{peer}"]
         ratio = ours / theirs if theirs else float("nan")
-        print(f"{title:<34}{ours:>10.2f}{theirs:>10.2f}{ratio:>8.2f}{target:>8}  {name}")
+        print(f"{title:<38}{ours:>10.2f}{theirs:>10.2f}{ratio:>8.2f}{target:>8}  {name}")
     print("connection set-up (connect() of a fresh connection), ms:")
-    for who in ("infralab", "no_nat", "masquerade", "ovs_ct"):
+    for who in ("infralab", "infralab_ct", "no_nat", "masquerade", "ovs_ct"):
         d = res[f"nat_setup.{who}"]
         print(f"  {who:<12} p50 {d['p50_ms']:7.2f}  p99 {d['p99_ms']:7.2f}  "
               f"({d['count']} connections, {d['errors']} errors)")

@@ -30,13 +30,14 @@ from os_ken.ofproto import ofproto_v1_3
 from topologies.plan import Plan
 
 from .api import serve_api
-from .nat import COOKIE_NAT, COOKIE_NAT_MASK
+from .nat import COOKIE_NAT, COOKIE_NAT_MASK, parse_conntrack
 from .openflow import to_ofp
 from .router import Router
 
 log = logging.getLogger("infralab.controller")
 TICK_S = 0.25
 STATS_S = 2.0  # NAT flow counters are polled this often (packets/bytes, last seen)
+CONNTRACK_S = 5.0  # the conntrack fast path's entries are read this often (and on demand)
 
 
 class InfralabController(app_manager.OSKenApp):
@@ -151,8 +152,20 @@ class InfralabController(app_manager.OSKenApp):
             self._dirty = True
             log.info("datapath %x disconnected", dp.id)
 
+    def _read_conntrack(self) -> None:
+        """Refresh the conntrack fast path's entries (OVS keeps them, not the flows)."""
+        import subprocess
+
+        now = time.monotonic()
+        for r in self.routers.values():
+            if r.nat is not None and r.nat.uses_conntrack:
+                out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack",
+                                      f"zone={r.nat.zone}"], capture_output=True, text=True,
+                                     timeout=10).stdout
+                r.nat.conntrack_update(now, parse_conntrack(out, r.nat.zone))
+
     def _ticker(self) -> None:
-        next_stats = 0.0
+        next_stats = next_ct = 0.0
         while True:
             now = time.monotonic()
             for dpid, dp in list(self.datapaths.items()):
@@ -162,6 +175,9 @@ class InfralabController(app_manager.OSKenApp):
                     self._request_nat_stats(dp)
             if now >= next_stats:
                 next_stats = now + STATS_S
+            if now >= next_ct:
+                next_ct = now + CONNTRACK_S
+                self._guard("conntrack", self._read_conntrack)
             self._write_natlog()
             if self._dirty and self.status_path is not None:
                 self._write_status()
@@ -188,6 +204,7 @@ class InfralabController(app_manager.OSKenApp):
 
     def nat_view(self, router: str | None = None) -> dict:
         """NAT tables and counters of every NAT router (or one): the API's answer."""
+        self._guard("conntrack", self._read_conntrack)
         now = time.monotonic()
         return {r.name: {**r.nat.state(), "table": r.nat.table(now)}
                 for r in self.routers.values()
@@ -198,7 +215,10 @@ class InfralabController(app_manager.OSKenApp):
         """Change a NAT's mapping/filtering behaviour live; returns the new state."""
         for dpid, r in self.routers.items():
             if r.name == router and r.nat is not None and iface in r.nat.configs:
-                msgs = r.nat.set_behaviour(time.monotonic(), iface, mapping, filtering)
+                try:
+                    msgs = r.nat.set_behaviour(time.monotonic(), iface, mapping, filtering)
+                except ValueError as e:
+                    raise KeyError(str(e)) from None
                 dp = self.datapaths.get(dpid)
                 if dp is not None:
                     self._send(dp, msgs)

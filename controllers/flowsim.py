@@ -20,6 +20,7 @@ from .messages import (
     REASON_INVALID_TTL,
     REASON_NO_MATCH,
     TABLE,
+    Conntrack,
     DecTTL,
     FlowMod,
     Group,
@@ -42,6 +43,8 @@ class Result:
     # in_port, data, reason, table, metadata: what an OpenFlow packet-in carries
     packet_ins: list[tuple[int, bytes, int, int, int]] = field(default_factory=list)
     path: list[int] = field(default_factory=list)  # tables visited
+    # packets handed to OVS conntrack (not simulated): (Conntrack action, packet)
+    conntrack: list[tuple[object, bytes]] = field(default_factory=list)
 
 
 def _fields(raw: bytes, in_port: int, metadata: int) -> dict:
@@ -207,6 +210,9 @@ class FlowSim:
                     raw = bytes(b)
                 elif isinstance(a, SetField):
                     raw = _rewrite(raw, a.field, a.value)
+                elif isinstance(a, Conntrack):  # the kernel-side state is not modelled
+                    res.conntrack.append((a, raw))
+                    return res
                 elif isinstance(a, Output):
                     if a.port == CONTROLLER:
                         why = REASON_NO_MATCH if flow.priority == 0 else REASON_ACTION

@@ -54,7 +54,20 @@ class Group:
     group_id: int
 
 
-Action = Output | SetField | DecTTL | Group
+@dataclass(frozen=True)
+class Conntrack:
+    """OVS conntrack (Nicira ct action): track in `zone`, optionally commit and NAT, then
+    continue in `table` (recirculation keeps metadata). `nat_src` = (address, lo, hi) port
+    range for a new connection's source NAT; `nat` alone un-NATs/re-NATs tracked ones."""
+
+    zone: int
+    table: int
+    commit: bool = False
+    nat: bool = False
+    nat_src: tuple[str, int, int] | None = None
+
+
+Action = Output | SetField | DecTTL | Group | Conntrack
 
 
 @dataclass

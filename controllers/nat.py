@@ -19,6 +19,7 @@ reply names its binding; both flows of a binding share the cookie.
 from __future__ import annotations
 
 import itertools
+import re
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -37,6 +38,7 @@ from .messages import (
     T_PRE_NAT,
     T_ROUTE,
     TABLE,
+    Conntrack,
     FlowMod,
     Message,
     Output,
@@ -59,6 +61,10 @@ P_POOL = 200
 P_REFUSED = 205  # a refused host's packets dropped for a second (no packet-in storm)
 P_MISS = 100  # + prefix length: to the controller
 P_OWN_PAT = 310  # CLASSIFY: TCP/UDP to a PAT address that is the router's own -> PRE_NAT
+P_CT = 180  # conntrack fast path: the PAT's TCP (above the misses, below bindings)
+P_CT_DROP = 3000  # ROUTE: new/invalid tracked TCP to the PAT address (unsolicited)
+CT_ZONE_BASE = 0x1A00  # conntrack zone of router n: CT_ZONE_BASE + n (its dpid)
+COOKIE_CT_DROP = COOKIE_NAT | 0xFFFFFFFF  # its drops are counted from flow stats
 
 LOG_DROPS_PER_S = 5  # unsolicited inbound packets are counted; only this many logged/s
 
@@ -117,6 +123,7 @@ class Counters:
     inbound_dropped: int = 0  # no binding: unsolicited, or filtered
     icmp_translated: int = 0
     malformed: int = 0
+    conntrack_dropped: int = 0  # unsolicited TCP to a conntrack PAT (from flow stats)
 
 
 @dataclass
@@ -132,6 +139,9 @@ class Nat:
 
     def __init__(self, plan: RouterPlan, configs: list[NatInterface]) -> None:
         self.name = plan.name
+        self.zone = CT_ZONE_BASE + plan.dpid
+        self.conntrack_rows: list[dict] = []  # the fast path's entries, last seen
+        self._ct_seen: dict[tuple, float] = {}
         self.configs = {c.interface: c for c in configs}
         self.ifaces = {i.subnet: i for i in plan.interfaces}
         self.own_ips = {IPv4Address(i.ip) for i in plan.interfaces}
@@ -224,6 +234,8 @@ class Nat:
                         msgs.append(FlowMod(T_CLASSIFY, P_OWN_PAT, {
                             "eth_type": pk.ETH_IPV4, "ipv4_dst": str(pat), "ip_proto": proto},
                             goto=T_PRE_NAT))
+            if c.pat and c.conntrack:
+                msgs += self._conntrack_flows(c)
             for v in c.vip:
                 msgs.append(FlowMod(T_PRE_NAT, P_MISS, {
                     "eth_type": pk.ETH_IPV4, "ipv4_dst": v.address,
@@ -233,6 +245,56 @@ class Nat:
                 for key, b in e.bindings.items():
                     msgs += self._binding_flows(e, key, b)
         return msgs
+
+    def _conntrack_flows(self, c: NatInterface) -> list[Message]:
+        """TCP of the PAT through OVS conntrack: SNAT+commit on the way out, un-NAT on the
+        way in; what conntrack does not know (new, invalid) to the PAT address is dropped
+        in ROUTE, where the recirculated packet lands."""
+        assert c.pat is not None
+        pat = c.pat.address
+        msgs: list[Message] = []
+        for port in self.ports[c.interface]:
+            for prefix in map(IPv4Network, c.pat.inside):
+                msgs.append(FlowMod(T_POST_NAT, P_CT, {
+                    "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_TCP,
+                    "metadata": (port, META_MASK), "ipv4_src": _masked(prefix)},
+                    (Conntrack(self.zone, T_EGRESS, commit=True,
+                               nat_src=(pat, PORT_LO, PORT_HI)),)))
+        msgs.append(FlowMod(T_PRE_NAT, P_CT, {"eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_TCP,
+                                              "ipv4_dst": pat},
+                            (Conntrack(self.zone, T_ROUTE, nat=True),)))
+        for state in (0x21, 0x30):  # +trk+new, +trk+inv
+            msgs.append(FlowMod(T_ROUTE, P_CT_DROP, {
+                "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_TCP, "ipv4_dst": pat,
+                "ct_state": (state, state)}, (), cookie=COOKIE_CT_DROP))
+        return msgs
+
+    def conntrack_update(self, now: float, rows: list[dict]) -> None:
+        """The fast path's entries as read from the conntrack table (parse_conntrack):
+        kept for the table view; new and vanished ones go to the translation log."""
+        current = {(r["inside"], r["outside"], r["remote"]): r for r in rows}
+        for key, r in current.items():
+            if key not in self._ct_seen:
+                self._ct_seen[key] = now
+                self.counters.created += 1
+                self._log(now, "create", kind="pat", interface=self._ct_iface(), proto="tcp",
+                          inside=r["inside"], outside=r["outside"], remote=r["remote"],
+                          via="conntrack")
+        for key in [k for k in self._ct_seen if k not in current]:
+            first = self._ct_seen.pop(key)
+            self.counters.expired += 1
+            self._log(now, "expire", kind="pat", interface=self._ct_iface(), proto="tcp",
+                      inside=key[0], outside=key[1], remote=key[2], via="conntrack",
+                      reason="conntrack entry gone", age=round(now - first, 1))
+        self.conntrack_rows = [{**r, "age": round(now - self._ct_seen[k], 1)}
+                               for k, r in current.items()]
+
+    def _ct_iface(self) -> str:
+        return next((n for n, c in self.configs.items() if c.conntrack), "")
+
+    @property
+    def uses_conntrack(self) -> bool:
+        return any(c.conntrack for c in self.configs.values())
 
     @staticmethod
     def _icmp_error_up(table: int, match: dict) -> list[Message]:
@@ -622,6 +684,7 @@ class Nat:
 
     def flow_stats(self, now: float, stats: list[tuple[int, int, int]]) -> None:
         """(cookie, packets, bytes) of live NAT flows: counters and last-seen times."""
+        self.counters.conntrack_dropped = sum(p for c, p, _ in stats if c == COOKIE_CT_DROP)
         per: dict[int, list[int]] = {}
         for cookie, packets, nbytes in stats:
             acc = per.setdefault(cookie, [0, 0])
@@ -665,6 +728,10 @@ class Nat:
 
     def table(self, now: float) -> list[dict]:
         rows = [e.view(now) for e in self.entries.values()]
+        rows += [{"kind": "pat", "interface": self._ct_iface(), "proto": "tcp",
+                  "inside": r["inside"], "outside": r["outside"], "remotes": [r["remote"]],
+                  "age": r["age"], "idle": "", "packets": "", "bytes": "",
+                  "state": r["state"], "via": "conntrack"} for r in self.conntrack_rows]
         for c in self.configs.values():
             for s in c.static:  # one row per rule (a prefix rule maps each address)
                 rows.append({"kind": "static", "interface": c.interface, "proto": "any",
@@ -679,6 +746,7 @@ class Nat:
             "interfaces": {n: {"mapping": c.mapping, "filtering": c.filtering,
                                "pat": c.pat.address if isinstance(c.pat, PatRule) else None,
                                "pool_free": len(self.pool_free.get(n, [])),
+                               "conntrack": c.conntrack,
                                "timeouts": c.timeouts}
                            for n, c in self.configs.items()},
         }
@@ -691,6 +759,32 @@ def _pairs(inside: str, outside: str) -> list[tuple[IPv4Address, IPv4Address]]:
     base_a, base_b = int(a.network_address), int(b.network_address)
     return [(IPv4Address(base_a + i), IPv4Address(base_b + i))
             for i in range(1, a.num_addresses - 1)]
+
+
+_CT_RE = re.compile(
+    r"^tcp,orig=\(src=([\d.]+),dst=([\d.]+),sport=(\d+),dport=(\d+)\),"
+    r"reply=\(src=([\d.]+),dst=([\d.]+),sport=(\d+),dport=(\d+)\),zone=(\d+)"
+    r"(?:.*?protoinfo=\(state=(\w+)\))?")
+
+
+def parse_conntrack(text: str, zone: int) -> list[dict]:
+    """TCP entries of `zone` from `ovs-appctl dpctl/dump-conntrack` (the fast path's
+    table): inside, outside (what the remote saw) and remote endpoints, state."""
+    rows = []
+    for line in text.splitlines():
+        m = _CT_RE.match(line.strip())
+        if m is None or int(m.group(9)) != zone:
+            continue
+        osrc, odst, osport, odport, rsrc, rdst, rsport, rdport = m.groups()[:8]
+        rows.append({"inside": f"{osrc}:{osport}", "outside": f"{rdst}:{rdport}",
+                     "remote": f"{odst}:{odport}", "state": m.group(10) or ""})
+    return rows
+
+
+def conntrack_zones(plan) -> list[int]:
+    """Conntrack zones a plan's routers use (flushed at teardown: leave nothing behind)."""
+    return [CT_ZONE_BASE + r.dpid for r in plan.routers
+            if any(n.get("conntrack") for n in r.nat)]
 
 
 def _short(prefix: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .messages import (
+    Conntrack,
     DecTTL,
     FlowMod,
     Group,
@@ -26,6 +27,17 @@ def _action(parser: Any, ofp: Any, a: object) -> Any:
         return parser.OFPActionDecNwTtl()
     if isinstance(a, Group):
         return parser.OFPActionGroup(a.group_id)
+    if isinstance(a, Conntrack):
+        nat = []
+        if a.nat_src is not None:
+            addr, lo, hi = a.nat_src
+            nat = [parser.NXActionNAT(flags=1, range_ipv4_min=addr, range_ipv4_max=addr,
+                                      range_proto_min=lo, range_proto_max=hi)]
+        elif a.nat:
+            nat = [parser.NXActionNAT(flags=0)]
+        return parser.NXActionCT(flags=1 if a.commit else 0, zone_src="",
+                                 zone_ofs_nbits=a.zone, recirc_table=a.table, alg=0,
+                                 actions=nat)
     raise TypeError(f"unknown action {a!r}")
 
 

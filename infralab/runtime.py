@@ -131,6 +131,7 @@ class Manifest:
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     processes: dict[str, dict] = field(default_factory=dict)  # label -> {"pid", "start", "group"}
+    conntrack_zones: list[int] = field(default_factory=list)  # OVS ct zones to flush
 
     @classmethod
     def create(cls, topology: str) -> Manifest:
@@ -147,7 +148,8 @@ class Manifest:
     def read(cls, path: Path) -> Manifest:
         d = json.loads(path.read_text())
         return cls(path, d.get("topology", ""), d.get("owner", {}), d.get("bridges", []),
-                   d.get("interfaces", []), d.get("processes", {}))
+                   d.get("interfaces", []), d.get("processes", {}),
+                   d.get("conntrack_zones", []))
 
     @property
     def dir(self) -> Path:
@@ -155,7 +157,8 @@ class Manifest:
 
     def save(self) -> None:
         doc = {"topology": self.topology, "owner": self.owner, "bridges": self.bridges,
-               "interfaces": self.interfaces, "processes": self.processes}
+               "interfaces": self.interfaces, "processes": self.processes,
+               "conntrack_zones": self.conntrack_zones}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.path)
@@ -202,6 +205,8 @@ class Manifest:
             if link_exists(intf):
                 sh("ip", "link", "del", intf)
                 removed.append(f"interface {intf}")
+        for zone in self.conntrack_zones:  # our NAT's entries in OVS's shared conntrack
+            sh("ovs-appctl", "--timeout=5", "dpctl/flush-conntrack", f"zone={zone}")
         for r in removed:
             log(f"removed {r}")
         shutil.rmtree(self.dir, ignore_errors=True)

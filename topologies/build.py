@@ -99,6 +99,9 @@ class Emulation:
         self._check_names_free()
         self.manifest = runtime.Manifest.create(self.topo.name)
         self.manifest.bridges = [r.name for r in self.plan.routers]
+        from controllers.nat import conntrack_zones
+
+        self.manifest.conntrack_zones = conntrack_zones(self.plan)
         self.manifest.interfaces = sorted(
             {p.intf for r in self.plan.routers for i in r.interfaces for p in i.ports})
         self.manifest.save()

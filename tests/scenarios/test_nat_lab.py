@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -64,13 +65,35 @@ def test_nat_timeout_udp_binding_expires_and_is_logged(natlab):
     assert ex[-1]["reason"] == "idle timeout" and ex[-1]["age"] >= 4
 
 
+def test_nat_pat_conntrack_fast_path_translates_lists_and_logs_tcp(natlab):
+    seen = whoami(natlab, "a2")
+    assert seen is not None and seen.startswith("203.0.113.1:")
+    port = seen.split(":")[1]
+    rows = [r for r in entries(natlab) if r.get("via") == "conntrack"]
+    assert any(r["inside"].startswith("10.0.1.11:") and r["outside"] == seen
+               and r["remotes"] == [f"{SRV}:80"] for r in rows), rows
+    wait_for(lambda: any(e["event"] == "create" and e.get("via") == "conntrack"
+                         and e["outside"] == f"203.0.113.1:{port}" for e in nat_log(natlab)),
+             5, "the conntrack entry in the translation log")
+    # unsolicited TCP to the PAT address: conntrack does not know it, so it is dropped
+    out = natlab.host("srv").cmd("curl -s -m2 -o /dev/null -w '%{http_code}' "
+                                 "http://203.0.113.1:80/")
+    assert out.strip() == "000"
+    wait_for(lambda: natlab.api("/nat/r1")["r1"]["counters"]["conntrack_dropped"] > 0, 10,
+             "the dropped SYNs to be counted")
+
+
 def test_nat_renumber_public_prefix_by_configuration_only(natlab):
     before = {h: natlab.ip(h) for h in ("a1", "a2", "b1")}
     assert whoami(natlab, "a1").startswith("203.0.113.1:")
     text = topologies.builtin("natlab").read_text().replace("203.0.113.", "192.0.2.")
     topo = topologies.loads(text, source="natlab-renumbered.yaml")
     topo.base_dir = str(topologies.builtin("natlab").parent)
+    zone = natlab.manifest.conntrack_zones[0]
     natlab.stop()  # one emulation at a time: the new ISP's prefix, same inside hosts
+    left = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"],
+                          capture_output=True, text=True).stdout
+    assert not left.strip(), f"conntrack entries left after teardown: {left[:300]}"
     with Emulation(topo) as moved:
         assert {h: moved.ip(h) for h in before} == before
         assert whoami(moved, "a1").startswith("192.0.2.1:")

@@ -263,3 +263,34 @@ routers:
         loader.loads(text, source="bad.yaml")
     msg = str(ei.value)
     assert problem in msg and msg.startswith("bad.yaml:5: routers.rc.nat.")
+
+
+CT_DUMP = (
+    "tcp,orig=(src=10.0.1.10,dst=198.18.5.10,sport=34718,dport=80),reply=(src=198.18.5.10,"
+    "dst=203.0.113.1,sport=80,dport=13633),zone=6657,protoinfo=(state=TIME_WAIT)\n"
+    "tcp,orig=(src=10.9.9.9,dst=1.2.3.4,sport=1,dport=2),reply=(src=1.2.3.4,dst=5.6.7.8,"
+    "sport=2,dport=1),zone=7,protoinfo=(state=ESTABLISHED)\n"
+    "udp,orig=(src=10.0.1.10,dst=198.18.5.10,sport=1,dport=53),reply=(src=198.18.5.10,"
+    "dst=203.0.113.1,sport=53,dport=1),zone=6657\n")
+
+
+def test_nat_pat_conntrack_fast_path_flows_and_table():
+    text = NATNET.replace("timeouts: {udp: 30, pool: 20, icmp: 10}",
+                          "timeouts: {udp: 30, pool: 20, icmp: 10}\n        conntrack: true")
+    n = SimNet(loader.loads(text))
+    n.tcp("c1", "srv", 40000, 80)  # FlowSim hands it to (unmodelled) conntrack
+    assert n.last("srv", pk.PROTO_TCP) is None
+    nat = n.routers["rc"].nat
+    out = [f for f in n.tables["rc"].flows if f.priority == 180 and f.table == 4]
+    assert out and out[0].actions[0].nat_src == ("203.0.113.1", 1024, 65535)
+    assert out[0].actions[0].zone == nat.zone and out[0].actions[0].commit
+    assert nat.counters.created == 0  # no binding: TCP went to conntrack, not the controller
+    from controllers.nat import parse_conntrack
+
+    rows = parse_conntrack(CT_DUMP, nat.zone)
+    assert rows == [{"inside": "10.0.1.10:34718", "outside": "203.0.113.1:13633",
+                     "remote": "198.18.5.10:80", "state": "TIME_WAIT"}]
+    nat.conntrack_update(1.0, rows)
+    nat.conntrack_update(9.0, [])
+    ev = nat.drain_events()
+    assert [e["event"] for e in ev] == ["create", "expire"] and ev[1]["age"] == 8.0
