@@ -4,8 +4,8 @@ Thin on purpose: no decisions are made here (see router.py). Started in-process 
 `controllers.main` (os-ken 4 has no osken-manager); reads the wiring plan named by
 $INFRALAB_PLAN and, when $INFRALAB_STATUS names one, keeps a JSON status file there for
 `infralab` to poll. With $INFRALAB_API ("127.0.0.1:PORT") it also serves the NAT tables
-and counters as JSON over HTTP (NAT-TABLE); with $INFRALAB_NATLOG it appends every NAT
-create/expire/refusal to that file as JSON lines.
+and counters as JSON over HTTP (NAT-TABLE; flow counters are fetched when asked); with
+$INFRALAB_NATLOG it appends every NAT create/expire/refusal there as JSON lines.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .router import Router
 
 log = logging.getLogger("infralab.controller")
 TICK_S = 0.25
-STATS_S = 2.0  # NAT flow counters are polled this often (packets/bytes, last seen)
+STATS_WAIT_S = 1.0  # how long an API request waits for fresh NAT flow counters
 CONNTRACK_S = 5.0  # the conntrack fast path's entries are read this often (and on demand)
 
 
@@ -57,6 +57,7 @@ class InfralabController(app_manager.OSKenApp):
         natlog = os.environ.get("INFRALAB_NATLOG")
         self.natlog = open(natlog, "a", buffering=1) if natlog else None  # noqa: SIM115
         self._stats_parts: dict[int, list] = {}
+        self._stats_pending: set[int] = set()
         self.api = os.environ.get("INFRALAB_API")
         self.threads.append(hub.spawn(self._ticker))
         if self.api:
@@ -131,6 +132,7 @@ class InfralabController(app_manager.OSKenApp):
         if m.flags & m.datapath.ofproto.OFPMPF_REPLY_MORE:
             return
         del self._stats_parts[m.datapath.id]
+        self._stats_pending.discard(m.datapath.id)
         router = self.routers.get(m.datapath.id)
         if router is not None and router.nat is not None:
             self._guard("flow stats", router.nat.flow_stats, time.monotonic(), parts)
@@ -165,16 +167,12 @@ class InfralabController(app_manager.OSKenApp):
                 r.nat.conntrack_update(now, parse_conntrack(out, r.nat.zone))
 
     def _ticker(self) -> None:
-        next_stats = next_ct = 0.0
+        next_ct = 0.0
         while True:
             now = time.monotonic()
             for dpid, dp in list(self.datapaths.items()):
                 r = self.routers[dpid]
                 self._guard("tick", lambda d=dp, r=r, t=now: self._send(d, r.tick(t)))
-                if r.nat is not None and now >= next_stats:
-                    self._request_nat_stats(dp)
-            if now >= next_stats:
-                next_stats = now + STATS_S
             if now >= next_ct:
                 next_ct = now + CONNTRACK_S
                 self._guard("conntrack", self._read_conntrack)
@@ -183,12 +181,20 @@ class InfralabController(app_manager.OSKenApp):
                 self._write_status()
             hub.sleep(TICK_S)
 
-    @staticmethod
-    def _request_nat_stats(dp) -> None:
-        ofp, parser = dp.ofproto, dp.ofproto_parser
-        dp.send_msg(parser.OFPFlowStatsRequest(
-            dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_NAT, COOKIE_NAT_MASK,
-            parser.OFPMatch()))
+    def _refresh_nat_stats(self) -> None:
+        """Ask every NAT switch for its NAT flows' counters and wait (briefly) for them:
+        on demand, so a busy NAT pays nothing for counters nobody reads."""
+        for dpid, dp in list(self.datapaths.items()):
+            if self.routers[dpid].nat is None:
+                continue
+            ofp, parser = dp.ofproto, dp.ofproto_parser
+            self._stats_pending.add(dpid)
+            dp.send_msg(parser.OFPFlowStatsRequest(
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_NAT, COOKIE_NAT_MASK,
+                parser.OFPMatch()))
+        end = time.monotonic() + STATS_WAIT_S
+        while self._stats_pending and time.monotonic() < end:
+            hub.sleep(0.02)
 
     def _write_natlog(self) -> None:
         """Drain each router's NAT events to the translation log (wall time added)."""
@@ -205,6 +211,7 @@ class InfralabController(app_manager.OSKenApp):
     def nat_view(self, router: str | None = None) -> dict:
         """NAT tables and counters of every NAT router (or one): the API's answer."""
         self._guard("conntrack", self._read_conntrack)
+        self._guard("flow stats", self._refresh_nat_stats)
         now = time.monotonic()
         return {r.name: {**r.nat.state(), "table": r.nat.table(now)}
                 for r in self.routers.values()

@@ -63,6 +63,8 @@ def _fields(raw: bytes, in_port: int, metadata: int) -> dict:
             sport, dport = struct.unpack("!HH", f.l4[:4])
             name = "tcp" if f.proto == pk.PROTO_TCP else "udp"
             d[f"{name}_src"], d[f"{name}_dst"] = sport, dport
+            if f.proto == pk.PROTO_TCP and len(f.l4) >= 14:
+                d["tcp_flags"] = f.l4[13]
     return d
 
 
@@ -76,7 +78,7 @@ def _matches(match: dict, fields: dict) -> bool:
             m = int(IPv4Address(mask))
             if int(IPv4Address(have)) & m != int(IPv4Address(addr)) & m:
                 return False
-        elif k == "metadata":
+        elif k in ("metadata", "tcp_flags", "ct_state"):
             value, mask = want if isinstance(want, tuple) else (want, 2**64 - 1)
             if have & mask != value & mask:
                 return False

@@ -61,6 +61,8 @@ P_POOL = 200
 P_REFUSED = 205  # a refused host's packets dropped for a second (no packet-in storm)
 P_MISS = 100  # + prefix length: to the controller
 P_OWN_PAT = 310  # CLASSIFY: TCP/UDP to a PAT address that is the router's own -> PRE_NAT
+P_TCP_CLOSE = 320  # CLASSIFY: a copy of inbound FIN/RST to the PAT -> controller (transitory)
+TCP_FIN, TCP_RST = 0x01, 0x04
 P_CT = 180  # conntrack fast path: the PAT's TCP (above the misses, below bindings)
 P_CT_DROP = 3000  # ROUTE: new/invalid tracked TCP to the PAT address (unsolicited)
 CT_ZONE_BASE = 0x1A00  # conntrack zone of router n: CT_ZONE_BASE + n (its dpid)
@@ -75,6 +77,7 @@ class Binding:
     remote: tuple  # () | (ip,) | (ip, port): the remote this binding's flows match
     packets: int = 0
     bytes: int = 0
+    closing: bool = False  # TCP: FIN/RST seen, idles out after the transitory timeout
 
 
 @dataclass
@@ -236,6 +239,8 @@ class Nat:
                             goto=T_PRE_NAT))
             if c.pat and c.conntrack:
                 msgs += self._conntrack_flows(c)
+            elif c.pat:
+                msgs += self._tcp_close_copies(c)
             for v in c.vip:
                 msgs.append(FlowMod(T_PRE_NAT, P_MISS, {
                     "eth_type": pk.ETH_IPV4, "ipv4_dst": v.address,
@@ -267,6 +272,44 @@ class Nat:
             msgs.append(FlowMod(T_ROUTE, P_CT_DROP, {
                 "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_TCP, "ipv4_dst": pat,
                 "ct_state": (state, state)}, (), cookie=COOKIE_CT_DROP))
+        return msgs
+
+    def _tcp_close_copies(self, c: NatInterface) -> list[Message]:
+        """RFC 5382 REQ-5: a TCP binding whose connection is closing idles out after the
+        transitory timeout, not the established one. The switch copies the remote's FIN
+        or RST to the PAT address to the controller (and translates the packet as usual);
+        the controller then shortens that binding's idle timeout."""
+        assert c.pat is not None
+        iface = self.ifaces[c.interface]
+        msgs: list[Message] = []
+        for port in self.ports[c.interface]:
+            for flag in (TCP_FIN, TCP_RST):
+                msgs.append(FlowMod(T_CLASSIFY, P_TCP_CLOSE, {
+                    "in_port": port, "eth_dst": iface.mac, "eth_type": pk.ETH_IPV4,
+                    "ip_proto": pk.PROTO_TCP, "ipv4_dst": c.pat.address,
+                    "tcp_flags": (flag, flag)}, (Output(CONTROLLER),), goto=T_PRE_NAT))
+        return msgs
+
+    def tcp_closing(self, now: float, f: pk.Frame) -> list[Message]:
+        """The copy of a FIN/RST from a remote: move its binding to the transitory timeout
+        (re-adding the out flow with the same match keeps its counters in OVS)."""
+        ports = _ports(f)
+        if ports is None or f.ip_dst is None or f.ip_src is None:
+            return []
+        e = self._find_outside(pk.PROTO_TCP, f.ip_dst, ports[1])
+        if e is None:
+            return []
+        c = self.configs[e.iface]
+        msgs: list[Message] = []
+        for key, b in e.bindings.items():
+            if b.closing or (key and key[0] != f.ip_src):
+                continue
+            b.closing = True
+            msgs += [m for m in self._binding_flows(e, key, b)
+                     if isinstance(m, FlowMod) and m.table == T_POST_NAT]
+        for m in msgs:
+            assert isinstance(m, FlowMod)
+            m.idle_timeout = c.timeouts["tcp_transitory"]
         return msgs
 
     def conntrack_update(self, now: float, rows: list[dict]) -> None:
@@ -570,7 +613,7 @@ class Nat:
         if e.proto == pk.PROTO_ICMP:
             return []
         c = self.configs[e.iface]
-        timeout = self._timeout(c, e)
+        timeout = self._timeout(c, e, b)
         msgs: list[Message] = []
         if e.kind == "pool":
             for port in self.ports[e.iface]:
@@ -625,9 +668,11 @@ class Nat:
         return msgs
 
     @staticmethod
-    def _timeout(c: NatInterface, e: Entry) -> int:
+    def _timeout(c: NatInterface, e: Entry, b: Binding | None = None) -> int:
         if e.kind == "pool":
             return c.timeouts["pool"]
+        if b is not None and b.closing:
+            return c.timeouts["tcp_transitory"]
         return c.timeouts[L4[e.proto]]
 
     # ---- expiry -------------------------------------------------------------------------------

@@ -250,6 +250,9 @@ class Router:
         if reason == REASON_INVALID_TTL:
             return self._icmp_error(now, in_port, f, 11, 0)
         if self.nat is not None:
+            if table == T_CLASSIFY and f.proto == pk.PROTO_TCP and \
+                    self.nat.public.get(f.ip_dst, ("", ""))[1] == "pat":
+                return self.nat.tcp_closing(now, f)  # a copy: the switch forwards the packet
             if table == T_POST_NAT:
                 out = self.nat.outbound(now, f, metadata & META_MASK)
                 if out.refused:

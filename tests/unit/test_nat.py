@@ -294,3 +294,22 @@ def test_nat_pat_conntrack_fast_path_flows_and_table():
     nat.conntrack_update(9.0, [])
     ev = nat.drain_events()
     assert [e["event"] for e in ev] == ["create", "expire"] and ev[1]["age"] == 8.0
+
+
+def test_nat_timeout_tcp_binding_moves_to_transitory_after_the_remotes_fin(net):
+    text = NATNET.replace("timeouts: {udp: 30, pool: 20, icmp: 10}",
+                          "timeouts: {udp: 30, pool: 20, icmp: 10, tcp: 600, "
+                          "tcp_transitory: 60}")
+    n = SimNet(loader.loads(text))
+    n.tcp("c1", "srv", 40000, 80)
+    n.tcp("srv", PAT, 80, 40000, flags=0x12)  # SYN-ACK: established
+    assert n.last("c1", pk.PROTO_TCP) is not None
+    nat = n.routers["rc"].nat
+    n.advance(120)
+    n.tcp("c1", "srv", 40000, 80, flags=0x10)  # still there after 120 s (< 600)
+    assert len(nat.entries) == 1
+    n.tcp("srv", PAT, 80, 40000, flags=0x11)  # the server's FIN, copied to the controller
+    fin = n.last("c1", pk.PROTO_TCP)
+    assert fin is not None and fin.l4[13] == 0x11  # ... and still delivered
+    n.advance(61)
+    assert not nat.entries  # transitory timeout (60 s), not the established 600 s
