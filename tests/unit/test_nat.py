@@ -8,6 +8,8 @@ frames through the flows the NAT logic returned.
 from ipaddress import IPv4Address
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controllers import packets as pk
 from tests.unit.simnet import SimNet
@@ -313,3 +315,38 @@ def test_nat_timeout_tcp_binding_moves_to_transitory_after_the_remotes_fin(net):
     assert fin is not None and fin.l4[13] == 0x11  # ... and still delivered
     n.advance(61)
     assert not nat.entries  # transitory timeout (60 s), not the established 600 s
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=120), table=st.sampled_from([0, 2, 4]),
+       cut=st.integers(min_value=0, max_value=80))
+def test_nat_fuzz_malformed_or_truncated_packet_ins_are_dropped_not_fatal(data, table, cut):
+    """Whatever the switch sends up (garbage, or a real NAT packet cut short), the router
+    and its NAT answer without raising; unreadable frames are counted."""
+    r = FUZZ_NET.routers["rc"]
+    before = r.counters.malformed
+    r.packet_in(100.0, 8, data, 0, table, 8)
+    if len(data) < 14:  # not even an Ethernet header: counted
+        assert r.counters.malformed == before + 1
+    real = FUZZ_FRAMES[cut % len(FUZZ_FRAMES)]
+    r.packet_in(100.0, 8, real[:max(14, len(real) - cut)], 0, table, 8)
+
+
+def _fuzz_frames() -> list[bytes]:
+    n = SimNet(loader.loads(NATNET))
+    out = []
+    orig = n.routers["rc"].packet_in
+
+    def spy(now, in_port, data, reason, table=0, metadata=0):
+        out.append(data)
+        return orig(now, in_port, data, reason, table, metadata)
+
+    n.routers["rc"].packet_in = spy
+    n.udp("c1", "srv", 5000, 9)  # PAT out, port unreachable back (an ICMP error)
+    n.ping("c2", "srv")
+    n.tcp("srv", "203.0.113.90", 41000, 80)
+    return out
+
+
+FUZZ_NET = SimNet(loader.loads(NATNET))
+FUZZ_FRAMES = _fuzz_frames()
