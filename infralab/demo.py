@@ -33,10 +33,13 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print) -> int:
         log(f"{topo.name}: {len(topo.routers)} routers, {len(topo.subnets())} subnets, "
             f"{len(topo.hosts)} hosts, up in {time.monotonic() - t0:.1f}s")
         names = list(topo.hosts)
+        visible = [h for h in names if h not in testing.nat_hidden_hosts(topo)]
 
         def matrix() -> str:
-            testing.assert_connectivity(emu, names)
-            return f"{len(names) * (len(names) - 1)} host pairs reach each other"
+            testing.assert_connectivity(emu, visible)
+            hidden = len(names) - len(visible)
+            return f"{len(visible) * (len(visible) - 1)} host pairs reach each other" + (
+                f" ({hidden} hosts behind NATs are checked below)" if hidden else "")
 
         check("TB-CTRL connectivity across every subnet", matrix)
         if {"c1", "web2a"} <= set(names):
@@ -68,6 +71,34 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print) -> int:
                     f"(dc2); xb's browser got '{page}'"
 
             check("GSLB-DC nearest data centre per region", gslb)
+        if {"c1", "c3", "xb", "webc", "webd", "p1", "web2a"} <= set(names):
+            def pat() -> str:
+                lan1 = emu.host("c1").cmd("curl -s -m5 http://198.51.100.131/whoami").strip()
+                lan2 = emu.host("c3").cmd("curl -s -m5 http://198.51.100.131/whoami").strip()
+                assert lan1.startswith("203.0.113.1:"), lan1
+                assert lan2.startswith("203.0.113.") and not lan2.startswith("203.0.113.1:"), \
+                    lan2
+                return f"web2a saw c1 (10.1.1.11) as {lan1} (PAT), c3 (10.1.2.13) as " \
+                    f"{lan2} (dynamic pool)"
+
+            check("NAT-PAT NAT-DYNAMIC NAT-HIDE campus seen by its public addresses", pat)
+
+            def inbound() -> str:
+                static = emu.host("xb").cmd("curl -s -m5 http://203.0.113.80/").split()[:1]
+                vip = {emu.host("xb").cmd("curl -s -m5 http://203.0.113.90/").split()[0]
+                       for _ in range(4)}
+                assert static == ["webc"] and vip == {"webc", "webd"}, (static, vip)
+                return "xb -> 203.0.113.80 reached webc (static); 4 connections to the VIP " \
+                    "203.0.113.90 reached " + " and ".join(sorted(vip))
+
+            check("NAT-STATIC NAT-DNAT-VIP inbound to the campus", inbound)
+
+            def double() -> str:
+                out = emu.host("c1").cmd("ping -n -c1 -w3 172.30.1.10")
+                assert " 0% packet loss" in out, out
+                return "c1 (10.1.1.11) pinged partner p1 (also 10.1.1.x) as 172.30.1.10"
+
+            check("NAT-DOUBLE overlapping campus and partner prefixes", double)
         manifest = emu.manifest
     left = manifest.leftovers()
     if left:

@@ -34,6 +34,22 @@ def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
     return out
 
 
+def nat_hidden_hosts(topo) -> set[str]:
+    """Hosts whose address is on the inside of some NAT rule: outside they are known only
+    by translated addresses, so "reaches X by X's address" does not apply to them."""
+    from ipaddress import IPv4Network
+
+    inside: list[IPv4Network] = []
+    for r in topo.routers.values():
+        for n in r.nat:
+            for rule in (n.pat, n.pool):
+                if rule is not None:
+                    inside += [IPv4Network(p) for p in rule.inside]
+            inside += [IPv4Network(s.inside) for s in n.static]
+    return {h.name for h in topo.hosts.values()
+            if h.address is not None and any(h.address in net for net in inside)}
+
+
 def assert_connectivity(emu: Emulation, hosts: Iterable[str] | None = None) -> None:
     """Every host in `hosts` (default: all) reaches every other one."""
     names = list(hosts) if hosts is not None else list(emu.topo.hosts)
