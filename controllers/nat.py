@@ -54,6 +54,7 @@ PORT_LO, PORT_HI = 1024, 65535
 
 # Priorities in PRE_NAT/POST_NAT: specific bindings over rules over misses.
 P_ICMP_ERR = 400  # ICMP errors to/from translated addresses: controller (quote rewrite)
+P_HAIRPIN = 370  # PRE_NAT: an inside host to a public address of its own NAT
 P_VIP = 350  # VIP connections
 P_STATIC = 300
 P_PAT = 210
@@ -93,6 +94,8 @@ class Entry:
     created: float
     last_seen: float
     remote: tuple = ()  # the remote part of the mapping key (address-dependent mappings)
+    remote_public: tuple = ()  # hairpin: the public endpoint the inside host addressed
+    owns_port: bool = False  # hairpin: its public port was allocated for it (free after)
     bindings: dict[tuple, Binding] = field(default_factory=dict)
     done_packets: int = 0  # counters of bindings already gone
     done_bytes: int = 0
@@ -237,6 +240,7 @@ class Nat:
                         msgs.append(FlowMod(T_CLASSIFY, P_OWN_PAT, {
                             "eth_type": pk.ETH_IPV4, "ipv4_dst": str(pat), "ip_proto": proto},
                             goto=T_PRE_NAT))
+            msgs += self._hairpin_misses(c)
             if c.pat and c.conntrack:
                 msgs += self._conntrack_flows(c)
             elif c.pat:
@@ -273,6 +277,98 @@ class Nat:
                 "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_TCP, "ipv4_dst": pat,
                 "ct_state": (state, state)}, (), cookie=COOKIE_CT_DROP))
         return msgs
+
+    # ---- hairpinning (RFC 4787 REQ-9, RFC 5382 REQ-8) ---------------------------------
+    def _hairpin_targets(self, c: NatInterface) -> list[IPv4Address]:
+        out = [IPv4Address(c.pat.address)] if c.pat else []
+        out += self.pool_free.get(c.interface, []) + [
+            e.outside[0] for e in self.pool_used.values() if e.iface == c.interface]
+        out += [IPv4Network(s.outside).network_address for s in c.static
+                if IPv4Network(s.outside).prefixlen == 32]
+        return out
+
+    def _inside_prefixes(self, c: NatInterface) -> list[IPv4Network]:
+        nets = [IPv4Network(p) for rule in (c.pat, c.pool) if rule for p in rule.inside]
+        return nets + [IPv4Network(s.inside) for s in c.static]
+
+    def _hairpin_misses(self, c: NatInterface) -> list[Message]:
+        """An inside host sending to one of this NAT's public addresses (a server behind
+        static NAT, a peer behind the same PAT) goes to the controller, which translates
+        source and destination at once, so each side sees the other's public endpoint."""
+        if not any(IPv4Network(s.outside).prefixlen == 32 for s in c.static) and \
+                not c.pat and not c.pool:
+            return []
+        return [FlowMod(T_PRE_NAT, P_HAIRPIN, {
+            "eth_type": pk.ETH_IPV4, "ip_proto": proto, "ipv4_src": _masked(net),
+            "ipv4_dst": str(a)}, (Output(CONTROLLER),))
+            for net in self._inside_prefixes(c) for a in self._hairpin_targets(c)
+            for proto in (pk.PROTO_TCP, pk.PROTO_UDP)]
+
+    def hairpin(self, now: float, in_port: int, f: pk.Frame) -> Outcome:
+        """First packet of a hairpinned flow: source to its public mapping (made as for
+        outbound traffic), destination to the inside endpoint behind the public one."""
+        ports = _ports(f)
+        assert f.ip_dst is not None and f.ip_src is not None
+        iface, _kind = self.public[f.ip_dst]
+        c = self.configs[iface]
+        if ports is None or f.proto not in (pk.PROTO_TCP, pk.PROTO_UDP):
+            return Outcome()
+        sport, dport = ports
+        dst = self._inside_of_public(f.proto, f.ip_dst, dport, c)
+        if dst is None:
+            return self._drop_inbound(now, f, "hairpin to nothing behind the NAT")
+        key = (c.interface, "hairpin", f.proto, f.ip_src, sport, (f.ip_dst, dport))
+        e = self.by_inside.get(key)
+        if e is None:
+            src = self._public_of_inside(now, f, c, sport)
+            if src is None:
+                return self._drop_inbound(now, f, "hairpin: no public address for the source")
+            e = self._new(now, "hairpin", c.interface, f.proto, (f.ip_src, sport), src[:2],
+                          dst)
+            e.remote_public = (f.ip_dst, dport)
+            e.owns_port = src[2]
+            self.by_inside[key] = e
+        msgs = self._add_binding(now, e, (), f)
+        msgs.append(PacketOut(f.raw, (Output(TABLE),), in_port=in_port))
+        return Outcome(msgs)
+
+    def _inside_of_public(self, proto: int, ip: IPv4Address, port: int,
+                          c: NatInterface) -> tuple[IPv4Address, int] | None:
+        if ip in self.pool_used:
+            return self.pool_used[ip].inside[0], port
+        static = self._static_inside(c, ip)
+        if static is not None:
+            return static, port
+        e = self._find_outside(proto, ip, port)
+        return e.inside if e is not None and e.kind == "pat" else None
+
+    def _public_of_inside(self, now: float, f: pk.Frame, c: NatInterface,
+                          sport: int) -> tuple[IPv4Address, int, bool] | None:
+        """The source's public endpoint: its static address, its pool address, or its PAT
+        mapping (endpoint-independent: the one outside hosts see). Without a mapping yet,
+        a port is allocated for the hairpin itself (third value True: free it after)."""
+        assert f.ip_src is not None
+        static = self._static_outside(c, f.ip_src)
+        if static is not None:
+            return static, sport, False
+        if c.pool and _in_any(f.ip_src, c.pool.inside):
+            e = self.by_inside.get((c.interface, "pool", 0, f.ip_src, 0, ()))
+            return (e.outside[0], sport, False) if e is not None else None
+        if c.pat and _in_any(f.ip_src, c.pat.inside):
+            e = self.by_inside.get((c.interface, "pat", f.proto, f.ip_src, sport, ()))
+            if e is not None:
+                return e.outside[0], e.outside[1], False
+            pub = IPv4Address(c.pat.address)
+            port = self._alloc_port(pub, f.proto, sport)
+            return (pub, port, True) if port is not None else None
+        return None
+
+    def is_hairpin(self, f: pk.Frame) -> bool:
+        """A packet from inside this NAT to one of its public addresses."""
+        if f.ip_dst not in self.public or f.ip_src is None:
+            return False
+        c = self.configs[self.public[f.ip_dst][0]]
+        return any(f.ip_src in n for n in self._inside_prefixes(c))
 
     def _tcp_close_copies(self, c: NatInterface) -> list[Message]:
         """RFC 5382 REQ-5: a TCP binding whose connection is closing idles out after the
@@ -627,6 +723,22 @@ class Nat:
                                 cookie=b.cookie))
             return msgs
         l4 = L4[e.proto]
+        if e.kind == "hairpin":
+            (a_ip, a_port), (a_pub, a_pport) = e.inside, e.outside
+            (b_ip, b_port), (b_pub, b_pport) = e.remote, e.remote_public
+            msgs.append(FlowMod(T_PRE_NAT, P_HAIRPIN + 5, {
+                "eth_type": pk.ETH_IPV4, "ip_proto": e.proto, "ipv4_src": str(a_ip),
+                f"{l4}_src": a_port, "ipv4_dst": str(b_pub), f"{l4}_dst": b_pport},
+                (SetField("ipv4_src", str(a_pub)), SetField(f"{l4}_src", a_pport),
+                 SetField("ipv4_dst", str(b_ip)), SetField(f"{l4}_dst", b_port)),
+                goto=T_ROUTE, idle_timeout=timeout, notify_removed=True, cookie=b.cookie))
+            msgs.append(FlowMod(T_PRE_NAT, P_HAIRPIN + 5, {
+                "eth_type": pk.ETH_IPV4, "ip_proto": e.proto, "ipv4_src": str(b_ip),
+                f"{l4}_src": b_port, "ipv4_dst": str(a_pub), f"{l4}_dst": a_pport},
+                (SetField("ipv4_src", str(b_pub)), SetField(f"{l4}_src", b_pport),
+                 SetField("ipv4_dst", str(a_ip)), SetField(f"{l4}_dst", a_port)),
+                goto=T_ROUTE, cookie=b.cookie))
+            return msgs
         if e.kind == "vip":
             client_ip, client_port = remote
             msgs.append(FlowMod(T_PRE_NAT, P_VIP, {
@@ -720,7 +832,7 @@ class Nat:
         if e.kind == "pool":
             self.pool_used.pop(e.outside[0], None)
             self.pool_free[e.iface].append(e.outside[0])
-        elif e.kind == "pat":
+        elif e.kind == "pat" or (e.kind == "hairpin" and e.owns_port):
             self.used_ports.get((e.outside[0], e.proto), set()).discard(e.outside[1])
         self.counters.expired += 1
         self._log(now, "expire", **_describe(e), reason=why, packets=e.packets,

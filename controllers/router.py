@@ -258,6 +258,8 @@ class Router:
                 if out.refused:
                     return out.msgs + self._refusal(now, in_port, f)
                 return out.msgs
+            if table == T_PRE_NAT and self.nat.is_hairpin(f):
+                return self.nat.hairpin(now, in_port, f).msgs
             if table == T_PRE_NAT or f.ip_dst in self.own_ips:
                 res = self.nat.inbound(now, in_port, f)
                 if res is not None:

@@ -231,3 +231,10 @@ def test_nat_timeout_closed_tcp_binding_idles_out_after_the_transitory_timeout(w
                 for t in re.findall(r"idle_timeout=(\d+)", line)}
 
     assert wait_for(lambda: binding_timeouts() == {"240"}, 5, "the transitory timeout")
+
+
+def test_nat_hairpin_inside_host_reaches_the_static_server_by_its_public_address(world):
+    """RFC 4787 REQ-9 / RFC 5382 REQ-8: c2 -> 203.0.113.80 stays inside, and webc sees c2
+    by its public (PAT) endpoint, so its reply comes back through the NAT."""
+    seen = world.host("c2").cmd("curl -s -m8 http://203.0.113.80/whoami").strip()
+    assert seen.startswith(PAT + ":"), seen

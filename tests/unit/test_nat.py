@@ -350,3 +350,21 @@ def _fuzz_frames() -> list[bytes]:
 
 FUZZ_NET = SimNet(loader.loads(NATNET))
 FUZZ_FRAMES = _fuzz_frames()
+
+
+def test_nat_hairpin_inside_hosts_reach_each_other_by_public_addresses(net):
+    # c1 -> webc by its static public address: webc sees c1's public endpoint, and the
+    # reply comes back from the public address c1 used
+    net.tcp("c1", "203.0.113.80", 40000, 80)
+    got = net.last("webc", pk.PROTO_TCP)
+    assert got is not None and got.ip_dst == IPv4Address("10.1.9.80") and valid_l4(got)
+    assert (got.ip_src, ports(got)[0]) == (PAT, 40000)
+    net.tcp("webc", PAT, 80, 40000, flags=0x12)
+    back = net.last("c1", pk.PROTO_TCP)
+    assert back is not None and back.ip_src == IPv4Address("203.0.113.80") and valid_l4(back)
+    assert ports(back) == (80, 40000)
+    # c2 -> c1's PAT mapping (made by c1 talking outside first): RFC 4787 REQ-9
+    net.udp("c1", "srv", 5000, 7000)
+    net.udp("c2", PAT, 5001, 5000)
+    hp = net.last("c1", pk.PROTO_UDP)
+    assert hp is not None and hp.ip_src == PAT and ports(hp) == (5001, 5000) and valid_l4(hp)
