@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from topologies.natconfig import NatInterface
 from topologies.plan import InterfacePlan, RouterPlan
+from topologies.relayconfig import RelayConfig
 
 from . import packets as pk
 from .messages import (
@@ -42,6 +43,7 @@ from .messages import (
     SwitchConfig,
 )
 from .nat import Nat
+from .relay import Relay
 
 log = logging.getLogger("infralab.router")
 
@@ -121,6 +123,7 @@ class Router:
         self._icmp_last = 0.0
         self.nat = Nat(plan, [NatInterface.from_dict(d) for d in plan.nat]) if plan.nat \
             else None
+        self.relay = Relay(plan, RelayConfig.from_dict(plan.relay)) if plan.relay else None
 
     # ---- lookups --------------------------------------------------------------------
     def lookup(self, dst: IPv4Address) -> RouteEntry | None:
@@ -175,6 +178,8 @@ class Router:
             msgs += self._neighbor_flows(n)
         if self.nat is not None:
             msgs += self.nat.connect(now)
+        if self.relay is not None:
+            msgs += self.relay.flows()
         msgs += self.tick(now)
         return msgs
 
@@ -249,6 +254,11 @@ class Router:
             return []
         if reason == REASON_INVALID_TTL:
             return self._icmp_error(now, in_port, f, 11, 0)
+        if self.relay is not None:
+            if table == T_RELAY:
+                return self.relay.from_client(now, in_port, f)
+            if self.relay.for_relay(f):
+                return self.relay.from_server(now, f)
         if self.nat is not None:
             if table == T_CLASSIFY and f.proto == pk.PROTO_TCP and \
                     self.nat.public.get(f.ip_dst, ("", ""))[1] == "pat":
@@ -394,6 +404,7 @@ class Router:
             "pending": {str(ip): len(p.packets) for ip, p in self.pending.items()},
             "counters": vars(self.counters).copy(),
             **({"nat": self.nat.state()} if self.nat is not None else {}),
+            **({"relay": self.relay.state()} if self.relay is not None else {}),
         }
 
 

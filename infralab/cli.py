@@ -13,6 +13,7 @@ from pathlib import Path
 
 import topologies
 from infralab import natcli as nat_cli
+from services.dhcp import cli as dhcp_cli
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
 from services.gslb import cli as gslb_cli
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     gslb_cli.register(sub)
     nat_cli.register(sub)
     punch_cli.register(sub)
+    dhcp_cli.register(sub)
     return ap
 
 
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ConfigFileError, ZoneError) as e:  # topology, GSLB config, zone file
+    except (ConfigFileError, ZoneError) as e:  # topology, GSLB/DHCP config, zone file
         print(f"infralab: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

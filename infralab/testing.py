@@ -46,8 +46,15 @@ def nat_hidden_hosts(topo) -> set[str]:
                 if rule is not None:
                     inside += [IPv4Network(p) for p in rule.inside]
             inside += [IPv4Network(s.inside) for s in n.static]
-    return {h.name for h in topo.hosts.values()
-            if h.address is not None and any(h.address in net for net in inside)}
+    subnets = topo.subnets()
+
+    def hidden(h) -> bool:
+        if h.address is not None:
+            return any(h.address in net for net in inside)
+        net = subnets[h.subnet].network  # a DHCP host: somewhere in its subnet
+        return any(net.subnet_of(n) for n in inside if n.prefixlen <= net.prefixlen)
+
+    return {h.name for h in topo.hosts.values() if hidden(h)}
 
 
 def assert_connectivity(emu: Emulation, hosts: Iterable[str] | None = None) -> None:

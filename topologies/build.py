@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -231,6 +232,8 @@ class Emulation:
         for h in self.topo.hosts.values():
             iface = self.topo.host_interface(h.name)
             params = {"ip": str(iface) if iface else None}
+            if h.mac:
+                params["mac"] = h.mac
             if iface is not None:
                 params["defaultRoute"] = f"via {self.topo.gateway(h.name)}"
             net.addHost(h.name, cls=Host, **params)
@@ -372,6 +375,30 @@ class Emulation:
             if svc.ready_port:
                 wait_listening(node, svc.ready_port, 30, p, f"service {label}")
             self.log(f"service {label} started (pid {p.pid})")
+        self._start_dhcp_clients()
+
+    def _start_dhcp_clients(self) -> None:
+        """Hosts without a static address run infralab's DHCP client (DHCP-CLIENT) once
+        every service (the DHCP server among them) is up; `up` returns when all are bound."""
+        hosts = [h for h in self.topo.hosts.values() if h.dhcp]
+        for h in hosts:
+            label = f"{h.name}.dhcp-client"
+            d = self.service_dir(label)
+            d.mkdir(parents=True, exist_ok=True)
+            node = self.net[h.name]
+            cmd = [sys.executable, "-m", "infralab", "dhcp", "client", f"{h.name}-eth0",
+                   "--resolv-conf", "/etc/resolv.conf", "--hostname", h.name, "--retry", "1",
+                   "--log", str(d / "client.jsonl")]
+            p = node.popen(cmd, stdout=open(d / "log", "wb"), stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, start_new_session=True,
+                           mncmd=["mnexec", "-a", str(node.pid)])
+            self.services[label] = p
+            self.manifest.add_process(f"service:{label}", p.pid, group=True)
+        if hosts:
+            wait_for(lambda: all(self.ip(h.name) for h in hosts), 30,
+                     "DHCP clients to get their leases")
+            self.log(f"{len(hosts)} DHCP client(s) bound: " + ", ".join(
+                f"{h.name} {self.ip(h.name)}" for h in hosts))
 
     # ---- helpers for tests and the CLI ---------------------------------------------------
     def controller_log_tail(self, chars: int = 3000) -> str:
@@ -385,9 +412,14 @@ class Emulation:
         return self.net[name]
 
     def ip(self, host: str) -> str:
+        """The host's address: its static one, or what DHCP gave it (read live)."""
         iface = self.topo.host_interface(host)
-        if iface is None:
-            return self.net[host].IP()
+        if iface is None:  # (its own process: the host's shell may be busy)
+            out = subprocess.run(["mnexec", "-a", str(self.net[host].pid), "ip", "-4", "-o",
+                                  "addr", "show", "dev", f"{host}-eth0"],
+                                 capture_output=True, text=True).stdout
+            m = re.search(r"inet (\S+)/", out)
+            return m.group(1) if m else ""
         return str(iface.ip)
 
 

@@ -40,8 +40,8 @@ from .model import (
 from .yamlfile import load_yaml, mapping, number
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links"}
-ROUTER_KEYS = {"interfaces", "routes", "nat"}
-HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns"}
+ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
+HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns", "mac"}
 LINK_KEYS = {"bw", "delay", "loss"}
 SERVICE_KEYS = {"name", "run", "ready_port"}
 
@@ -105,6 +105,8 @@ def _build(data: Any) -> Topology:
         topo.routers[router.name] = router
         if rd.get("nat") is not None:
             topo.nat(router.name, rd["nat"])
+        if rd.get("dhcp_relay") is not None:
+            topo.dhcp_relay(router.name, rd["dhcp_relay"])
     for hname, hdata in _mapping(top.get("hosts"), "hosts").items():
         topo.hosts[str(hname)] = _host(str(hname), hdata)
     for sname, ldata in _mapping(top.get("links"), "links").items():
@@ -148,4 +150,5 @@ def _host(name: str, hdata: Any) -> Host:
             raise TopologyError(f"{sw}.ready_port", f"not a port: {rp!r}")
         services.append(Service(str(sd["name"]), str(sd["run"]), rp))
     dns = _address(hd["dns"], f"{where}.dns") if "dns" in hd else None
-    return Host(name, str(hd["subnet"]), address, link, services, dns)
+    mac = str(hd["mac"]).lower() if "mac" in hd else None
+    return Host(name, str(hd["subnet"]), address, link, services, dns, mac)

@@ -15,6 +15,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from .natconfig import NatConfigError, NatInterface
 from .natconfig import parse as parse_nat
+from .relayconfig import RelayConfig
+from .relayconfig import parse as parse_relay
 from .yamlfile import ConfigFileError
 
 # Mininet names interfaces "<node>-eth<N>"; Linux allows 15 characters.
@@ -73,6 +75,7 @@ class Router:
     interfaces: dict[str, IPv4Interface] = field(default_factory=dict)  # subnet -> address
     routes: list[Route] = field(default_factory=list)
     nat: list[NatInterface] = field(default_factory=list)  # NAT-*: per outside interface
+    relay: RelayConfig | None = None  # DHCP-RELAY
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Host:
     link: LinkParams = field(default_factory=LinkParams)
     services: list[Service] = field(default_factory=list)
     dns: IPv4Address | None = None  # the host's resolver (its resolv.conf in the emulation)
+    mac: str | None = None  # fixed MAC (e.g. for a DHCP reservation); None: random
 
     @property
     def dhcp(self) -> bool:
@@ -144,6 +148,14 @@ class Topology:
         try:
             r.nat = parse_nat(rules, router, {s: i.network for s, i in r.interfaces.items()},
                               {i.ip for i in r.interfaces.values()})
+        except NatConfigError as e:
+            raise TopologyError(e.where, e.problem) from None
+
+    def dhcp_relay(self, router: str, rules: dict) -> None:
+        """DHCP relay of `router`, as in the file's `dhcp_relay:` ({"servers": [...], ...})."""
+        r = self.router(router)
+        try:
+            r.relay = parse_relay(rules, router, set(r.interfaces))
         except NatConfigError as e:
             raise TopologyError(e.where, e.problem) from None
 
@@ -278,6 +290,9 @@ class Topology:
                 if other == h.name:
                     break
         _check_link(h.link, f"{where}.link")
+        if h.mac is not None and not re.match(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$", h.mac):
+            raise TopologyError(f"{where}.mac", f"not a MAC address: {h.mac!r} "
+                                "(lower-case, colon-separated)")
         names = set()
         for i, svc in enumerate(h.services):
             if svc.name in names:

@@ -48,6 +48,7 @@ class RouterPlan:
     interfaces: list[InterfacePlan]
     routes: list[dict]  # {"prefix": "a.b.c.d/n", "via": "a.b.c.d"}
     nat: list[dict] = field(default_factory=list)  # natconfig.NatInterface.to_dict()
+    relay: dict | None = None  # relayconfig.RelayConfig.to_dict()
 
     def interface_of_port(self, port: int) -> InterfacePlan | None:
         for iface in self.interfaces:
@@ -93,7 +94,7 @@ class Plan:
                        [InterfacePlan(i["subnet"], i["ip"], i["prefixlen"], i["mac"],
                                       [PortPlan(**p) for p in i["ports"]])
                         for i in r["interfaces"]],
-                       r["routes"], r.get("nat", []))
+                       r["routes"], r.get("nat", []), r.get("relay"))
             for r in d["routers"]
         ]
         return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]])
@@ -118,7 +119,8 @@ def make_plan(topo: Topology) -> Plan:
             iplans[(r.name, sname)] = ip
             ifaces.append(ip)
         routes = [{"prefix": str(rt.prefix), "via": str(rt.via)} for rt in r.routes]
-        routers.append(RouterPlan(r.name, ri, ifaces, routes, [n.to_dict() for n in r.nat]))
+        routers.append(RouterPlan(r.name, ri, ifaces, routes, [n.to_dict() for n in r.nat],
+                                  r.relay.to_dict() if r.relay else None))
 
     def take_port(router: str) -> int:
         n = next_port[router]
