@@ -3,6 +3,8 @@
     GET  /nat                   every NAT router: counters, behaviours, the live table
     GET  /nat/<router>          one router
     POST /nat/<router>/<iface>?mapping=M&filtering=F   change RFC 4787 behaviour live
+    GET  /relay/<router>        the DHCP relay's counters and limits
+    POST /relay/<router>?defence=on|off   switch the starvation defence live
     GET  /status                the controller's status document
 
 Listens on the root namespace's loopback only (never inside the emulation) and runs in
@@ -40,6 +42,15 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
                 return 400, {"error": f"{k}: one of {', '.join(BEHAVIOURS)}"}
         try:
             return 200, app.nat_set(parts[1], parts[2], q.get("mapping"), q.get("filtering"))
+        except KeyError as e:
+            return 404, {"error": str(e.args[0])}
+    if parts[:1] == ["relay"] and len(parts) == 2:
+        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if method == "POST" and q.get("defence") not in ("on", "off"):
+            return 400, {"error": "defence=on or defence=off"}
+        try:
+            return 200, app.relay(parts[1], {"on": True, "off": False}.get(
+                q.get("defence", "")) if method == "POST" else None)
         except KeyError as e:
             return 404, {"error": str(e.args[0])}
     return 404, {"error": f"no such endpoint: {method} {url.path}"}

@@ -232,6 +232,16 @@ class InfralabController(app_manager.OSKenApp):
                 return r.nat.state()
         raise KeyError(f"no NAT on {router}/{iface}")
 
+    def relay(self, router: str, defence: bool | None) -> dict:
+        """A DHCP relay's state; `defence` switches its starvation limits on or off."""
+        for r in self.routers.values():
+            if r.name == router and r.relay is not None:
+                if defence is not None:
+                    r.relay.cfg.defence = defence
+                    self._dirty = True
+                return r.relay.state()
+        raise KeyError(f"no DHCP relay on {router}")
+
     def _write_status(self) -> None:
         self._dirty = False
         doc = self.status_doc()

@@ -88,9 +88,10 @@ class Relay:
                 msgs.append(FlowMod(T_CLASSIFY, P_RELAY, {
                     "in_port": port, "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP,
                     "udp_dst": 68}, goto=T_RELAY, metadata=meta))
+        # a copy to the relay; the broadcast is still flooded on its segment (a switch would)
         msgs.append(FlowMod(T_RELAY, 20, {"eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP,
                                           "udp_dst": 67, "eth_dst": pk.BROADCAST_MAC},
-                            (Output(CONTROLLER),)))
+                            (Output(CONTROLLER),), goto=T_L2))
         if self.cfg.snooping:  # server messages from a client port: a rogue server
             msgs.append(FlowMod(T_RELAY, 20, {"eth_type": pk.ETH_IPV4, "ip_proto":
                                               pk.PROTO_UDP, "udp_dst": 68}, (),

@@ -186,6 +186,7 @@ class Capture:
     bpf: str
     path: Path | None = None
     packets: list = field(default_factory=list)
+    snaplen: int = 256  # bytes kept per packet (DHCP options need the whole frame)
     _proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Capture:
@@ -196,7 +197,7 @@ class Capture:
         self._err = open(err, "wb")
         self._proc = node.popen(["tcpdump", "-i", node.defaultIntf().name, "-n", "-U",
                                  "--immediate-mode", "-s",
-                                 "256", "-w", str(self.path), self.bpf],
+                                 str(self.snaplen), "-w", str(self.path), self.bpf],
                                 stdout=subprocess.DEVNULL, stderr=self._err)
         wait_for(lambda: b"listening on" in err.read_bytes() or self._proc.poll() is not None,
                  10, f"tcpdump on {self.host}")

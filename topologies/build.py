@@ -380,7 +380,7 @@ class Emulation:
     def _start_dhcp_clients(self) -> None:
         """Hosts without a static address run infralab's DHCP client (DHCP-CLIENT) once
         every service (the DHCP server among them) is up; `up` returns when all are bound."""
-        hosts = [h for h in self.topo.hosts.values() if h.dhcp]
+        hosts = [h for h in self.topo.hosts.values() if h.dhcp and h.dhcp_client]
         for h in hosts:
             label = f"{h.name}.dhcp-client"
             d = self.service_dir(label)

@@ -129,9 +129,10 @@ def _host(name: str, hdata: Any) -> Host:
     if "subnet" not in hd:
         raise TopologyError(where, "missing 'subnet'")
     dhcp = hd.get("dhcp", False)
-    if not isinstance(dhcp, bool):
-        raise TopologyError(f"{where}.dhcp", "expected true or false")
-    if dhcp == ("address" in hd):
+    if not isinstance(dhcp, bool) and dhcp != "manual":
+        raise TopologyError(f"{where}.dhcp", "expected true, false or manual (no address, "
+                            "no client started: run one yourself)")
+    if bool(dhcp) == ("address" in hd):
         raise TopologyError(where, "give exactly one of 'address' or 'dhcp: true'")
     address = None if dhcp else _address(hd["address"], f"{where}.address")
     link = _link(hd.get("link"), f"{where}.link")
@@ -151,4 +152,5 @@ def _host(name: str, hdata: Any) -> Host:
         services.append(Service(str(sd["name"]), str(sd["run"]), rp))
     dns = _address(hd["dns"], f"{where}.dns") if "dns" in hd else None
     mac = str(hd["mac"]).lower() if "mac" in hd else None
-    return Host(name, str(hd["subnet"]), address, link, services, dns, mac)
+    return Host(name, str(hd["subnet"]), address, link, services, dns, mac,
+                dhcp_client=dhcp is True)

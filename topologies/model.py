@@ -96,6 +96,7 @@ class Host:
     services: list[Service] = field(default_factory=list)
     dns: IPv4Address | None = None  # the host's resolver (its resolv.conf in the emulation)
     mac: str | None = None  # fixed MAC (e.g. for a DHCP reservation); None: random
+    dhcp_client: bool = True  # no address: start infralab's DHCP client (False: "manual")
 
     @property
     def dhcp(self) -> bool:

@@ -118,7 +118,11 @@ class ClientProcess:
                     if m is not None:
                         self.act(self.machine.receive(now, m))
             self.act(self.machine.tick(time.monotonic()))
-        self.act(self.machine.stop(time.monotonic()))
+        actions = self.machine.stop(time.monotonic())
+        self.act([a for a in actions if isinstance(a, Send)])
+        if actions:  # the RELEASE may wait on ARP for the gateway: keep the address a moment
+            time.sleep(0.5)
+        self.act([a for a in actions if not isinstance(a, Send)])
         return 0 if not once else 1
 
     def act(self, actions: list) -> None:
