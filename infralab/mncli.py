@@ -64,6 +64,28 @@ class InfralabCLI(CLI):
             print(f"*** nat: {e}")
             self.status = 1 if self.script_mode else self.status
 
+    def do_leases(self, line: str) -> None:
+        """leases [HOST]: the lease table of each DHCP server of the topology (DHCP-LEASE)."""
+        from services.dns.server import control_request
+
+        found = False
+        for label in self.emu.services:
+            host, _, name = label.partition(".")
+            if name != "dhcp" or (line.strip() and host != line.strip()):
+                continue
+            found = True
+            try:
+                rows = control_request(self.emu.service_dir(label) / "control", "leases")
+            except OSError as e:
+                print(f"*** leases: {label}: {e}")
+                continue
+            print(f"{host}: {len(rows)} lease(s)")
+            for r in rows:
+                print(f"    {r['ip']:<16}{r['mac']:<19}{r['state']:<9}"
+                      f"{str(r['remaining']):>9} s  {r.get('hostname', '')}")
+        if not found:
+            print("*** leases: no DHCP server (a service named 'dhcp') in this topology")
+
     def do_routers(self, _line: str) -> None:
         """Show each router's neighbours, unresolved next hops and counters."""
         st = self.emu.controller_status().get("routers", {})

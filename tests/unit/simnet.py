@@ -14,6 +14,8 @@ from controllers.router import Router
 from topologies.model import Topology
 from topologies.plan import make_plan
 
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+
 
 @dataclass
 class SimHost:
@@ -114,7 +116,7 @@ class SimNet:
                     still.append((nh, ip))
             h.queue = still
             return
-        if f.eth_type != pk.ETH_IPV4 or f.ip_dst != h.iface.ip:
+        if f.eth_type != pk.ETH_IPV4 or f.ip_dst not in (h.iface.ip, LIMITED_BROADCAST):
             return
         h.received.append(f)
         if h.answer_ping and f.proto == pk.PROTO_ICMP and f.icmp_type == 8:
