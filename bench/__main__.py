@@ -6,6 +6,7 @@
     DNS authoritative / resolver     infralab         vs  NSD, dnslib / Unbound (bench/dns.py)
     GSLB answers/s, failover         infralab gslb    vs  static auth, PowerDNS LUA (bench/gslb.py)
     NAT throughput, conn/s, set-up   infralab PAT     vs  no NAT, MASQUERADE, OVS ct (bench/nat.py)
+    DHCP 4-way exchanges/s           infralab dhcp    vs  Kea 2.2 memfile, persisted (bench/dhcp.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -85,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
     ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
-    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat"], help="run one group")
+    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp"],
+                    help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
     res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
            "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
-    from bench import gslb, nat
+    from bench import dhcp, gslb, nat
     from bench.dns import bench_dns, report
 
     if args.only in (None, "dns"):
@@ -99,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         res.update(gslb.bench_gslb(seconds))
     if args.only in (None, "nat"):
         res.update(nat.bench_nat(seconds))
-    if args.only in ("dns", "gslb", "nat"):
+    if args.only in (None, "dhcp"):
+        res.update(dhcp.bench_dhcp(seconds))
+    if args.only in ("dns", "gslb", "nat", "dhcp"):
         OUT.mkdir(exist_ok=True)
         (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))
-        {"dns": report, "gslb": gslb.report, "nat": nat.report}[args.only](res)
+        {"dns": report, "gslb": gslb.report, "nat": nat.report,
+         "dhcp": dhcp.report}[args.only](res)
         return 0
     res.update(bench_routing(seconds))
     res.update(bench_startup(max(2, min(args.hosts, 200))))
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         gslb.report(res)
     if "nat_conn_per_s.infralab" in res:
         nat.report(res)
+    if "dhcp.infralab" in res:
+        dhcp.report(res)
     print(f"\nresults: {OUT / 'results.json'}")
     return 0
 

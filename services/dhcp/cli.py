@@ -185,9 +185,11 @@ def cmd_client(args: argparse.Namespace) -> int:
 # ---- the starvation attack -----------------------------------------------------------------
 def cmd_starve(args: argparse.Namespace) -> int:
     """DHCP-STARVE: DISCOVER (then REQUEST what is offered) from random spoofed MACs, at
-    most `count` of them within `seconds`: bounded, and it stops by itself."""
+    most `count` of them within `seconds`: bounded, and it stops by itself. Also a load
+    generator that records what was acknowledged (--record)."""
     raw = raw_socket(args.interface)
     rng = random.Random(args.seed)
+    record = open(args.record, "a", buffering=1) if args.record else None  # noqa: SIM115
     taken = sent = 0
     end = time.monotonic() + args.seconds
     pending: dict[int, bytes] = {}
@@ -230,6 +232,8 @@ def cmd_starve(args: argparse.Namespace) -> int:
         elif offer.msg_type in (p.ACK, p.NAK):
             taken += offer.msg_type == p.ACK
             pending.pop(offer.xid, None)
+            if record is not None and offer.msg_type == p.ACK:  # what the server promised
+                record.write(json.dumps({"mac": offer.mac, "ip": str(offer.yiaddr)}) + "\n")
     print(json.dumps({"discovers_sent": sent, "leases_taken": taken}), flush=True)
     return 0
 
@@ -269,5 +273,6 @@ def register(sub) -> None:
     a.add_argument("--rate", type=float, default=50.0, help="DISCOVERs per second")
     a.add_argument("--seconds", type=float, default=10.0, help="stop after this long")
     a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--record", help="append every ACK received (mac, ip) here")
     a.set_defaults(fn=cmd_starve)
 

@@ -9,7 +9,9 @@ never hands one address to two clients.
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 
@@ -44,8 +46,10 @@ class LeasePool:
         self.by_client: dict[str, IPv4Address] = {}
         self._pool_set = set(self.subnet.pool)
         self._reserved = set(self.subnet.reservations.values())
-        self._free = [a for a in self.subnet.pool if a not in self._reserved]
+        self._free = deque(a for a in self.subnet.pool if a not in self._reserved)
         self._free_set = set(self._free)
+        self._expiry: list[tuple[float, int, IPv4Address]] = []  # heap: (expires, n, ip)
+        self._n = 0
 
     # ---- queries ----------------------------------------------------------------------
     def owner(self, ip: IPv4Address, now: float) -> Lease | None:
@@ -91,7 +95,7 @@ class LeasePool:
             cand = self._free[0]
             if cand in self._free_set and self.owner(cand, now) is None:
                 return self._hold(now, cand, client, mac, hostname)
-            self._free.pop(0)
+            self._free.popleft()
         return None
 
     def _hold(self, now: float, ip: IPv4Address, client: str, mac: str,
@@ -139,10 +143,14 @@ class LeasePool:
         return True
 
     def expire(self, now: float) -> list[Lease]:
-        gone = [lease for lease in self.leases.values()
-                if lease.state != "free" and lease.expires <= now]
-        for lease in gone:
-            self._set(IPv4Address(lease.ip), None)
+        """Free every lease whose time is up (a heap: no scan of the whole table)."""
+        gone = []
+        while self._expiry and self._expiry[0][0] <= now:
+            expires, _, ip = heapq.heappop(self._expiry)
+            lease = self.leases.get(ip)
+            if lease is not None and lease.state != "free" and lease.expires == expires:
+                gone.append(lease)
+                self._set(ip, None)
         return gone
 
     def _set(self, ip: IPv4Address, lease: Lease | None) -> None:
@@ -160,8 +168,13 @@ class LeasePool:
         self.leases[ip] = lease
         self.by_client[lease.client] = ip
         self._free_set.discard(ip)
+        if lease.expires < INFINITE:
+            self._n += 1
+            heapq.heappush(self._expiry, (lease.expires, self._n, ip))
         if lease.state != "offered":  # offers are not worth a disk write
-            self.journal.append(asdict(lease))
+            self.journal.append({"ip": lease.ip, "client": lease.client, "mac": lease.mac,
+                                 "state": lease.state, "expires": lease.expires,
+                                 "hostname": lease.hostname})
 
     # ---- persistence ------------------------------------------------------------------
     def replay(self, records: list[dict], now: float) -> int:

@@ -54,6 +54,7 @@ class DhcpLogic:
     events: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._static_opts: dict[str, dict[int, bytes]] = {}
         for s in self.config.subnets:
             self.pools.setdefault(str(s.network), LeasePool(s))
 
@@ -191,19 +192,28 @@ class DhcpLogic:
         return Reply(nak, BROADCAST, IPv4Address("255.255.255.255"), "ff:ff:ff:ff:ff:ff")
 
     # ---- building and delivering ----------------------------------------------------------
+    def _subnet_options(self, subnet: Subnet) -> dict[int, bytes]:
+        """The options every reply on `subnet` carries, encoded once."""
+        key = str(subnet.network)
+        opts = self._static_opts.get(key)
+        if opts is None:
+            opts = {p.OPT_MASK: p.ip_opt(subnet.network.netmask)}
+            if subnet.router is not None:
+                opts[p.OPT_ROUTER] = p.ip_opt(subnet.router)
+            if subnet.dns:
+                opts[p.OPT_DNS] = p.ip_opt(*subnet.dns)
+            if subnet.domain:
+                opts[p.OPT_DOMAIN] = subnet.domain.encode()
+            self._static_opts[key] = opts
+        return opts
+
     def _reply(self, m: p.Message, mtype: int | None, ip: IPv4Address, subnet: Subnet,
                server_id: IPv4Address, lease: int | None) -> p.Message:
         opts: dict[int, bytes] = {}
         if mtype is not None:
             opts[p.OPT_MSG_TYPE] = bytes([mtype])
-            opts[p.OPT_SERVER_ID] = p.ip_opt(server_id)
-        opts[p.OPT_MASK] = p.ip_opt(subnet.network.netmask)
-        if subnet.router is not None:
-            opts[p.OPT_ROUTER] = p.ip_opt(subnet.router)
-        if subnet.dns:
-            opts[p.OPT_DNS] = p.ip_opt(*subnet.dns)
-        if subnet.domain:
-            opts[p.OPT_DOMAIN] = subnet.domain.encode()
+            opts[p.OPT_SERVER_ID] = server_id.packed
+        opts.update(self._subnet_options(subnet))
         if lease is not None and mtype in (p.OFFER, p.ACK):
             opts[p.OPT_LEASE_TIME] = p.u32_opt(lease)
             opts[p.OPT_T1] = p.u32_opt(int(lease * self.config.t1))

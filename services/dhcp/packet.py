@@ -57,7 +57,7 @@ class Message:
 
     @property
     def mac(self) -> str:
-        return ":".join(f"{b:02x}" for b in self.chaddr[:6])
+        return self.chaddr[:6].hex(":")
 
     @property
     def broadcast(self) -> bool:
@@ -188,7 +188,8 @@ def parse(data: bytes) -> Message:
 
 
 def ip_opt(*addrs: IPv4Address | str) -> bytes:
-    return b"".join(IPv4Address(str(a)).packed for a in addrs)
+    return b"".join(a.packed if isinstance(a, IPv4Address) else IPv4Address(a).packed
+                    for a in addrs)
 
 
 def u32_opt(v: int) -> bytes:
