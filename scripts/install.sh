@@ -9,7 +9,9 @@ STAMP=.venv/.infralab-installed
 APT_PACKAGES=(
   mininet openvswitch-switch iproute2 ethtool tcpdump iperf3 iputils-ping traceroute
   netcat-openbsd iptables procps python3 python3-venv python3-dev bind9-dnsutils
-  nsd bind9 unbound knot-dnsutils ldnsutils dnsperf pdns-server pdns-backend-bind
+  nsd bind9 unbound knot-dnsutils ldnsutils dnsperf pdns-server pdns-backend-bind curl
+  stun-client stun-server
+  kea-dhcp4-server kea-admin isc-dhcp-client udhcpc dnsmasq-base
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
