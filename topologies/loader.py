@@ -37,7 +37,7 @@ from .model import (
     _interface,
     _network,
 )
-from .yamlfile import load_yaml, mapping, number
+from .yamlfile import load_yaml, mapping, number, read_text
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links"}
 ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
@@ -49,11 +49,7 @@ SERVICE_KEYS = {"name", "run", "ready_port"}
 def load(path: str | Path) -> Topology:
     """Load and validate a topology file; raise TopologyError naming file and line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise TopologyError("", f"cannot read: {e.strerror}", source=str(path)) from None
-    topo = loads(text, source=str(path))
+    topo = loads(read_text(path, TopologyError), source=str(path))
     topo.base_dir = str(path.resolve().parent)
     return topo
 

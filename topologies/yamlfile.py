@@ -7,6 +7,7 @@ problem)` and `located()` fills in the file and the line of the longest known pr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -35,6 +36,14 @@ class ConfigFileError(ValueError):
         self.line = line_of(self.where, lines)
         self.args = (self.render(),)
         return self
+
+
+def read_text(path: str | Path, error: type[ConfigFileError]) -> str:
+    """A config file's text; one that cannot be read is `error` naming the file."""
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise error("", f"cannot read: {e.strerror}", source=str(path)) from None
 
 
 def load_yaml(text: str, source: str, error: type[ConfigFileError]) -> tuple[Any, dict[str, int]]:

@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from topologies.yamlfile import ConfigFileError, load_yaml, mapping, number
+from topologies.yamlfile import ConfigFileError, load_yaml, mapping, number, read_text
 
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -61,12 +61,7 @@ class Config:
 
 
 def load(path: str | Path) -> Config:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise DhcpConfigError("", f"cannot read: {e.strerror}", source=str(p)) from None
-    return loads(text, str(p))
+    return loads(read_text(path, DhcpConfigError), str(path))
 
 
 def loads(text: str, source: str = "<config>") -> Config:

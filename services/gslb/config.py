@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from topologies.yamlfile import ConfigFileError, load_yaml, mapping, number
+from topologies.yamlfile import ConfigFileError, load_yaml, mapping, number, read_text
 
 ALGORITHMS = ("round-robin", "weighted", "least-conn", "hash", "rtt", "topology", "all")
 CHECK_TYPES = ("icmp", "tcp", "http", "none")
@@ -271,11 +271,7 @@ def parse(data: Any) -> GslbConfig:
 def load(path: str | Path) -> GslbConfig:
     """Read and validate a GSLB config file; errors name the file and line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise GslbConfigError("", f"cannot read: {e.strerror}", str(path)) from None
-    data, lines = load_yaml(text, str(path), GslbConfigError)
+    data, lines = load_yaml(read_text(path, GslbConfigError), str(path), GslbConfigError)
     try:
         cfg = parse(data)
     except GslbConfigError as e:
