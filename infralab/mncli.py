@@ -78,6 +78,7 @@ class InfralabCLI(CLI):
                 rows = control_request(self.emu.service_dir(label) / "control", "leases")
             except OSError as e:
                 print(f"*** leases: {label}: {e}")
+                self.status = 1 if self.script_mode else self.status
                 continue
             print(f"{host}: {len(rows)} lease(s)")
             for r in rows:
@@ -85,6 +86,7 @@ class InfralabCLI(CLI):
                       f"{str(r['remaining']):>9} s  {r.get('hostname', '')}")
         if not found:
             print("*** leases: no DHCP server (a service named 'dhcp') in this topology")
+            self.status = 1 if self.script_mode else self.status
 
     def do_routers(self, _line: str) -> None:
         """Show each router's neighbours, unresolved next hops and counters."""

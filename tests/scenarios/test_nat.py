@@ -38,11 +38,19 @@ def udp_listen(world, host: str, port: int, seconds: float, hello: tuple | None 
 
 def udp_send(world, host: str, dst: str, port: int, sport: int, data: str = "ping",
              wait: float = 1.0) -> str | None:
-    """Send one datagram from `host`:`sport`; the reply's text, or None."""
-    code = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-            f"s.bind(('0.0.0.0',{sport}));s.settimeout({wait});"
+    """Send one datagram from `host`:`sport`; 'pong' if the listener answered, else None.
+    (Anything else arriving on the port — a listener's earlier hello still in flight over
+    the 20 ms busan link — is skipped, not taken for the answer.)"""
+    code = ("import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            f"s.bind(('0.0.0.0',{sport}));end=time.time()+{wait};"
             f"s.sendto({data!r}.encode(),({dst!r},{port}))\n"
-            "try: print(s.recv(100).decode())\nexcept OSError: print('NONE')")
+            "r='NONE'\n"
+            "while time.time()<end:\n"
+            " s.settimeout(max(0.01,end-time.time()))\n"
+            " try: d=s.recv(100).decode()\n"
+            " except OSError: break\n"
+            " if d=='pong': r=d; break\n"
+            "print(r)")
     p = world.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     out = p.communicate(timeout=wait + 10)[0].strip().splitlines()
     return None if not out or out[-1] == "NONE" else out[-1]
@@ -140,7 +148,7 @@ def test_nat_pat_traceroute_through_the_nat_shows_every_hop(world):
     assert re.search(r"From 198\.18\.0\.2 icmp_seq=\d+ Destination Net Unreachable", out), out
 
 
-def test_nat_table_cli_api_and_translation_log(world):
+def test_nat_table_cli_api_and_translation_log(world, capsys):
     assert udp_send(world, "c2", "198.18.20.10", 9, 5600, wait=0.3) is None
     rows = [r for r in nat(world)["table"] if r["inside"] == "10.1.1.12:5600"]
     assert rows and rows[0]["outside"].startswith(PAT + ":") and rows[0]["proto"] == "udp"
@@ -153,9 +161,13 @@ def test_nat_table_cli_api_and_translation_log(world):
     from infralab.mncli import InfralabCLI
 
     script = world.rundir / "nat-cli.txt"
-    script.write_text("nat rc\n")
+    script.write_text("nat rc\nleases\n")  # the Mininet CLI's NAT table and DHCP leases
+    capsys.readouterr()
     cli = InfralabCLI(world, script=str(script))
+    out = capsys.readouterr().out
     assert cli.status == 0
+    assert "10.1.1.12:5600" in out and "203.0.113.1:" in out  # nat rc
+    assert re.search(r"10\.1\.1\.11\s+02:00:00:01:01:11\s+bound", out), out  # leases
 
 
 def test_nat_holepunch_direct_fails_then_rendezvous_punch_succeeds(world, home_nats_reset):
