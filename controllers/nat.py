@@ -158,6 +158,7 @@ class Nat:
         self.by_inside: dict[tuple, Entry] = {}  # (iface, kind, proto, ip, port, remote)
         self.by_outside: dict[tuple, Entry] = {}  # (proto, ip, port): ports are unique
         self.used_ports: dict[tuple[IPv4Address, int], set[int]] = {}
+        self.per_host: dict[tuple[IPv4Address, int], int] = {}  # PAT mappings per (host, proto)
         self.pool_free: dict[str, list[IPv4Address]] = {
             c.interface: [IPv4Address(a) for a in c.pool.addresses] for c in configs if c.pool}
         self.pool_used: dict[IPv4Address, Entry] = {}
@@ -484,6 +485,9 @@ class Nat:
         e = self.by_inside.get(key)
         pub_ip = IPv4Address(c.pat.address)
         if e is None:
+            held = self.per_host.get((f.ip_src, f.proto), 0)
+            if c.port_quota is not None and held >= c.port_quota:
+                return self._refuse(now, f, c, port, f"port quota ({c.port_quota}) reached")
             pub_port = self._alloc_port(pub_ip, f.proto, sport)
             if pub_port is None:
                 return self._refuse(now, f, c, port, "PAT ports exhausted")
@@ -512,7 +516,7 @@ class Nat:
     def _refuse(self, now: float, f: pk.Frame, c: NatInterface, port: int,
                 why: str) -> Outcome:
         self.counters.refused += 1
-        self._log(now, "refuse", kind="pool" if "pool" in why else "pat", iface=c.interface,
+        self._log(now, "refuse", kind="pool" if "pool" in why else "pat", interface=c.interface,
                   inside=str(f.ip_src), remote=str(f.ip_dst), reason=why)
         drop = FlowMod(T_POST_NAT, P_REFUSED, {"eth_type": pk.ETH_IPV4,
                                                "metadata": (port, META_MASK),
@@ -688,6 +692,9 @@ class Nat:
              outside: tuple, remote: tuple) -> Entry:
         e = Entry(next(self._ids), kind, iface, proto, inside, outside, now, now, remote)
         self.entries[e.id] = e
+        if kind == "pat":
+            key = (inside[0], proto)
+            self.per_host[key] = self.per_host.get(key, 0) + 1
         self.counters.created += 1
         self._log(now, "create", **_describe(e))
         return e
@@ -834,6 +841,11 @@ class Nat:
             self.pool_free[e.iface].append(e.outside[0])
         elif e.kind == "pat" or (e.kind == "hairpin" and e.owns_port):
             self.used_ports.get((e.outside[0], e.proto), set()).discard(e.outside[1])
+        if e.kind == "pat":
+            key = (e.inside[0], e.proto)
+            self.per_host[key] = self.per_host.get(key, 1) - 1
+            if self.per_host[key] <= 0:
+                del self.per_host[key]
         self.counters.expired += 1
         self._log(now, "expire", **_describe(e), reason=why, packets=e.packets,
                   bytes=e.bytes, age=round(now - e.created, 1))

@@ -12,6 +12,7 @@ One block per outside interface (the subnet name the translated traffic leaves b
         filtering: endpoint-independent  # same choices (RFC 4787)
         timeouts: {udp: 300, tcp: 7440, tcp_transitory: 240, icmp: 60, pool: 300}
         conntrack: false                 # true: the PAT's TCP goes through OVS conntrack
+        port_quota: 2000                 # PAT mappings one inside host may hold, per protocol
 
 `conntrack: true` is an opt-in fast path for connection-heavy TCP: OVS's ct(nat)
 translates every TCP connection of the PAT with no controller work per connection (about
@@ -89,6 +90,7 @@ class NatInterface:
     filtering: str = EI
     timeouts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     conntrack: bool = False  # the PAT's TCP through OVS ct(nat) instead of bindings
+    port_quota: int | None = None  # PAT mappings per inside host and protocol (None: any)
 
     def public_addresses(self) -> list[IPv4Address]:
         out: list[IPv4Address] = []
@@ -115,6 +117,7 @@ class NatInterface:
             d.get("mapping", EI), d.get("filtering", EI),
             {**DEFAULT_TIMEOUTS, **d.get("timeouts", {})},
             bool(d.get("conntrack", False)),
+            d.get("port_quota"),
         )
 
 
@@ -168,7 +171,7 @@ def _nets(v: Any, where: str) -> list[IPv4Network]:
 def _parse_iface(name: str, d: Any, where: str, interfaces: dict[str, IPv4Network],
                  own: set[IPv4Address]) -> NatInterface:
     d = _m(d, where, {"pat", "pool", "static", "vip", "mapping", "filtering", "timeouts",
-                      "conntrack"})
+                      "conntrack", "port_quota"})
     if name not in interfaces:
         raise NatConfigError(where, f"unknown interface {name!r}: the router's interfaces "
                              "are " + ", ".join(sorted(interfaces)))
@@ -250,6 +253,11 @@ def _parse_iface(name: str, d: Any, where: str, interfaces: dict[str, IPv4Networ
             raise NatConfigError(f"{where}.conntrack", "the conntrack fast path is for a PAT: "
                                  "give pat")
         nat.conntrack = d["conntrack"]
+    if "port_quota" in d:
+        q = d["port_quota"]
+        if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 64512:
+            raise NatConfigError(f"{where}.port_quota", f"{q!r} is not 1..64512 mappings")
+        nat.port_quota = q
     if not (nat.pat or nat.pool or nat.static or nat.vip):
         raise NatConfigError(where, "no rule: give pat, pool, static or vip")
     for a in nat.public_addresses():

@@ -368,3 +368,26 @@ def test_nat_hairpin_inside_hosts_reach_each_other_by_public_addresses(net):
     net.udp("c2", PAT, 5001, 5000)
     hp = net.last("c1", pk.PROTO_UDP)
     assert hp is not None and hp.ip_src == PAT and ports(hp) == (5001, 5000) and valid_l4(hp)
+
+
+def test_nat_pat_port_quota_stops_one_host_from_taking_every_port():
+    """NAT port exhaustion by one host (issue 8): past its quota a host is refused (ICMP
+    admin-prohibited, logged); other hosts keep getting mappings."""
+    text = NATNET.replace("timeouts: {udp: 30, pool: 20, icmp: 10}",
+                          "timeouts: {udp: 30, pool: 20, icmp: 10}\n        port_quota: 3")
+    n = SimNet(loader.loads(text))
+    n.hosts["srv"].udp_open.add(7000)
+    for sport in (6001, 6002, 6003):
+        n.udp("c1", "srv", sport, 7000)
+    assert len(n.hosts["srv"].received) == 3
+    n.udp("c1", "srv", 6004, 7000)
+    err = n.last("c1", pk.PROTO_ICMP)
+    assert err is not None and (err.icmp_type, err.icmp_code) == (3, 13)
+    assert len(n.hosts["srv"].received) == 3
+    ev = n.routers["rc"].nat.drain_events()
+    assert any(e["event"] == "refuse" and "quota" in e["reason"] for e in ev)
+    n.udp("c2", "srv", 6001, 7000)  # another host is not affected
+    assert n.hosts["srv"].received[-1].ip_src == PAT and len(n.hosts["srv"].received) == 4
+    n.advance(31)  # c1's mappings expire: it may map again
+    n.udp("c1", "srv", 6005, 7000)
+    assert len(n.hosts["srv"].received) == 5
