@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -81,6 +82,12 @@ class Emulation:
         self.services: dict[str, subprocess.Popen] = {}
         self.delay_nodes: dict[str, LinkPlan] = {}  # delay node name -> the link it delays
         self._stopped = False
+        # supervision (issue 8): how to start each service again, and which were stopped
+        # on purpose (stop_service) and so stay down
+        self._spawners: dict[str, Callable[[], subprocess.Popen]] = {}
+        self._held_down: set[str] = set()
+        self._restarts: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
 
     # ---- lifecycle --------------------------------------------------------------------
     def __enter__(self) -> Emulation:
@@ -113,6 +120,7 @@ class Emulation:
             self._build_network()
             self._wait_routing()
             self._start_services()
+            threading.Thread(target=self._supervise, daemon=True).start()
         except BaseException:
             self.stop()
             raise
@@ -120,18 +128,21 @@ class Emulation:
             signal.signal(signal.SIGTERM, old)
 
     def stop_service(self, label: str) -> int | None:
-        """End one service (its whole process group) as a fault would; returns its status."""
+        """End one service (its whole process group) and keep it down (supervision leaves
+        it alone); returns its exit status. To see a crash recovered, kill its PID instead."""
         from infralab import runtime
 
+        self._held_down.add(label)
         p = self.manifest.processes.get(f"service:{label}")
         runtime.end_process(p["pid"], p.get("start"), group=True)
         return self.services[label].wait(10)
 
     def stop(self) -> None:
         """Tear everything down; safe to call twice, and after a partial start."""
-        if self._stopped:
-            return
-        self._stopped = True
+        with self._lock:  # no restart by the supervisor once teardown has begun
+            if self._stopped:
+                return
+            self._stopped = True
         from infralab import runtime
 
         for label, proc in list(self.services.items()):
@@ -350,32 +361,86 @@ class Emulation:
         for h in self.topo.hosts.values():
             for svc in h.services:
                 label = f"{h.name}.{svc.name}"
-                d = self.service_dir(label)
-                d.mkdir(parents=True, exist_ok=True)
-                iface = self.topo.host_interface(h.name)
-                py = shlex.quote(sys.executable)
-                cmd = svc.run.format(python=py, infralab=f"{py} -m infralab",
-                                     run=shlex.quote(str(d)), dir=shlex.quote(self.topo.base_dir),
-                                     host=h.name, ip=str(iface.ip) if iface else "")
-                node = self.net[h.name]
-                logf = open(d / "log", "wb")
-                # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
-                # away from a group leader, and the PID we record would exit at once); the
-                # new session makes the PID lead the service's process group.
-                # An explicit /bin/sh: Mininet's shell=True reads $SHELL, unset under CI.
-                env = dict(os.environ, INFRALAB_HOST_DIR=str(self.host_dir(h.name)),
-                           INFRALAB_HOST=h.name, PYTHONUNBUFFERED="1")
-                p = node.popen(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-                               mncmd=["mnexec", "-a", str(node.pid)])
-                self.services[label] = p
-                self.manifest.add_process(f"service:{label}", p.pid, group=True)
-                waits.append((node, svc, p, label))
+                self._spawners[label] = lambda h=h, svc=svc, label=label: \
+                    self._spawn_service(h, svc, label)
+                p = self._launch(label)
+                waits.append((self.net[h.name], svc, p, label))
         for node, svc, p, label in waits:  # all start at once; then each must come up
             if svc.ready_port:
                 wait_listening(node, svc.ready_port, 30, p, f"service {label}")
             self.log(f"service {label} started (pid {p.pid})")
         self._start_dhcp_clients()
+
+    def _spawn_service(self, h, svc, label: str) -> subprocess.Popen:
+        d = self.service_dir(label)
+        d.mkdir(parents=True, exist_ok=True)
+        iface = self.topo.host_interface(h.name)
+        py = shlex.quote(sys.executable)
+        cmd = svc.run.format(python=py, infralab=f"{py} -m infralab",
+                             run=shlex.quote(str(d)), dir=shlex.quote(self.topo.base_dir),
+                             host=h.name, ip=str(iface.ip) if iface else "")
+        node = self.net[h.name]
+        logf = open(d / "log", "ab")
+        # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
+        # away from a group leader, and the PID we record would exit at once); the
+        # new session makes the PID lead the service's process group.
+        # An explicit /bin/sh: Mininet's shell=True reads $SHELL, unset under CI.
+        env = dict(os.environ, INFRALAB_HOST_DIR=str(self.host_dir(h.name)),
+                   INFRALAB_HOST=h.name, PYTHONUNBUFFERED="1")
+        return node.popen(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+                          mncmd=["mnexec", "-a", str(node.pid)])
+
+    def _launch(self, label: str) -> subprocess.Popen:
+        p = self._spawners[label]()
+        self.services[label] = p
+        self.manifest.add_process(f"service:{label}", p.pid, group=True)
+        return p
+
+    def _spawn_dhcp_client(self, h, label: str) -> subprocess.Popen:
+        d = self.service_dir(label)
+        d.mkdir(parents=True, exist_ok=True)
+        node = self.net[h.name]
+        cmd = [sys.executable, "-m", "infralab", "dhcp", "client", f"{h.name}-eth0",
+               "--resolv-conf", "/etc/resolv.conf", "--hostname", h.name, "--retry", "1",
+               "--log", str(d / "client.jsonl")]
+        return node.popen(cmd, stdout=open(d / "log", "ab"), stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, start_new_session=True,
+                          mncmd=["mnexec", "-a", str(node.pid)])
+
+    # ---- supervision (issue 8) -----------------------------------------------------------
+    RESTARTS_PER_MINUTE = 5
+
+    def _supervise(self) -> None:
+        """A service that exits while the emulation runs is started again and the restart
+        written to supervisor.jsonl; one that keeps failing is given up after
+        RESTARTS_PER_MINUTE restarts in a minute (and logged as such)."""
+        log = self.rundir / "supervisor.jsonl"
+        while not self._stopped:
+            time.sleep(0.5)
+            for label, p in list(self.services.items()):
+                if label not in self._spawners or label in self._held_down or \
+                        p.poll() is None:
+                    continue
+                with self._lock:
+                    if self._stopped:
+                        return
+                    now = time.monotonic()
+                    recent = [t for t in self._restarts.get(label, []) if now - t < 60]
+                    rec = {"time": round(time.time(), 3), "service": label,
+                           "exit_status": p.returncode, "old_pid": p.pid}
+                    if len(recent) >= self.RESTARTS_PER_MINUTE:
+                        self._held_down.add(label)
+                        rec["action"] = "given up"
+                    else:
+                        recent.append(now)
+                        self._restarts[label] = recent
+                        new = self._launch(label)
+                        rec.update(action="restarted", new_pid=new.pid,
+                                   restarts_last_minute=len(recent))
+                    self.log(f"supervisor: {label} exited ({p.returncode}): {rec['action']}")
+                    with open(log, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
 
     def _start_dhcp_clients(self) -> None:
         """Hosts without a static address run infralab's DHCP client (DHCP-CLIENT) once
@@ -383,17 +448,8 @@ class Emulation:
         hosts = [h for h in self.topo.hosts.values() if h.dhcp and h.dhcp_client]
         for h in hosts:
             label = f"{h.name}.dhcp-client"
-            d = self.service_dir(label)
-            d.mkdir(parents=True, exist_ok=True)
-            node = self.net[h.name]
-            cmd = [sys.executable, "-m", "infralab", "dhcp", "client", f"{h.name}-eth0",
-                   "--resolv-conf", "/etc/resolv.conf", "--hostname", h.name, "--retry", "1",
-                   "--log", str(d / "client.jsonl")]
-            p = node.popen(cmd, stdout=open(d / "log", "wb"), stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, start_new_session=True,
-                           mncmd=["mnexec", "-a", str(node.pid)])
-            self.services[label] = p
-            self.manifest.add_process(f"service:{label}", p.pid, group=True)
+            self._spawners[label] = lambda h=h, label=label: self._spawn_dhcp_client(h, label)
+            self._launch(label)
         if hosts:
             wait_for(lambda: all(self.ip(h.name) for h in hosts), 30,
                      "DHCP clients to get their leases")

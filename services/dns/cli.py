@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from services.dns.rrl import RateLimiter
 from services.dns.server import AuthServer, control_request, parse_endpoint, run_until_signal
 from topologies import ZONES
 
@@ -45,7 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = AuthServer(args.zone_file, args.secondary, args.listen or [("0.0.0.0", 53)],
                         allow_transfer=args.allow_transfer, notify=args.notify,
                         state_dir=args.state_dir, control=args.control,
-                        rotate=not args.no_rotate, log=_log)
+                        rotate=not args.no_rotate, log=_log,
+                        rrl=RateLimiter(args.rrl, args.rrl_slip) if args.rrl else None)
     return run_until_signal(server, on_hup=server.reload, wait_loaded=args.wait_loaded)
 
 
@@ -132,6 +134,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait-loaded", type=float, default=0.0, metavar="SECONDS",
                    help="let secondary zones load (up to SECONDS) before listening")
     p.add_argument("--no-rotate", action="store_true", help="keep RRset order (no round robin)")
+    p.add_argument("--rrl", type=float, metavar="PER_SECOND",
+                   help="response rate limit per client /24 (amplification defence)")
+    p.add_argument("--rrl-slip", type=int, default=2, metavar="N",
+                   help="with --rrl: every N-th limited answer goes out truncated (0: none)")
     p.set_defaults(fn=cmd_serve)
     p = dsub.add_parser("resolve", help="recursive resolver (LDNS) from root hints")
     p.add_argument("--root-hints", required=True, help="named.root-style file: NS + A")

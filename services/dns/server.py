@@ -22,6 +22,7 @@ from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
 from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
+from services.dns.rrl import SEND, SLIP, RateLimiter
 from services.dns.xfr import (
     Journal,
     Secondary,
@@ -103,13 +104,20 @@ class Acl:
         return any(ip in n for n in self.nets)
 
 
+def truncated(query: bytes) -> bytes:
+    """A header-only reply with TC=1 (RRL's slip): "ask again over TCP"."""
+    return query[:2] + bytes([0x80 | (query[2] & 0x79) | 0x02, 0]) + b"\0\0" * 4
+
+
 class AuthServer:
     def __init__(self, primaries: list[tuple[str | None, Path]],
                  secondaries: list[tuple[str, list[tuple[str, int]]]],
                  listen: list[tuple[str, int]], allow_transfer: list[str] | None = None,
                  notify: list[tuple[str, int]] | None = None, state_dir: Path | None = None,
-                 control: Path | None = None, rotate: bool = True, log=print) -> None:
+                 control: Path | None = None, rotate: bool = True, log=print,
+                 rrl: RateLimiter | None = None) -> None:
         self.zones = ZoneSet()
+        self.rrl = rrl  # response rate limiting (None: off)
         self.files: dict[str, Path] = {}  # origin -> zone file
         self.journals: dict[str, Journal] = {}
         self.secondaries: dict[str, Secondary] = {}
@@ -166,11 +174,18 @@ class AuthServer:
         recv, send = sock.recvfrom, sock.sendto
         respond = self.responder.respond
         stats = self.responder.stats
+        rrl = self.rrl
         while True:
             try:
                 data, addr = recv(65535)
             except OSError:
                 return
+            if rrl is not None:  # amplification defence: per-/24 answer budget
+                verdict = rrl.check(time.monotonic(), addr[0])
+                if verdict != SEND:
+                    if verdict == SLIP and len(data) >= 12:
+                        send(truncated(data), addr)
+                    continue
             hit = self.responder.cache.get(data[2:])
             if hit is not None:
                 stats["cache_hits"] += 1
@@ -386,7 +401,8 @@ class AuthServer:
             for origin, sec in self.secondaries.items():
                 zones.setdefault(origin, {"role": "secondary", "state": sec.state,
                                           "last_error": sec.last_error})
-            return {"zones": zones, "stats": dict(self.responder.stats)}
+            return {"zones": zones, "stats": dict(self.responder.stats),
+                    **({"rrl": dict(self.rrl.stats)} if self.rrl is not None else {})}
 
     def command(self, line: str) -> dict | str:
         words = line.split()

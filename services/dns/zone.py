@@ -46,6 +46,16 @@ def parse_ttl(text: str) -> int:
     return total
 
 
+MAX_TTL = 2**31 - 1  # RFC 2181 8: a TTL above is treated as an error here
+
+
+def _ttl(text: str, source: str, line: int) -> int:
+    ttl = parse_ttl(text)
+    if ttl > MAX_TTL:
+        raise ZoneError(source, line, f"TTL {text} is over 2^31-1 seconds (RFC 2181)")
+    return ttl
+
+
 def _tokens(text: str, source: str):
     """Yield (line number, tokens, starts_with_blank) per logical line."""
     buf: list[str] = []
@@ -137,7 +147,7 @@ def parse_zone(text: str, source: str = "<zone>", origin: str | None = None) -> 
         if toks[0].upper() == "$TTL":
             if len(toks) != 2 or not TTL_RE.match(toks[1]):
                 raise ZoneError(source, line, "$TTL needs one TTL value")
-            default_ttl = parse_ttl(toks[1])
+            default_ttl = _ttl(toks[1], source, line)
             continue
         if toks[0].startswith("$"):
             raise ZoneError(source, line, f"unsupported directive {toks[0]}")
@@ -154,14 +164,19 @@ def parse_zone(text: str, source: str = "<zone>", origin: str | None = None) -> 
             if toks[0].upper() in ("CH", "HS"):
                 raise ZoneError(source, line, f"class {toks[0]} is not supported (IN only)")
             if toks[0].upper() != "IN":
-                ttl = parse_ttl(toks[0])
+                ttl = _ttl(toks[0], source, line)
             toks = toks[1:]
         if not toks:
             raise ZoneError(source, line, "missing record type")
         rtype, data = toks[0].upper(), toks[1:]
         if rtype not in TYPES:
             raise ZoneError(source, line, f"unknown or unsupported record type {toks[0]!r}")
-        rdata = _rdata(rtype, data, cur_origin, source, line)
+        try:
+            rdata = _rdata(rtype, data, cur_origin, source, line)
+        except ZoneError:
+            raise
+        except ValueError as e:  # dnslib's own range checks (found by the corpus)
+            raise ZoneError(source, line, f"{rtype}: {e}") from None
         if ttl is None:
             if default_ttl is None and rtype == "SOA":
                 default_ttl = rdata.times[4]  # RFC 1035: SOA minimum as the default

@@ -100,3 +100,26 @@ def test_tb_topo_link_delay_and_loss_are_emulated_on_host_and_router_links():
               f"a 25 ms link; {lost:.0f}% of pings lost at 30% loss per direction")
         manifest = emu.manifest
     assert manifest.leftovers() == []
+
+
+def test_tb_topo_supervision_restarts_a_crashed_service_and_logs_it(net):
+    """Issue 8: a service killed with SIGKILL (a crash) is noticed and started again; the
+    restart is logged with the exit status, and the service answers again."""
+    import os
+    import signal
+
+    from topologies.build import wait_for
+
+    old = net.services["srv.web"]
+    os.killpg(old.pid, signal.SIGKILL)
+    new = wait_for(lambda: net.services["srv.web"] if net.services["srv.web"] is not old
+                   else None, 10, "the supervisor to restart srv.web")
+    wait_listening(net.host("srv"), 8080, 10, new, "the restarted web service")
+    (net.service_dir("srv.web") / "again.txt").write_text("back\n")
+    out = net.host("cli").cmd("python3 -c \"import urllib.request;print(urllib.request."
+                              "urlopen('http://10.0.1.10:8080/again.txt',timeout=5).read())\"")
+    assert "back" in out
+    rec = json.loads((net.rundir / "supervisor.jsonl").read_text().splitlines()[-1])
+    assert rec["service"] == "srv.web" and rec["action"] == "restarted"
+    assert rec["exit_status"] == -signal.SIGKILL and rec["new_pid"] == new.pid
+    assert net.manifest.processes["service:srv.web"]["pid"] == new.pid  # cleanup knows it

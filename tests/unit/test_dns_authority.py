@@ -142,3 +142,22 @@ def test_dns_auth_malformed_input_is_counted_and_never_raises(zones):
     q.add_ar(EDNS0(udp_len=1232, version=1))
     a = DNSRecord.parse(r.respond(q.pack()))
     assert a.ar[0].rtype == QTYPE.OPT and (a.ar[0].ttl >> 24) == 1  # BADVERS (16)
+
+
+def test_dns_rrl_caps_answers_per_client_network_and_slips_some_truncated():
+    """Issue 8, DNS amplification: past its budget a /24 gets nothing, except every
+    slip-th answer as a tiny TC=1 reply; other networks are not affected; the budget
+    refills with time."""
+    from services.dns.rrl import DROP, SEND, SLIP, RateLimiter
+    from services.dns.server import truncated
+
+    rrl = RateLimiter(rate=5, slip=2)
+    got = [rrl.check(100.0, f"198.51.100.{i % 7}") for i in range(20)]
+    assert got[:5] == [SEND] * 5 and set(got[5:]) == {DROP, SLIP}
+    assert got[5:].count(SLIP) == 7 and got[5:].count(DROP) == 8
+    assert rrl.check(100.0, "192.0.2.1") == SEND  # another /24
+    assert rrl.check(101.0, "198.51.100.9") == SEND  # one second later: refilled
+    q = DNSRecord.question("example.com", "ANY").pack()
+    tc = DNSRecord.parse(truncated(q))
+    assert tc.header.tc == 1 and tc.header.qr == 1 and tc.header.id == DNSRecord.parse(
+        q).header.id and len(truncated(q)) == 12 < len(q)

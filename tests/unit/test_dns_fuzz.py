@@ -63,3 +63,15 @@ def test_dns_fuzz_regression_address_record_without_address_is_a_zone_error():
     ZoneError (a ValueError) was caught by the bad-address handler, which read d[0]."""
     with pytest.raises(ZoneError, match="A takes 1 field"):
         parse_zone("0\tA", "fuzz.zone", origin="example.com.")
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("www 99999999999999 A 10.0.0.1", r"over 2\^31-1"),
+    ("$TTL 60\n@ SOA ns hm 1 99999999999 3 4 5", "SOA: Attribute 'times'"),
+])
+def test_dns_fuzz_regression_out_of_range_numbers_are_zone_errors(text, problem):
+    """Found by the corpus replay: a TTL or SOA timer past dnslib's range raised its
+    ValueError (a crash of `dns serve` at load) instead of a ZoneError with the line."""
+    with pytest.raises(ZoneError, match=problem) as ei:
+        parse_zone(text, "fuzz.zone", origin="example.com.")
+    assert ei.value.source == "fuzz.zone"
