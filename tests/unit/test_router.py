@@ -132,3 +132,18 @@ def test_tb_ctrl_reconnect_reinstalls_known_neighbours():
                   and f.match.get("ipv4_dst") == "10.0.1.10"]
     assert len(host_flows) == 1 and Output(1) not in host_flows[0].actions
     assert host_flows[0].metadata == (1, 0xFFFFFFFF)
+
+
+def test_tb_ctrl_generated_icmp_errors_are_rate_limited(duo):
+    """Issue 8: a flood of TTL-1 packets cannot make the router answer without bound."""
+    from controllers.router import ICMP_ERRORS_PER_S
+
+    h = duo.hosts["h1"]
+    before = len(h.received)
+    for _ in range(ICMP_ERRORS_PER_S + 50):  # all within the same instant
+        duo.probe("h1", "h5", 1)
+    errors = len(h.received) - before
+    assert errors == ICMP_ERRORS_PER_S
+    assert duo.routers["r1"].counters.icmp_rate_limited == 50
+    duo.advance(1.0)  # the bucket refills
+    assert duo.probe("h1", "h5", 1) is not None
