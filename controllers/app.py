@@ -56,6 +56,7 @@ class InfralabController(app_manager.OSKenApp):
         self._dirty = True
         natlog = os.environ.get("INFRALAB_NATLOG")
         self.natlog = open(natlog, "a", buffering=1) if natlog else None  # noqa: SIM115
+        self._restore_nat(os.environ.get("INFRALAB_NATSTATE"))
         self._stats_parts: dict[int, list] = {}
         self._stats_pending: set[int] = set()
         self.api = os.environ.get("INFRALAB_API")
@@ -63,6 +64,27 @@ class InfralabController(app_manager.OSKenApp):
         if self.api:
             host, _, port = self.api.rpartition(":")
             self.threads.append(hub.spawn(serve_api, self, host, int(port)))
+
+    def _restore_nat(self, path: str | None) -> None:
+        """A restarted controller takes over the NAT state its predecessor journaled, so
+        the bindings in the switches keep their meaning (issue 8)."""
+        self.natstate = None
+        if not path:
+            return
+        p = Path(path)
+        if p.exists():
+            records = []
+            for line in p.read_text().splitlines():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue  # a torn last line
+            now = time.monotonic()
+            for r in self.routers.values():
+                if r.nat is not None:
+                    n = r.nat.restore(records, now)
+                    log.info("router %s: %d NAT entries restored from %s", r.name, n, p)
+        self.natstate = open(p, "a", buffering=1)  # noqa: SIM115
 
     def _send(self, dp, msgs) -> None:
         for m in msgs:
@@ -115,14 +137,18 @@ class InfralabController(app_manager.OSKenApp):
             time.monotonic(), in_port, msg.data,
             msg.reason, msg.table_id,
             msg.match.get("metadata", 0)))
+        self._journal(router)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed(self, ev) -> None:
         m = ev.msg
         router = self.routers.get(m.datapath.id)
-        if router is not None:
+        # only a timeout ends a binding: a DELETE is ours (a reconnect's wipe, an expiry)
+        if router is not None and m.reason in (m.datapath.ofproto.OFPRR_IDLE_TIMEOUT,
+                                               m.datapath.ofproto.OFPRR_HARD_TIMEOUT):
             self._guard("flow removed", lambda: self._send(m.datapath, router.flow_removed(
                 time.monotonic(), m.cookie, m.packet_count, m.byte_count)))
+            self._journal(router)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def flow_stats_reply(self, ev) -> None:
@@ -196,9 +222,18 @@ class InfralabController(app_manager.OSKenApp):
         while self._stats_pending and time.monotonic() < end:
             hub.sleep(0.02)
 
+    def _journal(self, router: Router) -> None:
+        """Hand the NAT's state changes to the OS at once (before the packet that made them
+        is answered, in effect): a controller killed right after loses no binding."""
+        if router.nat is not None and router.nat.state_log and self.natstate is not None:
+            self.natstate.write("".join(json.dumps(x) + "\n"
+                                        for x in router.nat.drain_state()))
+
     def _write_natlog(self) -> None:
-        """Drain each router's NAT events to the translation log (wall time added)."""
+        """Drain each router's NAT events to the translation log (wall time added) and its
+        state changes to the state journal."""
         for r in self.routers.values():
+            self._journal(r)
             if r.nat is None or not r.nat.events:
                 continue
             events = r.nat.drain_events()

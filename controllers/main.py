@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="serve the NAT tables as JSON over HTTP here (e.g. 127.0.0.1:8650)")
     ap.add_argument("--nat-log", default=None, help="append NAT create/expire/refusal "
                     "events to this file (JSON lines)")
+    ap.add_argument("--nat-state", default=None, help="NAT state journal: appended while "
+                    "running, replayed at start (a restarted controller keeps the bindings)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["INFRALAB_API"] = args.api
     if args.nat_log:
         os.environ["INFRALAB_NATLOG"] = os.path.abspath(args.nat_log)
+    if args.nat_state:
+        os.environ["INFRALAB_NATSTATE"] = os.path.abspath(args.nat_state)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken.lib import hub

@@ -165,6 +165,7 @@ class Nat:
         self.vip_next: dict[tuple, int] = {}
         self.counters = Counters()
         self.events: list[dict] = []  # translation log, drained by the app
+        self.state_log: list[dict] = []  # state journal (restore after a restart), drained
         self._ids = itertools.count(1)
         self._cursor = PORT_LO
         self._drop_log = (0.0, 0)
@@ -697,6 +698,10 @@ class Nat:
             self.per_host[key] = self.per_host.get(key, 0) + 1
         self.counters.created += 1
         self._log(now, "create", **_describe(e))
+        self.state_log.append({"op": "entry", "router": self.name, "id": e.id, "kind": kind,
+                               "iface": iface, "proto": proto, "inside": _js(inside),
+                               "outside": _js(outside), "remote": _js(remote),
+                               "created": now})
         return e
 
     def _add_binding(self, now: float, e: Entry, remote: tuple, first: pk.Frame) -> list[Message]:
@@ -710,6 +715,10 @@ class Nat:
         b = Binding(COOKIE_NAT | next(self._ids), remote)
         e.bindings[remote] = b
         self.by_cookie[b.cookie] = (e, remote)
+        self.state_log.append({"op": "bind", "router": self.name, "id": e.id,
+                               "remote": _js(remote), "cookie": b.cookie,
+                               "remote_public": _js(e.remote_public),
+                               "owns_port": e.owns_port})
         return self._binding_flows(e, remote, b)
 
     def _binding_flows(self, e: Entry, remote: tuple, b: Binding) -> list[Message]:
@@ -802,6 +811,7 @@ class Nat:
             return []
         e, remote = hit
         b = e.bindings.pop(remote, None)
+        self.state_log.append({"op": "unbind", "router": self.name, "cookie": cookie})
         if b is not None:
             e.done_packets += max(packets, b.packets)
             e.done_bytes += max(nbytes, b.bytes)
@@ -830,12 +840,25 @@ class Nat:
         e.bindings.clear()
         return msgs + self._forget(now, e, why)
 
+    def _keys(self, e: Entry) -> tuple[tuple, tuple | None]:
+        """The entry's keys in by_inside and by_outside (as the creating code set them)."""
+        if e.kind == "pool":
+            return (e.iface, "pool", 0, e.inside[0], 0, ()), (0, e.outside[0], 0)
+        if e.kind == "pat":
+            return ((e.iface, "pat", e.proto, e.inside[0], e.inside[1], e.remote),
+                    (e.proto, e.outside[0], e.outside[1]))
+        if e.kind == "vip":
+            return (e.iface, "vip", e.proto, e.remote[0], e.remote[1], e.outside), None
+        return (e.iface, "hairpin", e.proto, e.inside[0], e.inside[1], e.remote_public), None
+
     def _forget(self, now: float, e: Entry, why: str) -> list[Message]:
         self.entries.pop(e.id, None)
-        for k in [k for k, v in self.by_inside.items() if v is e]:
-            del self.by_inside[k]
-        for k in [k for k, v in self.by_outside.items() if v is e]:
-            del self.by_outside[k]
+        self.state_log.append({"op": "gone", "router": self.name, "id": e.id})
+        in_key, out_key = self._keys(e)
+        if self.by_inside.get(in_key) is e:
+            del self.by_inside[in_key]
+        if out_key is not None and self.by_outside.get(out_key) is e:
+            del self.by_outside[out_key]
         if e.kind == "pool":
             self.pool_used.pop(e.outside[0], None)
             self.pool_free[e.iface].append(e.outside[0])
@@ -868,6 +891,62 @@ class Nat:
             if b is not None and packets > b.packets:
                 b.packets, b.bytes = packets, nbytes
                 e.last_seen = now
+
+    # ---- restart (issue 8) --------------------------------------------------------------------
+    def restore(self, records: list[dict], now: float) -> int:
+        """Rebuild the table from the state journal a previous controller process wrote
+        (oldest first): same entries, ports and cookies, so the bindings in the switches
+        keep working and no port is handed out twice. Returns the live entries."""
+        top = 0
+        for r in records:
+            if r.get("router") != self.name:
+                continue
+            op = r.get("op")
+            if op == "entry":
+                e = Entry(int(r["id"]), r["kind"], r["iface"], int(r["proto"]),
+                          _unjs(r["inside"]), _unjs(r["outside"]), now, now,
+                          _unjs(r["remote"]))
+                self.entries[e.id] = e
+                top = max(top, e.id)
+            elif op == "bind" and int(r["id"]) in self.entries:
+                e = self.entries[int(r["id"])]
+                remote = _unjs(r["remote"])
+                e.remote_public = _unjs(r.get("remote_public", []))
+                e.owns_port = bool(r.get("owns_port"))
+                cookie = int(r["cookie"])
+                e.bindings[remote] = Binding(cookie, remote)
+                self.by_cookie[cookie] = (e, remote)
+                top = max(top, cookie & 0xFFFFFFFF)
+            elif op == "unbind":
+                hit = self.by_cookie.pop(int(r["cookie"]), None)
+                if hit is not None:
+                    hit[0].bindings.pop(hit[1], None)
+            elif op == "gone":
+                self.entries.pop(int(r["id"]), None)
+        for e in list(self.entries.values()):
+            if not e.bindings and e.proto != pk.PROTO_ICMP:
+                del self.entries[e.id]  # (its last binding went with the old process)
+                continue
+            in_key, out_key = self._keys(e)
+            self.by_inside[in_key] = e
+            if out_key is not None:
+                self.by_outside[out_key] = e
+            if e.kind == "pool":
+                self.pool_used[e.outside[0]] = e
+                if e.outside[0] in self.pool_free.get(e.iface, []):
+                    self.pool_free[e.iface].remove(e.outside[0])
+            if e.kind == "pat" or (e.kind == "hairpin" and e.owns_port):
+                self.used_ports.setdefault((e.outside[0], e.proto), set()).add(e.outside[1])
+            if e.kind == "pat":
+                k = (e.inside[0], e.proto)
+                self.per_host[k] = self.per_host.get(k, 0) + 1
+        self._ids = itertools.count(top + 1)
+        self.state_log.clear()
+        return len(self.entries)
+
+    def drain_state(self) -> list[dict]:
+        out, self.state_log = self.state_log, []
+        return out
 
     # ---- ports --------------------------------------------------------------------------------
     def _alloc_port(self, ip: IPv4Address, proto: int, want: int) -> int | None:
@@ -954,6 +1033,21 @@ def conntrack_zones(plan) -> list[int]:
     """Conntrack zones a plan's routers use (flushed at teardown: leave nothing behind)."""
     return [CT_ZONE_BASE + r.dpid for r in plan.routers
             if any(n.get("conntrack") for n in r.nat)]
+
+
+def _js(value: object) -> object:
+    """A key part (tuples of addresses and ports) as JSON."""
+    if isinstance(value, tuple):
+        return [_js(v) for v in value]
+    return str(value) if isinstance(value, IPv4Address) else value
+
+
+def _unjs(value: object) -> object:
+    if isinstance(value, list):
+        return tuple(_unjs(v) for v in value)
+    if isinstance(value, str):
+        return IPv4Address(value)
+    return value
 
 
 def _short(prefix: str) -> str:

@@ -214,3 +214,37 @@ class Capture:
         self._proc.wait(10)
         self._err.close()
         self.packets = list(rdpcap(str(self.path)))
+
+
+def udp_listen(emu: Emulation, host: str, port: int, seconds: float, hello: tuple | None = None):
+    """A UDP listener on `host` that prints 'got <src ip>:<port> <data>' per datagram and
+    answers 'pong'; with `hello` (addr, port) it first sends one datagram there."""
+    send = f"s.sendto(b'hello',{hello!r});" if hello else ""
+    code = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            f"s.bind(('0.0.0.0',{port}));s.settimeout({seconds});{send}"
+            "print('ready',flush=True)\n"
+            "try:\n while True:\n  d,a=s.recvfrom(2048);print('got',f'{a[0]}:{a[1]}',"
+            "d.decode(),flush=True);s.sendto(b'pong',a)\nexcept OSError: pass")
+    p = emu.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def udp_send(emu: Emulation, host: str, dst: str, port: int, sport: int, data: str = "ping",
+             wait: float = 1.0) -> str | None:
+    """Send one datagram from `host`:`sport`; 'pong' if the listener answered, else None.
+    (Anything else arriving on the port — a listener's earlier hello still in flight over
+    the 20 ms busan link — is skipped, not taken for the answer.)"""
+    code = ("import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+            f"s.bind(('0.0.0.0',{sport}));end=time.time()+{wait};"
+            f"s.sendto({data!r}.encode(),({dst!r},{port}))\n"
+            "r='NONE'\n"
+            "while time.time()<end:\n"
+            " s.settimeout(max(0.01,end-time.time()))\n"
+            " try: d=s.recv(100).decode()\n"
+            " except OSError: break\n"
+            " if d=='pong': r=d; break\n"
+            "print(r)")
+    p = emu.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = p.communicate(timeout=wait + 10)[0].strip().splitlines()
+    return None if not out or out[-1] == "NONE" else out[-1]

@@ -127,6 +127,22 @@ class Emulation:
         finally:
             signal.signal(signal.SIGTERM, old)
 
+    def restart_controller(self) -> float:
+        """Kill the controller (SIGKILL, as a crash) and start it again; returns the
+        seconds until every router is connected and routing again (issue 8)."""
+        from infralab import runtime
+
+        assert self.controller is not None
+        t0 = time.monotonic()
+        p = self.manifest.processes.get("controller", {})
+        os.killpg(self.controller.pid, signal.SIGKILL)
+        self.controller.wait(10)
+        runtime.end_process(self.controller.pid, p.get("start"), group=True)
+        self.status_path.unlink(missing_ok=True)
+        self._start_controller()
+        self._wait_routing()
+        return time.monotonic() - t0
+
     def stop_service(self, label: str) -> int | None:
         """End one service (its whole process group) and keep it down (supervision leaves
         it alone); returns its exit status. To see a crash recovered, kill its PID instead."""
@@ -194,12 +210,13 @@ class Emulation:
     def _start_controller(self) -> None:
         plan_path = self.rundir / "plan.json"
         plan_path.write_text(self.plan.to_json())
-        logf = open(self.rundir / "controller.log", "wb")
-        self.api_port = _free_port()
+        logf = open(self.rundir / "controller.log", "ab")  # (appended on a restart)
+        self.api_port = getattr(self, "api_port", None) or _free_port()
         cmd = [sys.executable, "-m", "controllers.main", "--plan", str(plan_path),
                "--port", str(self.port), "--status", str(self.status_path),
                "--api", f"127.0.0.1:{self.api_port}",
-               "--nat-log", str(self.rundir / "nat.jsonl")]
+               "--nat-log", str(self.rundir / "nat.jsonl"),
+               "--nat-state", str(self.rundir / "nat-state.jsonl")]
         self.controller = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, start_new_session=True,
                                            cwd=Path(__file__).resolve().parent.parent)
@@ -295,6 +312,13 @@ class Emulation:
         for intf in self.manifest.interfaces:
             subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
         net.start()
+        for r in self.plan.routers:  # reconnect within a second when the controller is back
+            uuid = subprocess.run(["ovs-vsctl", "--timeout=5", "get", "Bridge", r.name,
+                                   "controller"], capture_output=True, text=True).stdout
+            uuid = uuid.strip().strip("[]")
+            if uuid:
+                subprocess.run(["ovs-vsctl", "--timeout=5", "set", "Controller", uuid,
+                                "max_backoff=1000"], capture_output=True)
         self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
 
     def _start_delay_nodes(self) -> None:

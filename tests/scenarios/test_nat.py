@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from infralab.testing import Capture, assert_path
+from infralab.testing import Capture, assert_path, udp_listen, udp_send
 from topologies.build import wait_for
 
 PAT = "203.0.113.1"
@@ -20,40 +20,6 @@ POOL = {f"203.0.113.{i}" for i in range(17, 31)}
 
 def nat(world, router: str = "rc") -> dict:
     return world.api(f"/nat/{router}")[router]
-
-
-def udp_listen(world, host: str, port: int, seconds: float, hello: tuple | None = None):
-    """A UDP listener on `host` that prints 'got <src ip>:<port> <data>' per datagram and
-    answers 'pong'; with `hello` (addr, port) it first sends one datagram there."""
-    send = f"s.sendto(b'hello',{hello!r});" if hello else ""
-    code = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-            f"s.bind(('0.0.0.0',{port}));s.settimeout({seconds});{send}"
-            "print('ready',flush=True)\n"
-            "try:\n while True:\n  d,a=s.recvfrom(2048);print('got',f'{a[0]}:{a[1]}',"
-            "d.decode(),flush=True);s.sendto(b'pong',a)\nexcept OSError: pass")
-    p = world.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "ready"
-    return p
-
-
-def udp_send(world, host: str, dst: str, port: int, sport: int, data: str = "ping",
-             wait: float = 1.0) -> str | None:
-    """Send one datagram from `host`:`sport`; 'pong' if the listener answered, else None.
-    (Anything else arriving on the port — a listener's earlier hello still in flight over
-    the 20 ms busan link — is skipped, not taken for the answer.)"""
-    code = ("import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-            f"s.bind(('0.0.0.0',{sport}));end=time.time()+{wait};"
-            f"s.sendto({data!r}.encode(),({dst!r},{port}))\n"
-            "r='NONE'\n"
-            "while time.time()<end:\n"
-            " s.settimeout(max(0.01,end-time.time()))\n"
-            " try: d=s.recv(100).decode()\n"
-            " except OSError: break\n"
-            " if d=='pong': r=d; break\n"
-            "print(r)")
-    p = world.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    out = p.communicate(timeout=wait + 10)[0].strip().splitlines()
-    return None if not out or out[-1] == "NONE" else out[-1]
 
 
 def set_behaviour(world, router: str, iface: str, mapping: str, filtering: str) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 import topologies
+from infralab.testing import udp_listen, udp_send
 from tests.scenarios.conftest import build
 from topologies.build import Emulation, wait_for
 
@@ -81,6 +82,31 @@ def test_nat_pat_conntrack_fast_path_translates_lists_and_logs_tcp(natlab):
     assert out.strip() == "000"
     wait_for(lambda: natlab.api("/nat/r1")["r1"]["counters"]["conntrack_dropped"] > 0, 10,
              "the dropped SYNs to be counted")
+
+
+def test_nat_controller_restart_keeps_translations_and_hands_out_no_port_twice(natlab):
+    """Issue 8: the controller is killed (SIGKILL) and started again. The new process
+    replays the NAT state journal; a UDP binding made before keeps carrying inbound
+    traffic, a new one never gets a port already in use, routing comes back quickly."""
+    lst = udp_listen(natlab, "a1", 5700, 30, hello=(SRV, 7300))
+    try:
+        before = [e for e in entries(natlab) if e["inside"] == "10.0.1.10:5700"]
+        assert before and before[0]["outside"] == "203.0.113.1:5700"
+        seconds = natlab.restart_controller()
+        print(f"controller restart: routing back after {seconds:.1f} s")
+        assert seconds < 10
+        assert udp_send(natlab, "srv", "203.0.113.1", 5700, 7300) == "pong"
+        after = [e for e in entries(natlab) if e["inside"] == "10.0.1.10:5700"]
+        assert after and after[0]["outside"] == "203.0.113.1:5700"
+        assert udp_send(natlab, "a2", SRV, 7301, 5700, wait=0.3) is None  # a new mapping
+        ports = [e["outside"] for e in entries(natlab) if e["proto"] == "udp"]
+        assert len(ports) == len(set(ports)) and "203.0.113.1:5700" in ports
+        assert any(e["inside"] == "10.0.1.11:5700" and e["outside"] != "203.0.113.1:5700"
+                   for e in entries(natlab))
+    finally:
+        lst.terminate()
+        out = lst.communicate()[0]
+    assert "got 198.18.5.10:7300" in out, out
 
 
 def test_nat_renumber_public_prefix_by_configuration_only(natlab):

@@ -42,7 +42,7 @@ def amp():
 def flood(emu: Emulation, port: int) -> None:
     code = ("from scapy.all import IP,UDP,DNS,DNSQR,send,conf;conf.verb=0;"
             f"send([IP(src='10.30.3.10',dst='10.30.2.53')/UDP(sport=40000+i,dport={port})/"
-            "DNS(rd=0,qd=DNSQR(qname='example.com',qtype='ANY')) "
+            "DNS(rd=0,qd=DNSQR(qname='example.com',qtype=2)) "
             f"for i in range({FLOOD})],inter=0.01)")
     p = emu.host("attk").popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -57,10 +57,11 @@ def test_dns_amplification_is_capped_by_response_rate_limiting(amp):
             flood(amp, port)
         sizes = [len(p["UDP"].payload) for p in cap.packets if p.haslayer("UDP")]
         counts[label] = (len(sizes), sum(sizes))
-    print(f"DNS amplification: {FLOOD} spoofed ANY queries in ~1 s; the victim received "
+    print(f"DNS amplification: {FLOOD} spoofed NS queries (answers carry glue) in ~1 s; "
+          "the victim received "
           f"{counts['no rrl'][0]} answers ({counts['no rrl'][1]} bytes) without RRL, "
           f"{counts['rrl 5/s'][0]} ({counts['rrl 5/s'][1]} bytes) with --rrl 5")
     assert counts["no rrl"][0] >= FLOOD * 0.95
     no_rrl_bytes, rrl_bytes = counts["no rrl"][1], counts["rrl 5/s"][1]
     assert counts["rrl 5/s"][0] <= 5 + 10 + FLOOD // 2  # budget + refill + slipped TCs
-    assert rrl_bytes * 5 < no_rrl_bytes  # what reaches the victim shrinks, by far
+    assert rrl_bytes * 4 < no_rrl_bytes  # what reaches the victim shrinks, by far

@@ -391,3 +391,29 @@ def test_nat_pat_port_quota_stops_one_host_from_taking_every_port():
     n.advance(31)  # c1's mappings expire: it may map again
     n.udp("c1", "srv", 6005, 7000)
     assert len(n.hosts["srv"].received) == 5
+
+
+def test_nat_controller_restart_restores_bindings_from_the_state_journal(net):
+    """Issue 8: a new controller process replays the journal the old one wrote: inbound
+    traffic for existing bindings keeps arriving, and no port is handed out twice."""
+    from controllers.router import Router
+
+    net.udp("c1", "srv", 5000, 7000)  # a PAT binding
+    net.udp("c3", "srv", 5000, 7000)  # a pool address
+    pool_ip = net.hosts["srv"].received[-1].ip_src
+    old = net.routers["rc"]
+    journal = old.nat.drain_state()
+    fresh = Router(net.plan.router("rc"))  # the restarted controller
+    assert fresh.nat.restore(journal, net.now) == 2
+    net.routers["rc"] = fresh
+    net._from_controller("rc", fresh.connect(net.now))  # the switch reconnects
+    net.run()
+    net.udp("srv", PAT, 7000, 5000)  # inbound to the old binding
+    assert net.last("c1", pk.PROTO_UDP) is not None
+    assert fresh.nat.counters.created == 0  # (the neighbours are ARPed again; NAT: nothing)
+    net.udp("c2", "srv", 5000, 7000)  # wants port 5000 too: taken, so another
+    assert ports(net.hosts["srv"].received[-1])[0] != 5000
+    net.udp("c4", "srv", 5000, 7000)
+    assert net.hosts["srv"].received[-1].ip_src not in (pool_ip, PAT)  # c3 keeps its own
+    assert net.hosts["srv"].received[-1].ip_src in (IPv4Address("203.0.113.17"),
+                                                    IPv4Address("203.0.113.18"))
