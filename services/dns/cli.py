@@ -64,7 +64,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from services.dns.resolver import Resolver, read_root_hints
 
     stats: Counter = Counter()
-    upstream = Upstream(stats=stats, predictable=args.predictable_ids)
+    upstream = Upstream(stats=stats, predictable=args.predictable_ids,
+                        fixed_source_port=args.fixed_source_port)
     resolver = Resolver(read_root_hints(args.root_hints), upstream,
                         check_bailiwick=not args.no_bailiwick)
     ldns = Ldns(resolver, args.query_log, stats)
@@ -148,6 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="UNSAFE: believe out-of-bailiwick records (poisoning demo)")
     p.add_argument("--predictable-ids", action="store_true",
                    help="UNSAFE: sequential query IDs (poisoning demo)")
+    p.add_argument("--fixed-source-port", type=int, default=0, metavar="PORT",
+                   help="UNSAFE: every upstream query from this port (poisoning demo)")
     p.set_defaults(fn=cmd_resolve)
     p = dsub.add_parser("lookup", help="host lookup: hosts file, local cache, then the LDNS")
     p.add_argument("name")

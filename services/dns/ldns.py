@@ -34,10 +34,12 @@ class Upstream:
     """Sends one iterative query: random ID, random source port, strict reply matching."""
 
     def __init__(self, port: int = 53, timeout: float = UPSTREAM_TIMEOUT_S, tries: int = 2,
-                 stats: Counter | None = None, predictable: bool = False) -> None:
+                 stats: Counter | None = None, predictable: bool = False,
+                 fixed_source_port: int = 0) -> None:
         self.port, self.timeout, self.tries = port, timeout, tries
         self.stats = stats if stats is not None else Counter()
         self.predictable = predictable  # weakened mode for the poisoning demo: sequential IDs
+        self.fixed_source_port = fixed_source_port  # weakened mode too (0: random, the norm)
         self._next_id = 1
 
     async def __call__(self, addr: str, q: DNSRecord) -> DNSRecord:
@@ -81,7 +83,9 @@ class Upstream:
                     fut.set_result(r)
 
         # port 0: the kernel picks a random ephemeral source port for every query
-        transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("0.0.0.0", 0))
+        transport, _ = await loop.create_datagram_endpoint(
+            Proto, local_addr=("0.0.0.0", self.fixed_source_port),
+            reuse_port=bool(self.fixed_source_port) or None)
         try:
             transport.sendto(q.pack(), (addr, self.port))
             self.stats["upstream_queries"] += 1
