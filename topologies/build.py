@@ -127,6 +127,12 @@ class Emulation:
         finally:
             signal.signal(signal.SIGTERM, old)
 
+    def start_service(self, label: str) -> subprocess.Popen:
+        """Start a service stopped by stop_service again (the supervisor resumes watching)."""
+        p = self._launch(label)
+        self._held_down.discard(label)
+        return p
+
     def restart_controller(self) -> float:
         """Kill the controller (SIGKILL, as a crash) and start it again; returns the
         seconds until every router is connected and routing again (issue 8)."""

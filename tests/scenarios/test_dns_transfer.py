@@ -9,7 +9,7 @@ import time
 import pytest
 
 from infralab.testing import dig, service_ctl
-from topologies.build import Emulation, wait_for
+from topologies.build import Emulation, wait_for, wait_listening
 from topologies.model import Service, Topology
 
 ZONE = """$ORIGIN lab.test.
@@ -77,6 +77,24 @@ def test_dns_xfr_bind_slaves_from_our_master_and_we_slave_from_bind(lab):
     wait_for(lambda: dig(lab, "c", "new.lab.test", "A", "10.20.0.12", "+norec").data()
              == ["10.20.0.90"], 10, "BIND to pick up serial 2")
     assert "IXFR of lab.test." in (lab.service_dir("m.dns") / "log").read_text()
+
+
+def test_dns_expire_slave_recovers_when_its_master_returns(lab):
+    """Issue 8: the slave outlives its master until expire (SERVFAIL after), keeps retrying,
+    and serves the zone again, transferred afresh, once the master is back."""
+    wait_for(lambda: dig(lab, "c", "www.lab.test", "A", "10.20.0.11", "+norec").rcode
+             == "NOERROR", 15, "our slave to serve lab.test")
+    lab.stop_service("m.dns")
+    wait_for(lambda: dig(lab, "c", "www.lab.test", "A", "10.20.0.11", "+norec").rcode
+             == "SERVFAIL", 20, "the slave's copy to expire")
+    t0 = time.monotonic()
+    p = lab.start_service("m.dns")
+    wait_listening(lab.host("m"), 53, 10, p, "the master again")
+    wait_for(lambda: dig(lab, "c", "www.lab.test", "A", "10.20.0.11", "+norec").rcode
+             == "NOERROR", 15, "the slave to transfer from its returned master")
+    print(f"DNS-EXPIRE: the slave served lab.test again {time.monotonic() - t0:.1f} s after "
+          "its master was started again (SOA retry 1 s)")
+    assert service_ctl(lab, "s.dns", "stats")["zones"]["lab.test."]["state"] != "expired"
 
 
 def test_dns_expire_slave_answers_until_expire_then_servfail_until_promoted(lab):
