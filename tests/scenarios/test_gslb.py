@@ -185,3 +185,20 @@ def test_gslb_algo_weighted_ratio_three_one_one(world):
     # exact 15:5:5 unless a health event restarts the smooth sequence (then off by one)
     want = {"198.51.100.11": 15, "198.51.100.12": 5, "198.51.100.131": 5}
     assert all(abs(got[a] - n) <= 1 for a, n in want.items()), got
+
+
+def test_gslb_killed_process_is_restarted_by_supervision_and_answers_again(world):
+    """Issue 8: `kill -9` of the GSLB is noticed; the supervisor starts it again, logs it,
+    and the delegated names resolve again."""
+    import json
+    import os
+    import signal
+
+    old = world.services["gslb.gslb"]
+    os.killpg(old.pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_for(lambda: world.services["gslb.gslb"] is not old, 10, "the restart")
+    wait_for(lambda: ask(world, "xs", "www.gslb.example.com"), 15, "answers again")
+    print(f"supervision: the GSLB answered again {time.monotonic() - t0:.1f} s after kill -9")
+    rec = [json.loads(x) for x in (world.rundir / "supervisor.jsonl").read_text().splitlines()]
+    assert any(r["service"] == "gslb.gslb" and r["action"] == "restarted" for r in rec)
