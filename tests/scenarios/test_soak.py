@@ -1,6 +1,6 @@
 """Issue 8 soak: a bounded mixed load over the world topology — DHCP churn (perfdhcp,
 relayed), DNS queries through the campus LDNS (dnsperf), NAT connections to a data
-centre (bench/tcpconn.py) — for INFRALAB_SOAK_S seconds (default 60). Memory of every
+centre (bench/tcpconn.py) — for INFRALAB_SOAK_S seconds (default 180). Memory of every
 service and of the controller stays flat, and no counter shows an unexpected drop."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from infralab.testing import service_ctl
 from tests.scenarios.conftest import build
 from topologies.build import wait_listening
 
-SECONDS = max(20, min(600, int(os.environ.get("INFRALAB_SOAK_S", "60"))))
+SECONDS = max(20, min(600, int(os.environ.get("INFRALAB_SOAK_S", "180"))))
 TCPCONN = Path(__file__).resolve().parents[2] / "bench" / "tcpconn.py"
 WATCH = ["dhcp1.dhcp", "ldns.resolver", "gslb.gslb", "ns1.dns", "root.dns"]
 
