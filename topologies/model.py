@@ -17,7 +17,7 @@ from .natconfig import NatConfigError, NatInterface
 from .natconfig import parse as parse_nat
 from .relayconfig import RelayConfig
 from .relayconfig import parse as parse_relay
-from .yamlfile import ConfigFileError
+from .yamlfile import ConfigFileError, address
 
 # Mininet names interfaces "<node>-eth<N>"; Linux allows 15 characters.
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
@@ -323,10 +323,7 @@ def _check_space(ip: IPv4Address, where: str) -> None:
 
 
 def _address(text: object, where: str) -> IPv4Address:
-    try:
-        return IPv4Address(str(text))
-    except ValueError:
-        raise TopologyError(where, f"not an IPv4 address: {text!r}") from None
+    return address(text, where, TopologyError)
 
 
 def _network(text: object, where: str) -> IPv4Network:

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from .yamlfile import address, mapping
+
 EI = "endpoint-independent"
 AD = "address-dependent"
 APD = "address-and-port-dependent"
@@ -139,20 +141,11 @@ def parse(data: Any, router: str, interfaces: dict[str, IPv4Network],
 
 
 def _m(value: Any, where: str, keys: set[str]) -> dict:
-    if not isinstance(value, dict):
-        raise NatConfigError(where, f"expected a mapping, got {value!r}")
-    for k in value:
-        if k not in keys:
-            raise NatConfigError(f"{where}.{k}", f"unknown field {k!r} (expected one of: "
-                                 + ", ".join(sorted(keys)) + ")")
-    return value
+    return mapping(value, where, keys, NatConfigError)  # type: ignore[arg-type]
 
 
 def _addr(v: Any, where: str) -> IPv4Address:
-    try:
-        return IPv4Address(str(v))
-    except ValueError:
-        raise NatConfigError(where, f"not an IPv4 address: {v!r}") from None
+    return address(v, where, NatConfigError)
 
 
 def _net(v: Any, where: str) -> IPv4Network:

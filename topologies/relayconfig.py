@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address
 from typing import Any
 
 from .natconfig import NatConfigError
+from .yamlfile import address
 
 KEYS = {"servers", "interfaces", "max_macs_per_port", "rate_per_port", "snooping"}
 
@@ -48,11 +48,7 @@ def parse(data: Any, router: str, interfaces: set[str]) -> RelayConfig:
     if not isinstance(servers, list) or not servers:
         raise NatConfigError(f"{where}.servers", "need a list of DHCP server addresses")
     for i, s in enumerate(servers):
-        try:
-            IPv4Address(str(s))
-        except ValueError:
-            raise NatConfigError(f"{where}.servers[{i}]", f"not an IPv4 address: {s!r}") \
-                from None
+        address(s, f"{where}.servers[{i}]", NatConfigError)
     ifaces = data.get("interfaces")
     if not isinstance(ifaces, list) or not ifaces:
         raise NatConfigError(f"{where}.interfaces", "need the client subnets to listen on")

@@ -7,6 +7,7 @@ problem)` and `located()` fills in the file and the line of the longest known pr
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,14 @@ def mapping(value: Any, where: str, keys: set[str] | None, error: type[ConfigFil
                             f"unknown field {k!r} (expected one of: "
                             + ", ".join(sorted(keys)) + ")")
     return value
+
+
+def address(value: Any, where: str, error: type[ValueError]) -> IPv4Address:
+    """`value` as an IPv4 address; anything else is `error(where, problem)`."""
+    try:
+        return IPv4Address(str(value))
+    except ValueError:
+        raise error(where, f"not an IPv4 address: {value!r}") from None
 
 
 def number(value: Any, where: str, error: type[ConfigFileError]) -> float:

@@ -24,7 +24,14 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from topologies.yamlfile import ConfigFileError, load_yaml, mapping, number, read_text
+from topologies.yamlfile import (
+    ConfigFileError,
+    address,
+    load_yaml,
+    mapping,
+    number,
+    read_text,
+)
 
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -79,10 +86,7 @@ def _m(v: Any, where: str, keys: set[str] | None = None) -> dict:
 
 
 def _addr(v: Any, where: str) -> IPv4Address:
-    try:
-        return IPv4Address(str(v))
-    except ValueError:
-        raise DhcpConfigError(where, f"not an IPv4 address: {v!r}") from None
+    return address(v, where, DhcpConfigError)
 
 
 def _addrs(v: Any, where: str) -> list[IPv4Address]:
