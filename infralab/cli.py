@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import topologies
+from infralab import labcli as lab_cli
 from infralab import natcli as nat_cli
 from services.dhcp import cli as dhcp_cli
 from services.dns import cli as dns_cli
@@ -87,6 +88,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_draw(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infralab.draw import render, to_dot
+
+    topo = _topology(args.file)
+    if args.dot:
+        print(to_dot(topo), end="")
+        return 0
+    out = render(topo, Path(args.output or f"{topo.name}.svg"))
+    _log(f"wrote {out}")
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infralab.labs import find_run
+    from infralab.ladder import capture
+
+    run = Path(args.run) if args.run else find_run(args.topology)
+    out = capture(run, args.host, Path(args.output or f"{args.host}.pcap"), args.seconds,
+                  args.filter or "")
+    _log(f"wrote {out} ({out.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infralab.ladder import events, svg, text
+
+    evs = events(Path(args.pcap))
+    if args.output:
+        Path(args.output).write_text(svg(evs, args.title or Path(args.pcap).name))
+        _log(f"wrote {args.output}: {len(evs)} packets")
+    else:
+        print(text(evs))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from infralab.demo import run_demo
 
@@ -110,6 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_clean)
     p = sub.add_parser("status", help="list running emulations")
     p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("draw", help="a picture of a topology (SVG or PNG, by Graphviz)")
+    p.add_argument("file", help="topology file, or a shipped name: world, duo, natlab...")
+    p.add_argument("-o", "--output", help="NAME.svg or NAME.png (default: <topology>.svg)")
+    p.add_argument("--dot", action="store_true", help="print the Graphviz text instead")
+    p.set_defaults(fn=cmd_draw)
+    p = sub.add_parser("capture", help="record one host's link of a running emulation (pcap)")
+    p.add_argument("host")
+    p.add_argument("--seconds", type=float, default=10.0, help="how long (at most 600)")
+    p.add_argument("--filter", help="tcpdump filter, e.g. 'udp port 67 or udp port 68'")
+    p.add_argument("-o", "--output", help="pcap file (default: HOST.pcap)")
+    p.add_argument("--topology", default="world", help="which running emulation")
+    p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.set_defaults(fn=cmd_capture)
+    p = sub.add_parser("ladder", help="a ladder diagram of a capture: text, or SVG with -o")
+    p.add_argument("pcap")
+    p.add_argument("-o", "--output", help="write SVG here (default: text on stdout)")
+    p.add_argument("--title")
+    p.set_defaults(fn=cmd_ladder)
     p = sub.add_parser("demo", help="build the reference topology and show it working")
     p.add_argument("file", nargs="?", default="world")
     p.set_defaults(fn=cmd_demo)
@@ -120,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     nat_cli.register(sub)
     punch_cli.register(sub)
     dhcp_cli.register(sub)
+    lab_cli.register(sub)
     return ap
 
 

@@ -54,9 +54,27 @@ class InfralabCLI(CLI):
             self.status = 1
 
     def do_nat(self, line: str) -> None:
-        """nat [ROUTER]: the live NAT tables (inside/outside/remote, age, counters)."""
+        """nat [ROUTER]: the live NAT tables (inside/outside/remote, age, counters).
+        nat set ROUTER IFACE MAPPING FILTERING: change a NAT's RFC 4787 behaviour."""
         from infralab.natcli import render_table
 
+        words = line.split()
+        if words[:1] == ["set"]:
+            if len(words) != 5:
+                print("*** usage: nat set ROUTER IFACE MAPPING FILTERING "
+                      "(endpoint-independent | address-dependent | address-and-port-dependent)")
+                self.status = 1 if self.script_mode else self.status
+                return
+            _, router, iface, mapping, filtering = words
+            try:
+                st = self.emu.api(f"/nat/{router}/{iface}?mapping={mapping}"
+                                  f"&filtering={filtering}", "POST")
+                i = st["interfaces"][iface]
+                print(f"{router}/{iface}: mapping {i['mapping']}, filtering {i['filtering']}")
+            except (OSError, ValueError) as e:
+                print(f"*** nat set: {e}")
+                self.status = 1 if self.script_mode else self.status
+            return
         try:
             print(render_table(self.emu.api(f"/nat/{line.strip()}" if line.strip()
                                             else "/nat")))

@@ -1,0 +1,42 @@
+"""`infralab lab list|check NAME`: the course labs and their checkers (TB-LABS)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from infralab.labs import LABS, Live, find_run, report
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    for lab in LABS.values():
+        print(f"  {lab.name:<6} {lab.title}  (topology: {lab.topology}; handout: "
+              f"{lab.handout.relative_to(lab.handout.parent.parent)})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    lab = LABS.get(args.name)
+    if lab is None:
+        print(f"infralab lab: no lab {args.name!r} (try: {', '.join(LABS)})")
+        return 2
+    try:
+        run = Path(args.run) if args.run else find_run(lab.topology)
+    except LookupError as e:
+        print(f"infralab lab: {e}")
+        return 1
+    results = lab.run(Live(run))
+    print(report(lab, results))
+    return 0 if all(ok for _, _, ok, _ in results) else 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("lab", help="course labs: list them, check your progress")
+    lsub = p.add_subparsers(dest="lab_cmd", required=True)
+    a = lsub.add_parser("list", help="the labs and their handouts")
+    a.set_defaults(fn=cmd_list)
+    c = lsub.add_parser("check", help="which steps of a lab the running network shows done")
+    c.add_argument("name")
+    c.add_argument("--run", help="run directory (default: the running lab topology)")
+    c.set_defaults(fn=cmd_check)

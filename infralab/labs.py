@@ -1,0 +1,300 @@
+"""Course labs (TB-LABS): `infralab lab list` and `infralab lab check NAME`.
+
+A lab is a handout (`labs/NAME.md`: goal, topology, numbered steps typed in the Mininet
+CLI, questions) and a checker. The checker never reads what the student typed: it looks
+at the running network — the controller's NAT tables and status, the services' logs and
+control sockets — and says which steps have left their mark there. Each check is a
+function of a `Live` view, so scenario tests run the same checkers against a solved and
+an unsolved network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent.parent / "labs"
+
+
+class Live:
+    """What a checker may look at: one running emulation, found by its run directory."""
+
+    def __init__(self, rundir: Path) -> None:
+        self.dir = Path(rundir)
+
+    def status(self) -> dict:
+        try:
+            return json.loads((self.dir / "controller-status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def api(self, path: str) -> Any:
+        from topologies.build import api_request
+
+        base = self.status().get("api")
+        if not base:
+            raise OSError("the controller has no API")
+        return api_request(base, path)
+
+    def nat(self, router: str) -> dict:
+        return self.api(f"/nat/{router}")[router]
+
+    def service_file(self, label: str, name: str) -> str:
+        try:
+            return (self.dir / "services" / label / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def host_file(self, host: str, name: str) -> str:
+        try:
+            return (self.dir / "hosts" / host / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def jsonl(self, text: str) -> list[dict]:
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def control(self, path: Path, line: str) -> Any:
+        from services.dns.server import control_request
+
+        return control_request(path, line)
+
+
+Check = Callable[[Live], tuple[bool, str]]
+
+
+@dataclass
+class Step:
+    title: str
+    check: Check
+
+
+@dataclass
+class Lab:
+    name: str
+    title: str
+    topology: str
+    steps: list[Step]
+
+    @property
+    def handout(self) -> Path:
+        return HERE / f"{self.name}.md"
+
+    def run(self, live: Live) -> list[tuple[int, str, bool, str]]:
+        out = []
+        for i, step in enumerate(self.steps, start=1):
+            try:
+                ok, why = step.check(live)
+            except Exception as e:  # a check that cannot look counts as not done
+                ok, why = False, f"could not check: {e}"
+            out.append((i, step.title, ok, why))
+        return out
+
+
+def _routers_up(*names: str) -> Check:
+    def check(live: Live) -> tuple[bool, str]:
+        st = live.status().get("routers", {})
+        down = [n for n in names if not st.get(n, {}).get("ready")]
+        return (not down, "routers ready" if not down else f"not ready: {', '.join(down)}")
+    return check
+
+
+# ---- NAT -------------------------------------------------------------------------------
+def _pat_used(live: Live) -> tuple[bool, str]:
+    rows = [r for r in live.nat("rc")["table"] if r["kind"] == "pat"
+            and r["inside"].startswith("10.1.1.11:")]
+    return (bool(rows), f"rc translated c1 as {rows[0]['outside']}" if rows
+            else "no PAT entry for c1 (10.1.1.11) in rc's table yet")
+
+
+def _static_inbound(live: Live) -> tuple[bool, str]:
+    ok = "198.18.20.10 " in live.service_file("webc.web", "log")
+    return ok, ("webc served xb through 203.0.113.80" if ok
+                else "webc has not served a request from xb (198.18.20.10)")
+
+
+def _double_nat(live: Live) -> tuple[bool, str]:
+    nb = live.status().get("routers", {}).get("rp", {}).get("neighbors", {})
+    ok = "10.1.1.10" in nb
+    return ok, ("traffic reached p1 through the partner's NAT" if ok
+                else "nothing has reached p1 (try 172.30.1.10 from c1)")
+
+
+def _symmetric(live: Live) -> tuple[bool, str]:
+    i = live.nat("na")["interfaces"]["nalink"]
+    ok = i["mapping"] == "address-and-port-dependent"
+    return ok, f"na: mapping {i['mapping']}, filtering {i['filtering']}"
+
+
+def _stun_ran(live: Live) -> tuple[bool, str]:
+    rows = [r for r in live.nat("na")["table"] if r["inside"].startswith("192.168.1.10:")
+            and r["proto"] == "udp" and any(x.startswith("198.18.30.1") for x in
+                                            r["remotes"])]
+    rows = rows or [r for r in live.nat("na")["table"]
+                    if r["inside"].startswith("192.168.1.10:") and r["proto"] == "udp"]
+    return (bool(rows), f"{len(rows)} UDP mapping(s) of h1 at na" if rows
+            else "h1 has no UDP mapping at na (run the STUN client)")
+
+
+def _punched(live: Live) -> tuple[bool, str]:
+    names = {json.loads(e["message"]).get("name") for e in
+             live.jsonl(live.service_file("rv.rendezvous", "rendezvous.jsonl"))
+             if e.get("message", "").startswith("{")}
+    ok = {"h1", "h2"} <= names
+    return ok, ("h1 and h2 met at the rendezvous server" if ok
+                else f"registered so far: {sorted(n for n in names if n) or 'nobody'}")
+
+
+# ---- DNS -------------------------------------------------------------------------------
+def _queries(live: Live) -> list[dict]:
+    return live.jsonl(live.service_file("ldns.resolver", "queries.jsonl"))
+
+
+def _asked(name: str, qtype: str, how: str | None = None) -> Check:
+    def check(live: Live) -> tuple[bool, str]:
+        hits = [q for q in _queries(live) if q["qname"].rstrip(".").lower() == name
+                and q["qtype"] == qtype and (how is None or q["how"] == how)]
+        return (bool(hits), f"{len(hits)} {qtype} {name} answered by the LDNS"
+                + (f" ({how})" if how else "") if hits else
+                f"the LDNS has not answered {qtype} {name}" + (f" from its {how}" if how
+                                                                else "") + " yet")
+    return check
+
+
+def _serial_moved(live: Live) -> tuple[bool, str]:
+    ns1 = live.control(live.dir / "services" / "ns1.dns" / "control", "stats")
+    ns2 = live.control(live.dir / "services" / "ns2.dns" / "control", "stats")
+    a = ns1["zones"]["example.com."]["serial"]
+    b = ns2["zones"]["example.com."]["serial"]
+    ok = a == b and a > 2026112501
+    return ok, f"example.com. serial: ns1 {a}, ns2 {b}" + ("" if ok else
+                                                           " (raise it on ns1 and reload)")
+
+
+# ---- GSLB ------------------------------------------------------------------------------
+def _decisions(live: Live) -> list[dict]:
+    return live.jsonl(live.service_file("gslb.gslb", "decisions.jsonl"))
+
+
+def _regions(live: Live) -> tuple[bool, str]:
+    by = {}
+    for d in _decisions(live):
+        if d["name"].startswith("www.gslb.example.com"):
+            by[d["client"]] = d["answer"]
+    ok = "198.18.10.53" in by and "198.18.20.53" in by
+    return ok, (f"seoul's LDNS got {by['198.18.10.53']}, busan's {by['198.18.20.53']}" if ok
+                else "both regional resolvers must ask (xs and xb: www.example.com)")
+
+
+def _failover(live: Live) -> tuple[bool, str]:
+    ev = [e for e in live.jsonl(live.service_file("gslb.gslb", "log").replace("gslb: ", ""))
+          if e.get("event") == "health"]
+    down = {e.get("member") for e in ev if e.get("to") == "down"}
+    ok = {"web1a", "web1b"} <= down
+    return ok, ("dc1's servers were seen going down" if ok
+                else f"members seen down so far: {sorted(m for m in down if m) or 'none'}")
+
+
+def _weighted(live: Live) -> tuple[bool, str]:
+    n = sum(1 for d in _decisions(live) if d["name"].startswith("ratio.gslb.example.com"))
+    return n >= 10, f"{n} answers for ratio.gslb.example.com (ask at least 10 times)"
+
+
+# ---- DHCP ------------------------------------------------------------------------------
+def _dhcp_server(live: Live) -> tuple[bool, str]:
+    st = live.control(live.dir / "hosts" / "srv" / "dhcp.ctl", "stats")
+    return True, f"srv answers: {st['offer']} offer(s), {st['ack']} ack(s) so far"
+
+
+def _leased(host_prefix: str, subnet: str) -> Check:
+    def check(live: Live) -> tuple[bool, str]:
+        rows = live.control(live.dir / "hosts" / "srv" / "dhcp.ctl", "leases")
+        hits = [r for r in rows if r["subnet"] == subnet]
+        return (bool(hits), f"{len(hits)} lease(s) in {subnet}" if hits
+                else f"no lease in {subnet} yet")
+    return check
+
+
+def _dhcp_events(live: Live) -> list[dict]:
+    return live.jsonl(live.host_file("srv", "dhcp.jsonl"))
+
+
+def _renewed(live: Live) -> tuple[bool, str]:
+    acks: dict[str, int] = {}
+    for e in _dhcp_events(live):
+        if e["event"] == "ack":
+            acks[e["mac"]] = acks.get(e["mac"], 0) + 1
+    best = max(acks.values(), default=0)
+    return best >= 2, f"most ACKs to one client: {best} (a renewal makes it 2)"
+
+
+def _released(live: Live) -> tuple[bool, str]:
+    n = sum(1 for e in _dhcp_events(live) if e["event"] == "release")
+    return n >= 1, f"{n} RELEASE(s) seen by the server"
+
+
+LABS = {lab.name: lab for lab in [
+    Lab("nat", "NAT/PAT, static NAT, double NAT and hole punching", "world", [
+        Step("the world is up (rc, rp, na, nb ready)", _routers_up("rc", "rp", "na", "nb")),
+        Step("c1 reached the internet through rc's PAT", _pat_used),
+        Step("xb reached webc through static NAT (203.0.113.80)", _static_inbound),
+        Step("c1 reached the partner's p1 through the double NAT", _double_nat),
+        Step("na was switched to symmetric (address-and-port-dependent) mapping", _symmetric),
+        Step("the STUN client ran from h1 behind na", _stun_ran),
+        Step("h1 and h2 tried hole punching through rv", _punched),
+    ]),
+    Lab("dns", "DNS: resolution from the root, caching, records, zone transfer", "world", [
+        Step("the world is up", _routers_up("rc", "ri")),
+        Step("c1 resolved www.example.com through the LDNS", _asked("www.example.com", "A")),
+        Step("the same name was answered from the LDNS cache",
+             _asked("www.example.com", "A", "cache")),
+        Step("someone asked for example.com's mail exchanger (MX)",
+             _asked("example.com", "MX")),
+        Step("a reverse lookup (PTR) of 198.51.100.131 was made",
+             _asked("131.100.51.198.in-addr.arpa", "PTR")),
+        Step("ns1's serial was raised and ns2 transferred the new zone", _serial_moved),
+    ]),
+    Lab("gslb", "GSLB: nearest data centre, failover, weighted answers", "world", [
+        Step("the world is up", _routers_up("ri", "rs", "rb")),
+        Step("seoul's and busan's resolvers both asked for www", _regions),
+        Step("dc1's two servers were taken down and the GSLB noticed", _failover),
+        Step("the weighted pool was asked ten times", _weighted),
+    ]),
+    Lab("dhcp", "DHCP: DORA through a relay, lease renewal, release", "dhcplab", [
+        Step("the DHCP server runs on srv", _dhcp_server),
+        Step("a client on lan1 got a lease (through r1's relay)",
+             _leased("a", "10.2.1.0/24")),
+        Step("a client on lan2 got a lease from the same server",
+             _leased("b", "10.2.2.0/24")),
+        Step("a lease was renewed (two ACKs to one client)", _renewed),
+        Step("a client released its lease", _released),
+    ]),
+]}
+
+
+def find_run(topology: str) -> Path:
+    from infralab import runtime
+
+    for m in runtime.live_manifests():
+        if m.topology == topology:
+            return Path(m.dir)
+    raise LookupError(f"no running '{topology}' emulation: start it with "
+                      f"`sudo infralab up {topology}` (in another terminal)")
+
+
+def report(lab: Lab, results: list[tuple[int, str, bool, str]]) -> str:
+    lines = [f"lab {lab.name}: {lab.title}"]
+    for i, title, ok, why in results:
+        lines.append(f"  {'PASS' if ok else 'TODO'}  {i}. {title} — {why}")
+    done = sum(1 for r in results if r[2])
+    lines.append(f"{done}/{len(results)} steps done")
+    return "\n".join(lines)
