@@ -106,6 +106,44 @@ class InfralabCLI(CLI):
             print("*** leases: no DHCP server (a service named 'dhcp') in this topology")
             self.status = 1 if self.script_mode else self.status
 
+    def do_dnscache(self, line: str) -> None:
+        """dnscache [HOST] [NAME]: what each recursive resolver (a service named 'resolver')
+        has cached, with the remaining TTLs; NAME filters by name."""
+        from services.dns.server import control_request
+
+        words = line.split()
+        want_host = words[0] if words and words[0] in self.mn else None
+        name = next((w for w in words if w != want_host), "").rstrip(".").lower()
+        found = False
+        for label in self.emu.services:
+            host, _, svc = label.partition(".")
+            if svc != "resolver" or (want_host and host != want_host):
+                continue
+            found = True
+            try:
+                rows = control_request(self.emu.service_dir(label) / "control", "cache")
+            except OSError as e:
+                print(f"*** dnscache: {label}: {e}")
+                continue
+            rows = [r for r in rows if not name or r["name"].rstrip(".").lower() == name]
+            print(f"{host}: {len(rows)} cached RRset(s)")
+            for r in rows:
+                data = "NXDOMAIN/NODATA" if r["negative"] else ", ".join(r["data"][:4])
+                print(f"    {r['name']:<36}{r['type']:<7}{r['ttl']:>7}s  {data}")
+        if not found:
+            print("*** dnscache: no resolver (a service named 'resolver') here")
+            self.status = 1 if self.script_mode else self.status
+
+    def do_trace(self, line: str) -> None:
+        """trace NAME [HOST]: the DNS resolution ladder from the root (default host: the
+        first host with a resolver configured)."""
+        words = line.split()
+        if not words:
+            print("*** usage: trace NAME [HOST]")
+            return
+        host = words[1] if len(words) > 1 else next(iter(self.mn.hosts)).name
+        print(self.mn[host].cmd(f"infralab dns trace {words[0]}"), end="")
+
     def do_routers(self, _line: str) -> None:
         """Show each router's neighbours, unresolved next hops and counters."""
         st = self.emu.controller_status().get("routers", {})

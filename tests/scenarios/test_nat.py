@@ -127,13 +127,18 @@ def test_nat_table_cli_api_and_translation_log(world, capsys):
     from infralab.mncli import InfralabCLI
 
     script = world.rundir / "nat-cli.txt"
-    script.write_text("nat rc\nleases\n")  # the Mininet CLI's NAT table and DHCP leases
+    # the Mininet CLI's NAT table, DHCP leases, the LDNS cache and a resolution ladder
+    script.write_text("nat rc\nleases\ndnscache ldns www.example.com\n"
+                      "trace mail.example.com c1\n")
+    world.host("c1").cmd("dig +short www.example.com")
     capsys.readouterr()
     cli = InfralabCLI(world, script=str(script))
     out = capsys.readouterr().out
     assert cli.status == 0
     assert "10.1.1.12:5600" in out and "203.0.113.1:" in out  # nat rc
     assert re.search(r"10\.1\.1\.11\s+02:00:00:01:01:11\s+bound", out), out  # leases
+    assert re.search(r"ldns: [1-9]\d* cached RRset", out) and "www.example.com." in out, out
+    assert "198.18.1.1" in out and "198.51.100.25" in out, out  # trace: root ... answer
 
 
 def test_nat_holepunch_direct_fails_then_rendezvous_punch_succeeds(world, home_nats_reset):
