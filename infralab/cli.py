@@ -27,7 +27,12 @@ def _log(msg: str) -> None:
 
 
 def _topology(arg: str) -> topologies.Topology:
-    """A path, or the name of a topology shipped with infralab ('world', 'duo')."""
+    """A path, the name of a topology shipped with infralab ('world', 'duo'), or a
+    generator with parameters ('gen:campus,subnets=8,hosts=10')."""
+    if arg.startswith("gen:"):
+        from topologies.generators import generate
+
+        return generate(arg[4:])
     p = Path(arg)
     if not p.exists() and topologies.builtin(arg).exists():
         p = topologies.builtin(arg)
