@@ -7,6 +7,7 @@
     GSLB answers/s, failover         infralab gslb    vs  static auth, PowerDNS LUA (bench/gslb.py)
     NAT throughput, conn/s, set-up   infralab PAT     vs  no NAT, MASQUERADE, OVS ct (bench/nat.py)
     DHCP 4-way exchanges/s           infralab dhcp    vs  Kea 2.2 memfile, persisted (bench/dhcp.py)
+    start-up/stop by size (--only scale)  generated campuses vs plain Mininet (bench/scale.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
     ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
-    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp"],
+    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp", "scale"],
                     help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
@@ -101,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         res.update(gslb.bench_gslb(seconds))
     if args.only in (None, "nat"):
         res.update(nat.bench_nat(seconds))
+    if args.only == "scale":  # (not in the default run: it builds eight topologies)
+        from bench import scale
+
+        res.update(scale.bench_scale())
+        OUT.mkdir(exist_ok=True)
+        (OUT / "scale.json").write_text(json.dumps(res, indent=1))
+        print(f"plot: {scale.plot(res['scale'], OUT / 'scale.svg')}")
+        return 0
     if args.only in (None, "dhcp"):
         res.update(dhcp.bench_dhcp(seconds))
     if args.only in ("dns", "gslb", "nat", "dhcp"):

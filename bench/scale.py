@@ -1,0 +1,124 @@
+"""How infralab grows with size (issue 7, research use): start-up and stop time and the
+controller's work for generated campuses of N hosts, against plain Mininet with the same
+hosts and switches (one standalone OVS switch per subnet, no controller, no routing).
+
+`python -m bench --only scale` writes bench/out/scale.json and bench/out/scale.svg (a
+plot drawn here, no plotting library needed).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from infralab import runtime
+from topologies.build import Emulation
+from topologies.generators import campus
+
+SIZES = [(2, 5), (4, 10), (8, 10), (10, 20)]  # (subnets, hosts per subnet)
+
+
+def cpu_s(pid: int) -> float:
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / 100
+    except OSError:
+        return 0.0
+
+
+def infralab_run(subnets: int, hosts: int) -> dict:
+    emu = Emulation(campus(subnets, hosts))
+    t0 = time.monotonic()
+    emu.start()
+    t1 = time.monotonic()
+    ctl = cpu_s(emu.controller.pid)
+    packet_ins = sum(r.get("counters", {}).get("packet_in", 0)
+                     for r in emu.controller_status().get("routers", {}).values())
+    emu.stop()
+    return {"start_s": t1 - t0, "stop_s": time.monotonic() - t1, "controller_cpu_s": ctl,
+            "packet_ins": packet_ins}
+
+
+def mininet_run(subnets: int, hosts: int) -> dict:
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import OVSSwitch
+
+    setLogLevel("error")
+    m = runtime.Manifest.create("bench-scale")
+    m.bridges = [f"ps{s}" for s in range(subnets)]
+    m.interfaces = [f"ps{s}-eth{h + 1}" for s in range(subnets) for h in range(hosts)]
+    m.save()
+    t0 = time.monotonic()
+    net = Mininet(topo=None, build=False, controller=None)
+    try:
+        for s in range(subnets):
+            sw = net.addSwitch(f"ps{s}", cls=OVSSwitch, datapath="user", failMode="standalone",
+                               dpid=f"{0xf000 + s:016x}")
+            for h in range(hosts):
+                net.addLink(net.addHost(f"p{s}x{h}"), sw, intfName2=f"ps{s}-eth{h + 1}")
+        net.build()
+        m.add_nodes(net.hosts + net.switches)
+        net.start()
+        t1 = time.monotonic()
+    finally:
+        net.stop()
+        t2 = time.monotonic()
+        m.remove_all()
+    return {"start_s": t1 - t0, "stop_s": t2 - t1}
+
+
+def bench_scale() -> dict:
+    rows = []
+    for subnets, hosts in SIZES:
+        n = subnets * hosts + 1
+        rows.append({"hosts": n, "subnets": subnets, "infralab": infralab_run(subnets, hosts),
+                     "mininet": mininet_run(subnets, hosts)})
+        print(f"scale: {n} hosts: infralab start {rows[-1]['infralab']['start_s']:.1f} s, "
+              f"mininet {rows[-1]['mininet']['start_s']:.1f} s", flush=True)
+    return {"scale": rows}
+
+
+def plot(rows: list[dict], out: Path) -> Path:
+    """A line chart: start-up seconds against hosts, infralab and plain Mininet."""
+    w, h, m = 640, 360, 50
+    xs = [r["hosts"] for r in rows]
+    series = {"infralab start": [r["infralab"]["start_s"] for r in rows],
+              "Mininet start": [r["mininet"]["start_s"] for r in rows],
+              "infralab stop": [r["infralab"]["stop_s"] for r in rows],
+              "Mininet stop": [r["mininet"]["stop_s"] for r in rows]}
+    ymax = max(max(v) for v in series.values()) * 1.15 or 1
+    xmax = max(xs) * 1.05
+
+    def px(x: float) -> float:
+        return m + (w - 2 * m) * x / xmax
+
+    def py(y: float) -> float:
+        return h - m - (h - 2 * m) * y / ymax
+
+    colors = {"infralab start": "#d9534f", "Mininet start": "#5b8def",
+              "infralab stop": "#f0ad4e", "Mininet stop": "#5bc0de"}
+    out_lines = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+                 'font-family="Helvetica" font-size="11">',
+                 f'<rect width="{w}" height="{h}" fill="white"/>',
+                 f'<text x="{m}" y="22" font-size="13">Start-up and stop time by size '
+                 '(userspace OVS, same hosts)</text>',
+                 f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="#333"/>',
+                 f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="#333"/>',
+                 f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">hosts</text>',
+                 f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" '
+                 'text-anchor="middle">seconds</text>']
+    for x in xs:
+        out_lines.append(f'<text x="{px(x)}" y="{h - m + 15}" text-anchor="middle">{x}</text>')
+    for k in range(5):
+        y = ymax * k / 4
+        out_lines.append(f'<text x="{m - 6}" y="{py(y) + 4}" text-anchor="end">{y:.1f}</text>')
+    for i, (name, ys) in enumerate(series.items()):
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys, strict=True))
+        out_lines.append(f'<polyline points="{pts}" fill="none" stroke="{colors[name]}" '
+                         'stroke-width="2"/>')
+        out_lines.append(f'<text x="{w - m - 110}" y="{m + 14 * i}" fill="{colors[name]}">'
+                         f'{name}</text>')
+    out_lines.append("</svg>")
+    out.write_text("\n".join(out_lines) + "\n")
+    return out
