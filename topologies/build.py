@@ -272,7 +272,10 @@ class Emulation:
                 params["defaultRoute"] = f"via {self.topo.gateway(h.name)}"
             net.addHost(h.name, cls=Host, **params)
         for r in self.plan.routers:
+            # batch: ovs-vsctl runs as a subprocess; unbatched, Mininet types it into a
+            # pty, whose 4096-byte line limit cut a 60-port bridge's command (no bridge)
             net.addSwitch(r.name, cls=OVSSwitch, datapath="user", protocols="OpenFlow13",
+                          batch=True,
                           failMode="secure", dpid=f"{r.dpid:016x}")
         for link in self.plan.links:
             kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
