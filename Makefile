@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.infralab-installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install demo test unit scenarios bench lint clean
+.PHONY: help install demo test unit scenarios bench lint clean vm vm-smoke
 
 help: ## show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,3 +35,9 @@ lint: ## ruff over the tree
 
 clean: ## remove what crashed runs left behind (infralab's own bridges/processes only)
 	@if [ -x $(VENV)/bin/infralab ]; then $(SUDO) $(VENV)/bin/infralab clean; fi
+
+vm: ## build the course VM image in vm/out/ (debootstrap + scripts/install.sh; needs debootstrap)
+	$(SUDO) bash vm/build.sh
+
+vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside
+	$(SUDO) bash vm/smoke.sh

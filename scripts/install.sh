@@ -35,8 +35,9 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-# Open vSwitch: no systemd here, so start the daemons ourselves when they are not running.
-if ! as_root ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
+# Open vSwitch: no systemd here, so start the daemons ourselves when they are not running
+# (not when building the VM image in a chroot: there systemd starts it at boot).
+if [ -z "${INFRALAB_NO_OVS_START:-}" ] && ! as_root ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
   echo "infralab install: starting Open vSwitch (userspace datapath)"
   as_root /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null 2>&1 || true
   as_root ovs-vsctl --timeout=5 show >/dev/null
