@@ -49,7 +49,14 @@ chmod +x "$ROOTFS/usr/sbin/policy-rc.d"
 echo "deb $MIRROR bookworm main" > "$ROOTFS/etc/apt/sources.list"
 
 echo "vm: scripts/install.sh inside (apt packages, .venv, no Open vSwitch start)"
-chroot "$ROOTFS" env INFRALAB_NO_OVS_START=1 HOME=/root bash /opt/infralab/scripts/install.sh
+# the build machine's CA bundle stands in during the build (pip behind a TLS-inspecting
+# proxy needs it); the image keeps its own Debian bundle
+bundle="$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+cp "$bundle" "$OUT/ca-bundle.orig"
+cp /etc/ssl/certs/ca-certificates.crt "$bundle"
+chroot "$ROOTFS" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+  INFRALAB_NO_OVS_START=1 bash /opt/infralab/scripts/install.sh
+cp "$OUT/ca-bundle.orig" "$bundle"
 
 echo "vm: users, hostname, fstab, console, the smoke-test unit"
 echo infralab > "$ROOTFS/etc/hostname"
