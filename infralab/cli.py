@@ -127,8 +127,16 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
     evs = events(Path(args.pcap))
     if args.output:
-        Path(args.output).write_text(svg(evs, args.title or Path(args.pcap).name))
-        _log(f"wrote {args.output}: {len(evs)} packets")
+        out = Path(args.output)
+        drawing = svg(evs, args.title or Path(args.pcap).name)
+        if out.suffix.lower() == ".png":  # rendered by librsvg (rsvg-convert)
+            import subprocess
+
+            subprocess.run(["rsvg-convert", "-f", "png", "-o", str(out)], input=drawing,
+                           text=True, check=True)
+        else:
+            out.write_text(drawing)
+        _log(f"wrote {out}: {len(evs)} packets")
     else:
         print(text(evs))
     return 0
@@ -172,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_capture)
     p = sub.add_parser("ladder", help="a ladder diagram of a capture: text, or SVG with -o")
     p.add_argument("pcap")
-    p.add_argument("-o", "--output", help="write SVG here (default: text on stdout)")
+    p.add_argument("-o", "--output", help="write x.svg or x.png (default: text on stdout)")
     p.add_argument("--title")
     p.set_defaults(fn=cmd_ladder)
     p = sub.add_parser("demo", help="build the reference topology and show it working")

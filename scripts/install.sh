@@ -11,7 +11,7 @@ APT_PACKAGES=(
   netcat-openbsd iptables procps python3 python3-venv python3-dev bind9-dnsutils
   nsd bind9 unbound knot-dnsutils ldnsutils dnsperf pdns-server pdns-backend-bind curl
   stun-client stun-server
-  kea-dhcp4-server kea-admin isc-dhcp-client udhcpc dnsmasq-base graphviz
+  kea-dhcp4-server kea-admin isc-dhcp-client udhcpc dnsmasq-base graphviz librsvg2-bin
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
