@@ -169,6 +169,13 @@ class Nat:
         self._ids = itertools.count(1)
         self._cursor = PORT_LO
         self._drop_log = (0.0, 0)
+        # static rules expanded once (a prefix rule maps each of its addresses)
+        self.static_in2out: dict[str, dict[IPv4Address, IPv4Address]] = {
+            c.interface: {i: o for r in c.static for i, o in _pairs(r.inside, r.outside)}
+            for c in configs}
+        self.static_out2in = {n: {o: i for i, o in m.items()}
+                              for n, m in self.static_in2out.items()}
+        self.icmp_entries: dict[int, Entry] = {}  # expired by tick(), not by flows
         self.public = self._public_index()
 
     # ---- configuration ------------------------------------------------------------------
@@ -180,9 +187,8 @@ class Nat:
                 out[IPv4Address(c.pat.address)] = (c.interface, "pat")
             for a in self.pool_free.get(c.interface, []):
                 out[a] = (c.interface, "pool")
-            for s in c.static:
-                for _inside, o in _pairs(s.inside, s.outside):
-                    out[o] = (c.interface, "static")
+            for o in self.static_out2in[c.interface]:
+                out[o] = (c.interface, "static")
             for v in c.vip:
                 out[IPv4Address(v.address)] = (c.interface, "vip")
         return out
@@ -498,16 +504,15 @@ class Nat:
             self.by_outside[(f.proto, pub_ip, pub_port)] = e
         e.last_seen = now
         msgs: list[Message] = []
+        bkey = _grain(remote_full, max(GRAIN[c.mapping], GRAIN[c.filtering]))
         if f.proto == pk.PROTO_ICMP:  # query id rewritten here; no flows for ICMP
             if f.icmp_type != 8:
                 return Outcome()
             data = pk.rewrite_ipv4(f.raw, src=pub_ip, sport=e.outside[1])
             e.done_packets += 1
             e.done_bytes += len(f.raw) - 14
-            bkey = _grain(remote_full, max(GRAIN[c.mapping], GRAIN[c.filtering]))
             e.bindings.setdefault(bkey, Binding(0, bkey))
             return Outcome([PacketOut(data, (Output(port),))])
-        bkey = _grain(remote_full, max(GRAIN[c.mapping], GRAIN[c.filtering]))
         msgs += self._add_binding(now, e, bkey, f)
         l4 = L4[f.proto]
         msgs.append(PacketOut(f.raw, (SetField("ipv4_src", str(pub_ip)),
@@ -666,21 +671,11 @@ class Nat:
             return Entry(0, "static", c.interface, 0, (ins, 0), (ip, 0), 0.0, 0.0)
         return self._find_outside(proto, ip, port)
 
-    @staticmethod
-    def _static_inside(c: NatInterface, outside: IPv4Address) -> IPv4Address | None:
-        for s in c.static:
-            for i, o in _pairs(s.inside, s.outside):
-                if o == outside:
-                    return i
-        return None
+    def _static_inside(self, c: NatInterface, outside: IPv4Address) -> IPv4Address | None:
+        return self.static_out2in[c.interface].get(outside)
 
-    @staticmethod
-    def _static_outside(c: NatInterface, inside: IPv4Address) -> IPv4Address | None:
-        for s in c.static:
-            for i, o in _pairs(s.inside, s.outside):
-                if i == inside:
-                    return o
-        return None
+    def _static_outside(self, c: NatInterface, inside: IPv4Address) -> IPv4Address | None:
+        return self.static_in2out[c.interface].get(inside)
 
     # ---- entries and bindings ------------------------------------------------------------------
     def _config_of_port(self, port: int) -> NatInterface | None:
@@ -693,6 +688,8 @@ class Nat:
              outside: tuple, remote: tuple) -> Entry:
         e = Entry(next(self._ids), kind, iface, proto, inside, outside, now, now, remote)
         self.entries[e.id] = e
+        if proto == pk.PROTO_ICMP:
+            self.icmp_entries[e.id] = e
         if kind == "pat":
             key = (inside[0], proto)
             self.per_host[key] = self.per_host.get(key, 0) + 1
@@ -823,11 +820,9 @@ class Nat:
     def tick(self, now: float) -> list[Message]:
         """ICMP query mappings live in the controller alone: expire them here."""
         msgs: list[Message] = []
-        for e in list(self.entries.values()):
-            if e.proto == pk.PROTO_ICMP:
-                c = self.configs[e.iface]
-                if now - e.last_seen >= c.timeouts["icmp"]:
-                    msgs += self._forget(now, e, "idle timeout")
+        for e in list(self.icmp_entries.values()):  # (not every entry, every tick)
+            if now - e.last_seen >= self.configs[e.iface].timeouts["icmp"]:
+                msgs += self._forget(now, e, "idle timeout")
         return msgs
 
     def _remove(self, now: float, e: Entry, why: str) -> list[Message]:
@@ -853,6 +848,7 @@ class Nat:
 
     def _forget(self, now: float, e: Entry, why: str) -> list[Message]:
         self.entries.pop(e.id, None)
+        self.icmp_entries.pop(e.id, None)
         self.state_log.append({"op": "gone", "router": self.name, "id": e.id})
         in_key, out_key = self._keys(e)
         if self.by_inside.get(in_key) is e:
@@ -927,6 +923,8 @@ class Nat:
             if not e.bindings and e.proto != pk.PROTO_ICMP:
                 del self.entries[e.id]  # (its last binding went with the old process)
                 continue
+            if e.proto == pk.PROTO_ICMP:
+                self.icmp_entries[e.id] = e
             in_key, out_key = self._keys(e)
             self.by_inside[in_key] = e
             if out_key is not None:
