@@ -143,11 +143,9 @@ class InfralabController(app_manager.OSKenApp):
     def flow_removed(self, ev) -> None:
         m = ev.msg
         router = self.routers.get(m.datapath.id)
-        # only a timeout ends a binding: a DELETE is ours (a reconnect's wipe, an expiry)
-        if router is not None and m.reason in (m.datapath.ofproto.OFPRR_IDLE_TIMEOUT,
-                                               m.datapath.ofproto.OFPRR_HARD_TIMEOUT):
+        if router is not None:
             self._guard("flow removed", lambda: self._send(m.datapath, router.flow_removed(
-                time.monotonic(), m.cookie, m.packet_count, m.byte_count)))
+                time.monotonic(), m.cookie, m.packet_count, m.byte_count, m.reason)))
             self._journal(router)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)

@@ -31,6 +31,7 @@ COOKIE = 0x1AB0000000000000  # marks flows installed by infralab
 META_MASK = 0xFFFFFFFF
 
 REASON_NO_MATCH, REASON_ACTION, REASON_INVALID_TTL = 0, 1, 2
+REMOVED_IDLE, REMOVED_HARD, REMOVED_DELETE = 0, 1, 2  # OFPRR_*: why a flow went away
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from .messages import (
     IN_PORT,
     META_MASK,
     REASON_INVALID_TTL,
+    REMOVED_DELETE,
+    REMOVED_IDLE,
     T_CLASSIFY,
     T_EGRESS,
     T_L2,
@@ -364,9 +366,13 @@ class Router:
             return []
         return self._icmp_error(now, in_port, dataclasses.replace(f, eth_src=nb.mac), 3, 13)
 
-    def flow_removed(self, now: float, cookie: int, packets: int, nbytes: int) -> list[Message]:
-        """A flow asked to be reported when it timed out (NAT bindings)."""
-        return self.nat.flow_removed(now, cookie, packets, nbytes) if self.nat else []
+    def flow_removed(self, now: float, cookie: int, packets: int, nbytes: int,
+                     reason: int = REMOVED_IDLE) -> list[Message]:
+        """A flow asked to be reported when it went away (NAT bindings). Only a timeout
+        ends a binding: a DELETE is our own doing (a reconnect's wipe, an expiry)."""
+        if self.nat is None or reason == REMOVED_DELETE:
+            return []
+        return self.nat.flow_removed(now, cookie, packets, nbytes)
 
     # ---- generated packets -----------------------------------------------------------
     def _arp_request(self, iface: InterfacePlan, target: IPv4Address) -> list[Message]:

@@ -417,3 +417,17 @@ def test_nat_controller_restart_restores_bindings_from_the_state_journal(net):
     assert net.hosts["srv"].received[-1].ip_src not in (pool_ip, PAT)  # c3 keeps its own
     assert net.hosts["srv"].received[-1].ip_src in (IPv4Address("203.0.113.17"),
                                                     IPv4Address("203.0.113.18"))
+
+
+def test_nat_flow_removed_by_our_own_delete_does_not_end_a_binding(net):
+    """A reconnect wipes every flow; the switch reports those as FlowRemoved(DELETE). Only
+    an idle or hard timeout ends a binding (this once wiped the whole NAT table)."""
+    from controllers.messages import REMOVED_DELETE
+
+    net.udp("c1", "srv", 5000, 7000)
+    r = net.routers["rc"]
+    (cookie,) = r.nat.by_cookie
+    assert r.flow_removed(net.now, cookie, 1, 60, REMOVED_DELETE) == []
+    assert len(r.nat.entries) == 1
+    r.flow_removed(net.now, cookie, 1, 60)  # an idle timeout does
+    assert not r.nat.entries
