@@ -99,13 +99,14 @@ def events(pcap: Path) -> list[Event]:
     return out
 
 
+def _parties(evs: list[Event]) -> list[str]:
+    """The addresses in order of first appearance: the ladder's columns."""
+    return list(dict.fromkeys(a for e in evs for a in (e.src, e.dst)))
+
+
 def text(evs: list[Event]) -> str:
     """The ladder as text: one line per packet, arrow direction between two columns."""
-    parties: list[str] = []
-    for e in evs:
-        for a in (e.src, e.dst):
-            if a not in parties:
-                parties.append(a)
+    parties = _parties(evs)
     lines = ["      time  " + "  |  ".join(parties)]
     for e in evs:
         i, j = parties.index(e.src), parties.index(e.dst)
@@ -116,11 +117,7 @@ def text(evs: list[Event]) -> str:
 
 def svg(evs: list[Event], title: str = "") -> str:
     """The ladder as SVG: lifelines per address, arrows per packet, labels on them."""
-    parties: list[str] = []
-    for e in evs:
-        for a in (e.src, e.dst):
-            if a not in parties:
-                parties.append(a)
+    parties = _parties(evs)
     col, row, top, left = 230, 34, 70, 40
     width = left * 2 + col * max(1, len(parties) - 1) + 200
     height = top + row * (len(evs) + 1) + 20

@@ -82,57 +82,49 @@ class InfralabCLI(CLI):
             print(f"*** nat: {e}")
             self.status = 1 if self.script_mode else self.status
 
-    def do_leases(self, line: str) -> None:
-        """leases [HOST]: the lease table of each DHCP server of the topology (DHCP-LEASE)."""
+    def _ask_services(self, kind: str, host: str | None, command: str,
+                      what: str) -> list[tuple[str, list]]:
+        """(host, answer) of `command` sent to every service named `kind` (on `host`, if
+        given); problems are printed (and fail a script)."""
         from services.dns.server import control_request
 
-        found = False
+        out, found = [], False
         for label in self.emu.services:
-            host, _, name = label.partition(".")
-            if name != "dhcp" or (line.strip() and host != line.strip()):
+            h, _, name = label.partition(".")
+            if name != kind or (host and h != host):
                 continue
             found = True
             try:
-                rows = control_request(self.emu.service_dir(label) / "control", "leases")
+                out.append((h, control_request(self.emu.service_dir(label) / "control",
+                                               command)))
             except OSError as e:
-                print(f"*** leases: {label}: {e}")
+                print(f"*** {what}: {label}: {e}")
                 self.status = 1 if self.script_mode else self.status
-                continue
+        if not found:
+            print(f"*** {what}: no service named '{kind}' in this topology")
+            self.status = 1 if self.script_mode else self.status
+        return out
+
+    def do_leases(self, line: str) -> None:
+        """leases [HOST]: the lease table of each DHCP server of the topology (DHCP-LEASE)."""
+        for host, rows in self._ask_services("dhcp", line.strip(), "leases", "leases"):
             print(f"{host}: {len(rows)} lease(s)")
             for r in rows:
                 print(f"    {r['ip']:<16}{r['mac']:<19}{r['state']:<9}"
                       f"{str(r['remaining']):>9} s  {r.get('hostname', '')}")
-        if not found:
-            print("*** leases: no DHCP server (a service named 'dhcp') in this topology")
-            self.status = 1 if self.script_mode else self.status
 
     def do_dnscache(self, line: str) -> None:
         """dnscache [HOST] [NAME]: what each recursive resolver (a service named 'resolver')
         has cached, with the remaining TTLs; NAME filters by name."""
-        from services.dns.server import control_request
-
         words = line.split()
         want_host = words[0] if words and words[0] in self.mn else None
         name = next((w for w in words if w != want_host), "").rstrip(".").lower()
-        found = False
-        for label in self.emu.services:
-            host, _, svc = label.partition(".")
-            if svc != "resolver" or (want_host and host != want_host):
-                continue
-            found = True
-            try:
-                rows = control_request(self.emu.service_dir(label) / "control", "cache")
-            except OSError as e:
-                print(f"*** dnscache: {label}: {e}")
-                continue
+        for host, rows in self._ask_services("resolver", want_host, "cache", "dnscache"):
             rows = [r for r in rows if not name or r["name"].rstrip(".").lower() == name]
             print(f"{host}: {len(rows)} cached RRset(s)")
             for r in rows:
                 data = "NXDOMAIN/NODATA" if r["negative"] else ", ".join(r["data"][:4])
                 print(f"    {r['name']:<36}{r['type']:<7}{r['ttl']:>7}s  {data}")
-        if not found:
-            print("*** dnscache: no resolver (a service named 'resolver') here")
-            self.status = 1 if self.script_mode else self.status
 
     def do_trace(self, line: str) -> None:
         """trace NAME [HOST]: the DNS resolution ladder from the root (default host: the
