@@ -24,8 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.net import conn_rate, iperf, linux_router_net, one_router
-from infralab import runtime
+from bench.net import conn_rate, iperf, linux_router_net, one_router, plain_mininet
 from topologies.build import Emulation
 
 HERE = Path(__file__).resolve().parent
@@ -49,38 +48,15 @@ def bench_routing(seconds: int) -> dict:
 def bench_startup(hosts: int) -> dict:
     """Start+stop of a one-router topology with `hosts` hosts vs plain Mininet of the same
     size (hosts on one OVS switch, standalone, no controller)."""
-    from mininet.log import setLogLevel
-    from mininet.net import Mininet
-    from mininet.node import OVSSwitch
-
     t0 = time.monotonic()
     emu = Emulation(one_router(hosts // 2))
     emu.start()
     t1 = time.monotonic()
     emu.stop()
     t2 = time.monotonic()
-    setLogLevel("error")
-    m = runtime.Manifest.create("bench-plain")
-    m.bridges = ["ps0"]
-    m.interfaces = [f"ps0-eth{i + 1}" for i in range(hosts)]
-    m.save()
-    t3 = time.monotonic()
-    net = Mininet(topo=None, build=False, controller=None)
-    try:
-        s = net.addSwitch("ps0", cls=OVSSwitch, datapath="user", failMode="standalone",
-                          dpid="00000000000000f0")
-        for i in range(hosts):
-            net.addLink(net.addHost(f"p{i}"), s, intfName2=f"ps0-eth{i + 1}")
-        net.build()
-        m.add_nodes(net.hosts + net.switches)
-        net.start()
-        t4 = time.monotonic()
-    finally:
-        net.stop()
-        t5 = time.monotonic()
-        m.remove_all()
+    plain = plain_mininet(1, hosts)
     return {"hosts": hosts, "start_s.infralab": t1 - t0, "stop_s.infralab": t2 - t1,
-            "start_s.mininet": t4 - t3, "stop_s.mininet": t5 - t4}
+            "start_s.mininet": plain["start_s"], "stop_s.mininet": plain["stop_s"]}
 
 
 def main(argv: list[str] | None = None) -> int:

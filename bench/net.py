@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,34 @@ def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -
     finally:
         srv.terminate()
         srv.wait()
+
+
+def plain_mininet(subnets: int, hosts: int) -> dict:
+    """Start+stop of plain Mininet: `subnets` standalone OVS switches (userspace), each
+    with `hosts` hosts, no controller: the peer of the start-up benchmarks."""
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+    from mininet.node import OVSSwitch
+
+    setLogLevel("error")
+    m = runtime.Manifest.create("bench-plain")
+    m.bridges = [f"ps{s}" for s in range(subnets)]
+    m.interfaces = [f"ps{s}-eth{h + 1}" for s in range(subnets) for h in range(hosts)]
+    m.save()
+    t0 = time.monotonic()
+    net = Mininet(topo=None, build=False, controller=None)
+    try:
+        for s in range(subnets):
+            sw = net.addSwitch(f"ps{s}", cls=OVSSwitch, datapath="user", failMode="standalone",
+                               dpid=f"{0xf000 + s:016x}")
+            for h in range(hosts):
+                net.addLink(net.addHost(f"p{s}x{h}"), sw, intfName2=f"ps{s}-eth{h + 1}")
+        net.build()
+        m.add_nodes(net.hosts + net.switches)
+        net.start()
+        t1 = time.monotonic()
+    finally:
+        net.stop()
+        t2 = time.monotonic()
+        m.remove_all()
+    return {"start_s": t1 - t0, "stop_s": t2 - t1}

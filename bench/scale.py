@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from infralab import runtime
+from bench.net import plain_mininet
 from topologies.build import Emulation
 from topologies.generators import campus
 
@@ -39,41 +39,12 @@ def infralab_run(subnets: int, hosts: int) -> dict:
             "packet_ins": packet_ins}
 
 
-def mininet_run(subnets: int, hosts: int) -> dict:
-    from mininet.log import setLogLevel
-    from mininet.net import Mininet
-    from mininet.node import OVSSwitch
-
-    setLogLevel("error")
-    m = runtime.Manifest.create("bench-scale")
-    m.bridges = [f"ps{s}" for s in range(subnets)]
-    m.interfaces = [f"ps{s}-eth{h + 1}" for s in range(subnets) for h in range(hosts)]
-    m.save()
-    t0 = time.monotonic()
-    net = Mininet(topo=None, build=False, controller=None)
-    try:
-        for s in range(subnets):
-            sw = net.addSwitch(f"ps{s}", cls=OVSSwitch, datapath="user", failMode="standalone",
-                               dpid=f"{0xf000 + s:016x}")
-            for h in range(hosts):
-                net.addLink(net.addHost(f"p{s}x{h}"), sw, intfName2=f"ps{s}-eth{h + 1}")
-        net.build()
-        m.add_nodes(net.hosts + net.switches)
-        net.start()
-        t1 = time.monotonic()
-    finally:
-        net.stop()
-        t2 = time.monotonic()
-        m.remove_all()
-    return {"start_s": t1 - t0, "stop_s": t2 - t1}
-
-
 def bench_scale() -> dict:
     rows = []
     for subnets, hosts in SIZES:
         n = subnets * hosts + 1
         rows.append({"hosts": n, "subnets": subnets, "infralab": infralab_run(subnets, hosts),
-                     "mininet": mininet_run(subnets, hosts)})
+                     "mininet": plain_mininet(subnets, hosts)})
         print(f"scale: {n} hosts: infralab start {rows[-1]['infralab']['start_s']:.1f} s, "
               f"mininet {rows[-1]['mininet']['start_s']:.1f} s", flush=True)
     return {"scale": rows}
