@@ -108,35 +108,50 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from infralab.labs import find_run
-    from infralab.ladder import capture
+    from infralab.ladder import capture_many
 
     run = Path(args.run) if args.run else find_run(args.topology)
-    out = capture(run, args.host, Path(args.output or f"{args.host}.pcap"), args.seconds,
-                  args.filter or "")
-    _log(f"wrote {out} ({out.stat().st_size} bytes)")
+    if args.output and len(args.host) > 1:
+        raise SystemExit("infralab capture: -o names one file; with several hosts each "
+                         "goes to HOST.pcap (or --dir DIR/HOST.pcap)")
+    outdir = Path(args.dir or ".")
+    outs = {h: Path(args.output) if args.output else outdir / f"{h}.pcap" for h in args.host}
+    _log(f"capturing on {', '.join(args.host)} for {args.seconds:g}s")
+    for out in capture_many(run, outs, args.seconds, args.filter or "").values():
+        _log(f"wrote {out} ({out.stat().st_size} bytes)")
     return 0
 
 
+def _write_drawing(drawing: str, out: Path) -> None:
+    """SVG as it is, or PNG rendered by librsvg (rsvg-convert)."""
+    if out.suffix.lower() == ".png":
+        import subprocess
+
+        subprocess.run(["rsvg-convert", "-f", "png", "-o", str(out)], input=drawing,
+                       text=True, check=True)
+    else:
+        out.write_text(drawing)
+
+
 def cmd_ladder(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from infralab.ladder import events, nat_steps, nat_svg, nat_text, svg, text
 
-    from infralab.ladder import events, svg, text
-
-    evs = events(Path(args.pcap))
-    if args.output:
-        out = Path(args.output)
-        drawing = svg(evs, args.title or Path(args.pcap).name)
-        if out.suffix.lower() == ".png":  # rendered by librsvg (rsvg-convert)
-            import subprocess
-
-            subprocess.run(["rsvg-convert", "-f", "png", "-o", str(out)], input=drawing,
-                           text=True, check=True)
+    first = Path(args.pcap)
+    if args.after:  # two captures: one packet before and after the NAT, side by side
+        after = Path(args.after)
+        steps = nat_steps(events(first), events(after))
+        if args.output:
+            _write_drawing(nat_svg(steps, args.title or f"NAT: {first.name} | {after.name}"),
+                           Path(args.output))
+            _log(f"wrote {args.output}: {len(steps)} packets")
         else:
-            out.write_text(drawing)
-        _log(f"wrote {out}: {len(evs)} packets")
+            print(nat_text(steps, first.name, after.name))
+        return 0
+    evs = events(first)
+    if args.output:
+        _write_drawing(svg(evs, args.title or first.name), Path(args.output))
+        _log(f"wrote {args.output}: {len(evs)} packets")
     else:
         print(text(evs))
     return 0
@@ -170,16 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="NAME.svg or NAME.png (default: <topology>.svg)")
     p.add_argument("--dot", action="store_true", help="print the Graphviz text instead")
     p.set_defaults(fn=cmd_draw)
-    p = sub.add_parser("capture", help="record one host's link of a running emulation (pcap)")
-    p.add_argument("host")
+    p = sub.add_parser("capture", help="record hosts' links of a running emulation (pcap), "
+                       "all over the same seconds")
+    p.add_argument("host", nargs="+", help="one or more hosts, e.g. c1 web2a for both "
+                   "sides of the campus NAT")
+    p.add_argument("--dir", help="directory for HOST.pcap files (default: here)")
     p.add_argument("--seconds", type=float, default=10.0, help="how long (at most 600)")
     p.add_argument("--filter", help="tcpdump filter, e.g. 'udp port 67 or udp port 68'")
-    p.add_argument("-o", "--output", help="pcap file (default: HOST.pcap)")
+    p.add_argument("-o", "--output", help="pcap file, with one host (default: HOST.pcap)")
     p.add_argument("--topology", default="world", help="which running emulation")
     p.add_argument("--run", help="its run directory (instead of --topology)")
     p.set_defaults(fn=cmd_capture)
-    p = sub.add_parser("ladder", help="a ladder diagram of a capture: text, or SVG with -o")
-    p.add_argument("pcap")
+    p = sub.add_parser("ladder", help="a ladder diagram of a capture: text, or SVG/PNG with "
+                       "-o; of two captures: NAT before/after")
+    p.add_argument("pcap", help="a capture (with a second one: the NAT's inside)")
+    p.add_argument("after", nargs="?", help="a capture on the NAT's outside: pair each "
+                   "packet with itself before and after translation")
     p.add_argument("-o", "--output", help="write x.svg or x.png (default: text on stdout)")
     p.add_argument("--title")
     p.set_defaults(fn=cmd_ladder)

@@ -4,8 +4,10 @@
 inside the host's namespace, bounded in time). `infralab ladder FILE.pcap` draws what the
 capture holds as a ladder: one vertical line per address, one arrow per packet, labelled
 with what the packet is (DHCP DISCOVER/OFFER/REQUEST/ACK, a DNS question or answer, TCP
-flags, ICMP) — as text, or as SVG. `events()` and `text()` are pure; only `capture()`
-touches the network.
+flags, ICMP) — as text, or as SVG. Given two captures, one on each side of a NAT,
+`nat_steps()` pairs each packet with itself after translation and the ladder shows the
+addresses before and after (and what one side saw that the other never did: a packet the
+NAT dropped). Everything but `capture()` is pure.
 """
 
 from __future__ import annotations
@@ -24,26 +26,45 @@ class Event:
     src: str
     dst: str
     label: str
+    src_ep: str = ""  # address:port (address#id for an ICMP echo), as the packet carried it
+    dst_ep: str = ""
+    at: float = 0.0  # absolute capture time, to compare two captures on one clock
+    key: tuple = ()  # what no NAT changes: IP id, protocol, TCP seq/ack, payload
 
 
 def capture(rundir: Path, host: str, out: Path, seconds: float, bpf: str = "") -> Path:
     """tcpdump on `host`'s interface for `seconds`, written to `out` (bounded: at most
     10 minutes and 100 MB)."""
+    return capture_many(rundir, {host: out}, seconds, bpf)[host]
+
+
+def capture_many(rundir: Path, outs: dict[str, Path], seconds: float,
+                 bpf: str = "") -> dict[str, Path]:
+    """Capture on several hosts over the same `seconds` (e.g. both sides of a NAT), one
+    tcpdump each, started together; returns host -> pcap."""
     import json
 
     manifest = json.loads((rundir / "manifest.json").read_text())
-    node = manifest["processes"].get(f"node:{host}")
-    if node is None:
-        raise LookupError(f"no host {host!r} in {rundir}")
     seconds = max(1.0, min(seconds, 600.0))
-    cmd = ["mnexec", "-a", str(node["pid"]), "timeout", str(seconds), "tcpdump", "-i",
-           f"{host}-eth0", "-n", "-U", "-s", "1500", "-C", "100", "-W", "1", "-w", str(out)]
-    if bpf:
-        cmd.append(bpf)
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode not in (0, 124):  # 124: timeout ended it, as planned
-        raise RuntimeError(f"tcpdump failed: {r.stderr.strip()[-300:]}")
-    return out
+    cmds = {}
+    for host, out in outs.items():
+        node = manifest["processes"].get(f"node:{host}")
+        if node is None:
+            raise LookupError(f"no host {host!r} in {rundir}")
+        cmds[host] = ["mnexec", "-a", str(node["pid"]), "timeout", str(seconds), "tcpdump",
+                      "-Z", "root", "-i", f"{host}-eth0", "-n", "-U", "--immediate-mode",
+                      "-s", "1500", "-C", "100", "-W", "1",
+                      "-w", str(out)] + ([bpf] if bpf else [])
+    procs = {h: subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True) for h, c in cmds.items()}
+    failed = []
+    for h, proc in procs.items():
+        _, err = proc.communicate()
+        if proc.returncode not in (0, 124):  # 124: timeout ended it, as planned
+            failed.append(f"{h}: {err.strip()[-300:]}")
+    if failed:
+        raise RuntimeError("tcpdump failed: " + "; ".join(failed))
+    return dict(outs)
 
 
 def events(pcap: Path) -> list[Event]:
@@ -63,6 +84,7 @@ def events(pcap: Path) -> list[Event]:
         ip = p["IP"]
         label = ip.sprintf("%IP.proto%")
         src, dst = ip.src, ip.dst
+        src_ep, dst_ep, key = _endpoints_and_key(p)
         if p.haslayer("DHCP"):
             opts = dict(o for o in p["DHCP"].options if isinstance(o, tuple) and len(o) == 2)
             kind = DHCP_TYPES.get(int(opts.get("message-type", 0)), "BOOTP")
@@ -95,8 +117,151 @@ def events(pcap: Path) -> list[Event]:
             label = f"UDP {p['UDP'].sport}->{p['UDP'].dport}"
         elif p.haslayer("ICMP"):
             label = "ICMP " + p["ICMP"].sprintf("%ICMP.type%")
-        out.append(Event(round(float(p.time) - t0, 4), src, dst, label))
+        out.append(Event(round(float(p.time) - t0, 4), src, dst, label, src_ep, dst_ep,
+                         float(p.time), key))
     return out
+
+
+def _endpoints_and_key(p) -> tuple[str, str, tuple]:  # noqa: ANN001 (a scapy packet)
+    """The packet's endpoints with ports, and the fields a NAT leaves alone."""
+    ip = p["IP"]
+    sport = dport = None
+    extra: tuple = ()
+    if p.haslayer("TCP"):
+        tcp = p["TCP"]
+        sport, dport, extra = tcp.sport, tcp.dport, (tcp.seq, tcp.ack, int(tcp.flags))
+        payload = bytes(tcp.payload)
+    elif p.haslayer("UDP"):
+        sport, dport, payload = p["UDP"].sport, p["UDP"].dport, bytes(p["UDP"].payload)
+    elif p.haslayer("ICMP"):
+        icmp = p["ICMP"]
+        extra = (icmp.type, icmp.code)
+        if icmp.type in (0, 8):  # echo: the NAT rewrites the id; seq and data stay
+            extra += (icmp.seq,)
+            ident = f"#{icmp.id}"  # the query id belongs to the asker's end
+            return (ip.src + (ident if icmp.type == 8 else ""),
+                    ip.dst + (ident if icmp.type == 0 else ""),
+                    (ip.id, ip.proto, *extra, bytes(icmp.payload)[:64]))
+        payload = bytes(icmp.payload)[:64]
+    else:
+        payload = bytes(ip.payload)[:64]
+    src = f"{ip.src}:{sport}" if sport is not None else ip.src
+    dst = f"{ip.dst}:{dport}" if dport is not None else ip.dst
+    return src, dst, (ip.id, ip.proto, *extra, payload)
+
+
+@dataclass
+class NatStep:
+    """One packet seen on both sides of a NAT (or on one side only: `inside` or
+    `outside` is None). `outbound`: it went from the inside to the outside."""
+    t: float
+    label: str
+    outbound: bool
+    inside: Event | None
+    outside: Event | None
+
+
+def nat_steps(inside: list[Event], outside: list[Event], window: float = 2.0
+              ) -> list[NatStep]:
+    """Pair each packet of the inside capture with the same packet in the outside capture
+    (same IP id, protocol, TCP sequence numbers and payload; at most `window` seconds
+    apart); the earlier sighting says which way it went. Unpaired packets stay, alone."""
+    pending: dict[tuple, list[Event]] = {}
+    for e in outside:
+        pending.setdefault(e.key, []).append(e)
+    t0 = min([e.at for e in inside + outside], default=0.0)
+    steps = []
+    used: set[int] = set()
+    for a in inside:
+        match = next((b for b in pending.get(a.key, ())
+                      if id(b) not in used and abs(b.at - a.at) <= window), None)
+        if match is None:
+            steps.append(NatStep(round(a.at - t0, 4), a.label, True, a, None))
+            continue
+        used.add(id(match))
+        first = min(a.at, match.at)
+        steps.append(NatStep(round(first - t0, 4), a.label, a.at <= match.at, a, match))
+    steps += [NatStep(round(b.at - t0, 4), b.label, False, None, b)
+              for b in outside if id(b) not in used]
+    steps.sort(key=lambda s: s.t)
+    return steps
+
+
+def _ep_arrow(e: Event | None) -> str:
+    return f"{e.src_ep} -> {e.dst_ep}" if e is not None else "(not seen)"
+
+
+def nat_text(steps: list[NatStep], inside_name: str = "inside",
+             outside_name: str = "outside") -> str:
+    """Before and after, one line per packet: as the inside saw it, as the outside did."""
+    paired = sum(1 for s in steps if s.inside and s.outside)
+    lines = [f"NAT before/after: {paired} packets seen on both sides, "
+             f"{len(steps) - paired} on one side only",
+             f"      time  {'dir':<4} {'inside: ' + inside_name:<44} "
+             f"{'outside: ' + outside_name:<44} packet"]
+    for s in steps:
+        way = "out" if s.outbound else "in"
+        lines.append(f"{s.t:10.4f}  {way:<4} {_ep_arrow(s.inside):<44} "
+                     f"{_ep_arrow(s.outside):<44} {s.label}")
+    return "\n".join(lines)
+
+
+def nat_svg(steps: list[NatStep], title: str = "") -> str:
+    """The NAT ladder: inside parties on the left, the NAT in the middle, outside parties
+    on the right; each packet's left half is labelled with its addresses before the NAT,
+    the right half with its addresses after; a packet one side never saw stops at the
+    NAT with a cross."""
+    def party(s: NatStep, inner: bool) -> str:
+        e = s.inside if inner else s.outside
+        if e is None:
+            return ""
+        return (e.src if s.outbound == inner else e.dst).split(":")[0]
+
+    lefts = list(dict.fromkeys(p for s in steps if (p := party(s, True))))
+    rights = list(dict.fromkeys(p for s in steps if (p := party(s, False))))
+    col, row, top = 330, 40, 80
+    xs = {("L", a): 40 + 80 + 110 * i for i, a in enumerate(lefts)}
+    nat_x = max(xs.values(), default=120) + col
+    xs.update({("R", a): nat_x + col + 110 * i for i, a in enumerate(rights)})
+    width = max(xs.values(), default=nat_x) + 160
+    height = top + row * (len(steps) + 1) + 20
+
+    def esc(s: str) -> str:
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="Helvetica" font-size="11">',
+           '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="8" refY="4" '
+           'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker></defs>',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="40" y="20" font-size="14">{esc(title)}</text>']
+    heads = [(x, a) for (k, a), x in xs.items()] + [(nat_x, "NAT")]
+    for x, a in heads:
+        out.append(f'<text x="{x}" y="{top - 22}" text-anchor="middle" '
+                   f'font-weight="bold">{esc(a)}</text>')
+        colour = "#c33" if a == "NAT" else "#999"
+        out.append(f'<line x1="{x}" y1="{top - 12}" x2="{x}" y2="{height - 10}" '
+                   f'stroke="{colour}" stroke-dasharray="4,3"/>')
+    for n, s in enumerate(steps, start=1):
+        y = top + row * n
+        lx = xs.get(("L", party(s, True)), nat_x - col // 2)
+        rx = xs.get(("R", party(s, False)), nat_x + col // 2)
+        halves = ((lx, nat_x, s.inside), (nat_x, rx, s.outside))
+        for a, b, e in halves:
+            x1, x2 = (a, b) if s.outbound else (b, a)
+            if e is None:
+                out.append(f'<text x="{(a + b) / 2}" y="{y + 4}" text-anchor="middle" '
+                           'fill="#c33">✗ not seen here</text>')
+                continue
+            out.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="#333" '
+                       'marker-end="url(#a)"/>')
+            out.append(f'<text x="{(a + b) / 2}" y="{y - 5}" text-anchor="middle">'
+                       f'{esc(_ep_arrow(e))}</text>')
+        out.append(f'<text x="{nat_x}" y="{y + 14}" text-anchor="middle" fill="#555" '
+                   f'stroke="white" stroke-width="3" paint-order="stroke">{esc(s.label)}</text>')
+        out.append(f'<text x="8" y="{y + 4}" fill="#777">{s.t:.3f}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 def _parties(evs: list[Event]) -> list[str]:

@@ -4,11 +4,11 @@ import xml.etree.ElementTree as ET
 
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.dns import DNS, DNSQR, DNSRR
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from infralab.ladder import events, svg, text
+from infralab.ladder import events, nat_steps, nat_svg, nat_text, svg, text
 
 
 def dora(kind: str, src: str, dst: str, t: float, yi: str = "0.0.0.0"):
@@ -47,3 +47,44 @@ def test_ladder_of_dora_dns_and_tcp(tmp_path):
     assert "255.255.255.255 <- 10.2.0.10" in t and "DHCP ACK" in t
     root = ET.fromstring(svg(evs, "DORA"))
     assert len(root.findall("{http://www.w3.org/2000/svg}line")) >= len(evs)
+
+
+def test_nat_ladder_pairs_each_packet_before_and_after_translation(tmp_path):
+    def pkt(src, dst, l4, t, ipid):
+        p = Ether() / IP(src=src, dst=dst, id=ipid) / l4
+        p.time = t
+        return p
+
+    inside = [pkt("10.1.1.11", "198.51.100.131", TCP(sport=40000, dport=80, flags="S",
+                                                     seq=7), 1.000, 11),
+              pkt("198.51.100.131", "10.1.1.11", TCP(sport=80, dport=40000, flags="SA",
+                                                     seq=99, ack=8), 1.052, 0),
+              pkt("10.1.1.11", "198.51.100.131", ICMP(id=5, seq=1) / b"ping", 2.0, 12)]
+    outside = [pkt("203.0.113.1", "198.51.100.131", TCP(sport=1024, dport=80, flags="S",
+                                                        seq=7), 1.021, 11),
+               pkt("198.51.100.131", "203.0.113.1", TCP(sport=80, dport=1024, flags="SA",
+                                                        seq=99, ack=8), 1.031, 0),
+               pkt("203.0.113.1", "198.51.100.131", ICMP(id=77, seq=1) / b"ping", 2.02, 12),
+               # unsolicited: the NAT dropped it, so the inside never saw it
+               pkt("198.51.100.131", "203.0.113.1", UDP(sport=9, dport=5300) / b"x", 3.0, 5)]
+    fi, fo = tmp_path / "c1.pcap", tmp_path / "web.pcap"
+    wrpcap(str(fi), inside)
+    wrpcap(str(fo), outside)
+    steps = nat_steps(events(fi), events(fo))
+    assert [(s.outbound, s.inside is not None, s.outside is not None) for s in steps] == \
+        [(True, True, True), (False, True, True), (True, True, True), (False, False, True)]
+    syn, synack, echo, dropped = steps
+    assert (syn.inside.src_ep, syn.outside.src_ep) == ("10.1.1.11:40000", "203.0.113.1:1024")
+    assert synack.t < 0.06 and synack.outside.dst_ep == "203.0.113.1:1024"
+    assert synack.inside.dst_ep == "10.1.1.11:40000"
+    assert (echo.inside.src_ep, echo.outside.src_ep) == ("10.1.1.11#5", "203.0.113.1#77")
+    assert dropped.outside.dst_ep == "203.0.113.1:5300"
+    t = nat_text(steps, "c1.pcap", "web.pcap")
+    assert "3 packets seen on both sides, 1 on one side only" in t
+    assert "10.1.1.11:40000 -> 198.51.100.131:80" in t and "203.0.113.1:1024 -> " in t
+    assert "(not seen)" in t
+    root = ET.fromstring(nat_svg(steps, "NAT"))
+    heads = [e.text for e in root.findall("{http://www.w3.org/2000/svg}text")
+             if e.get("font-weight") == "bold"]
+    assert heads == ["10.1.1.11", "198.51.100.131", "NAT"]
+    assert any("not seen" in (e.text or "") for e in root.iter())
