@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bench.net import conn_rate, iperf, linux_router_net, one_router, plain_mininet
+from infralab.progress import Progress
 from topologies.build import Emulation
 
 HERE = Path(__file__).resolve().parent
@@ -72,12 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     from bench import dhcp, gslb, nat
     from bench.dns import bench_dns, report
 
-    if args.only in (None, "dns"):
-        res.update(bench_dns(seconds))
-    if args.only in (None, "gslb"):
-        res.update(gslb.bench_gslb(seconds))
-    if args.only in (None, "nat"):
-        res.update(nat.bench_nat(seconds))
     if args.only == "scale":  # (not in the default run: it builds eight topologies)
         from bench import scale
 
@@ -86,16 +81,24 @@ def main(argv: list[str] | None = None) -> int:
         (OUT / "scale.json").write_text(json.dumps(res, indent=1))
         print(f"plot: {scale.plot(res['scale'], OUT / 'scale.svg')}")
         return 0
-    if args.only in (None, "dhcp"):
-        res.update(dhcp.bench_dhcp(seconds))
+    groups = [("dns", lambda: bench_dns(seconds)), ("gslb", lambda: gslb.bench_gslb(seconds)),
+              ("nat", lambda: nat.bench_nat(seconds)), ("dhcp", lambda: dhcp.bench_dhcp(seconds)),
+              ("routing", lambda: bench_routing(seconds)),
+              ("startup", lambda: bench_startup(max(2, min(args.hosts, 200))))]
+    if args.only:  # ("routing" is the routing and start-up pair, as always)
+        groups = [g for g in groups if g[0] == args.only
+                  or (args.only, g[0]) == ("routing", "startup")]
+    # minutes in all: a line as each group ends (lines, not a bar: the groups print too)
+    with Progress(lines=True).step("bench groups", len(groups)) as step:
+        for _name, run in groups:
+            res.update(run())
+            step.advance()
     if args.only in ("dns", "gslb", "nat", "dhcp"):
         OUT.mkdir(exist_ok=True)
         (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))
         {"dns": report, "gslb": gslb.report, "nat": nat.report,
          "dhcp": dhcp.report}[args.only](res)
         return 0
-    res.update(bench_routing(seconds))
-    res.update(bench_startup(max(2, min(args.hosts, 200))))
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(res, indent=1))
     rows = [

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from bench.net import plain_mininet
+from infralab.progress import Progress
 from topologies.build import Emulation
 from topologies.generators import campus
 
@@ -41,12 +42,15 @@ def infralab_run(subnets: int, hosts: int) -> dict:
 
 def bench_scale() -> dict:
     rows = []
+    step = Progress(lines=True).step("scale sizes", len(SIZES))
     for subnets, hosts in SIZES:
         n = subnets * hosts + 1
         rows.append({"hosts": n, "subnets": subnets, "infralab": infralab_run(subnets, hosts),
                      "mininet": plain_mininet(subnets, hosts)})
         print(f"scale: {n} hosts: infralab start {rows[-1]['infralab']['start_s']:.1f} s, "
               f"mininet {rows[-1]['mininet']['start_s']:.1f} s", flush=True)
+        step.advance()
+    step.finish()
     return {"scale": rows}
 
 

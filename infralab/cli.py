@@ -14,6 +14,7 @@ from pathlib import Path
 import topologies
 from infralab import labcli as lab_cli
 from infralab import natcli as nat_cli
+from infralab.progress import Progress
 from services.dhcp import cli as dhcp_cli
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
@@ -21,8 +22,11 @@ from services.gslb import cli as gslb_cli
 from services.punch import cli as punch_cli
 from topologies.yamlfile import ConfigFileError
 
+PROGRESS = Progress()  # bars on stderr for the long steps (a line every 2 s in a log)
+
 
 def _log(msg: str) -> None:
+    PROGRESS.interrupt()
     print(f"[infralab] {msg}", flush=True)
 
 
@@ -53,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     topo = _topology(args.file)
     signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
-    with Emulation(topo, log=_log, verbose=args.verbose) as emu:
+    with Emulation(topo, log=_log, verbose=args.verbose, progress=PROGRESS) as emu:
         _log(f"{topo.name} is up in {time.monotonic() - t0:.1f}s "
              f"(run directory {emu.rundir})")
         from infralab.mncli import InfralabCLI
@@ -160,7 +164,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from infralab.demo import run_demo
 
-    return run_demo(_topology(args.file), log=_log)
+    return run_demo(_topology(args.file), log=_log, progress=PROGRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 
 from infralab import testing
+from infralab.progress import Progress
 from topologies.build import Emulation
 from topologies.model import Topology
 
 
-def run_demo(topo: Topology, log: Callable[[str], None] = print) -> int:
+def run_demo(topo: Topology, log: Callable[[str], None] = print,
+             progress: Progress | None = None) -> int:
     failures = 0
 
     def check(title: str, fn: Callable[[], str]) -> None:
@@ -28,7 +30,7 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print) -> int:
             log(f"FAIL {title}: {e}")
 
     t0 = time.monotonic()
-    emu = Emulation(topo, log=log)
+    emu = Emulation(topo, log=log, progress=progress)
     with emu:
         log(f"{topo.name}: {len(topo.routers)} routers, {len(topo.subnets())} subnets, "
             f"{len(topo.hosts)} hosts, up in {time.monotonic() - t0:.1f}s")

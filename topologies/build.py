@@ -23,10 +23,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import DELAY_NODE_PREFIX, Topology
 from .plan import LinkPlan, Plan, make_plan
+
+if TYPE_CHECKING:
+    from infralab.progress import Progress
 
 READY_TIMEOUT_S = 20.0
 
@@ -70,11 +73,15 @@ class Emulation:
     """A running topology. Use as `with Emulation(topo) as emu: emu.net['h1'].cmd(...)`."""
 
     def __init__(self, topo: Topology, *, controller_port: int | None = None,
-                 log: Callable[[str], None] | None = None, verbose: bool = False) -> None:
+                 log: Callable[[str], None] | None = None, verbose: bool = False,
+                 progress: Progress | None = None) -> None:
+        from infralab.progress import SILENT
+
         self.topo = topo.validate()
         self.plan: Plan = make_plan(topo)
         self.port = controller_port or topo.controller_port or _free_port()
         self.log = log or (lambda s: None)
+        self.progress = progress or SILENT  # bars for the long steps (the CLI shows them)
         self.verbose = verbose
         self.net = None
         self.manifest = None
@@ -263,7 +270,9 @@ class Emulation:
         net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                       waitConnected=False)
         self.net = net
+        step = self.progress.step("hosts", len(self.topo.hosts))
         for h in self.topo.hosts.values():
+            step.advance()
             iface = self.topo.host_interface(h.name)
             params = {"ip": str(iface) if iface else None}
             if h.mac:
@@ -271,13 +280,16 @@ class Emulation:
             if iface is not None:
                 params["defaultRoute"] = f"via {self.topo.gateway(h.name)}"
             net.addHost(h.name, cls=Host, **params)
+        step.finish()
         for r in self.plan.routers:
             # batch: ovs-vsctl runs as a subprocess; unbatched, Mininet types it into a
             # pty, whose 4096-byte line limit cut a 60-port bridge's command (no bridge)
             net.addSwitch(r.name, cls=OVSSwitch, datapath="user", protocols="OpenFlow13",
                           batch=True,
                           failMode="secure", dpid=f"{r.dpid:016x}")
+        step = self.progress.step("links", len(self.plan.links))
         for link in self.plan.links:
+            step.advance()
             kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
             if link.a_port:
                 kw["port1"] = link.a_port
@@ -292,6 +304,7 @@ class Emulation:
                             intfName2=link.b_intf, port2=link.b_port)
             else:
                 net.addLink(link.a, link.b, cls=cls, **kw, **extra)
+        step.finish()
         class Controller(RemoteController):
             def checkListening(self) -> None:
                 """Already checked (`_start_controller`). Mininet's own check pipes a
@@ -303,7 +316,9 @@ class Emulation:
         self.manifest.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
         self._start_delay_nodes()
+        step = self.progress.step("host set-up", len(net.hosts))
         for h in net.hosts:
+            step.advance()
             if h.name in self.delay_nodes:
                 continue
             intf = h.defaultIntf()
@@ -318,6 +333,7 @@ class Emulation:
             # /etc/resolv.conf are its own files, so glibc, dig and ping use its LDNS
             for f in ("hosts", "resolv.conf"):
                 h.cmd(f"mount --bind {shlex.quote(str(hdir / f))} /etc/{f}")
+        step.finish()
         for intf in self.manifest.interfaces:
             subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
         net.start()
@@ -353,17 +369,20 @@ class Emulation:
 
     def _wait_routing(self) -> None:
         names = [r.name for r in self.plan.routers]
+        step = self.progress.step("routers ready", len(names))
 
         def ready() -> bool:
             if self.controller.poll() is not None:
                 raise BuildError(f"controller exited with {self.controller.returncode}\n"
                                  + self.controller_log_tail())
             st = self.controller_status().get("routers", {})
-            return all(st.get(n, {}).get("ready") and not st[n].get("unresolved_next_hops")
-                       for n in names)
+            step.update(sum(1 for n in names if st.get(n, {}).get("ready")
+                            and not st[n].get("unresolved_next_hops")))
+            return step.done == len(names)
 
         try:
             wait_for(ready, READY_TIMEOUT_S, "routers to connect and resolve next hops", 0.1)
+            step.finish()
         except TimeoutError as e:
             st = self.controller_status().get("routers", {})
             missing = {n: st.get(n, {}) for n in names}
@@ -398,10 +417,12 @@ class Emulation:
                     self._spawn_service(h, svc, label)
                 p = self._launch(label)
                 waits.append((self.net[h.name], svc, p, label))
-        for node, svc, p, label in waits:  # all start at once; then each must come up
-            if svc.ready_port:
-                wait_listening(node, svc.ready_port, 30, p, f"service {label}")
-            self.log(f"service {label} started (pid {p.pid})")
+        with self.progress.step("services up", len(waits)) as step:
+            for node, svc, p, label in waits:  # all start at once; then each must come up
+                if svc.ready_port:
+                    wait_listening(node, svc.ready_port, 30, p, f"service {label}")
+                step.advance()
+                self.log(f"service {label} started (pid {p.pid})")
         self._start_dhcp_clients()
 
     def _spawn_service(self, h, svc, label: str) -> subprocess.Popen:
@@ -484,8 +505,12 @@ class Emulation:
             self._spawners[label] = lambda h=h, label=label: self._spawn_dhcp_client(h, label)
             self._launch(label)
         if hosts:
-            wait_for(lambda: all(self.ip(h.name) for h in hosts), 30,
-                     "DHCP clients to get their leases")
+            with self.progress.step("DHCP clients bound", len(hosts)) as step:
+                def bound() -> bool:
+                    step.update(sum(1 for h in hosts if self.ip(h.name)))
+                    return step.done == len(hosts)
+
+                wait_for(bound, 30, "DHCP clients to get their leases")
             self.log(f"{len(hosts)} DHCP client(s) bound: " + ", ".join(
                 f"{h.name} {self.ip(h.name)}" for h in hosts))
 
