@@ -1,5 +1,7 @@
 """The Mininet CLI with infralab's additions: a script mode that stops at the first failing
-command and reports its exit status, and a `routers` command showing the controller's view."""
+command (unless the line begins with '-') and reports its exit status; commands showing the
+controller's and the services' view (`routers`, `nat`, `leases`, `dnscache`, `trace`) and
+a lab's progress (`lab check NAME`)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,20 @@ class InfralabCLI(CLI):
     def onecmd(self, line: str) -> bool:
         if self.script_mode and self.status:
             return True  # a command failed: skip the rest of the script
-        if self.script_mode and line.strip() and not line.lstrip().startswith("#"):
+        may_fail = False
+        if self.script_mode and line.lstrip().startswith("-"):
+            # "-cmd": its failure does not stop the script (like make), e.g. `stun`, whose
+            # exit status is the NAT type it found
+            line, may_fail = line.lstrip()[1:], True
+        if self.script_mode and line.lstrip().startswith("#"):
+            return False  # a comment
+        if self.script_mode and line.strip():
             print(f"infralab> {line.rstrip()}", flush=True)
-        return super().onecmd(line)
+        stop = super().onecmd(line)
+        if may_fail and self.status:
+            print(f"*** (status {self.status} ignored: the line began with '-')")
+            self.status = 0
+        return stop
 
     def default(self, line: str) -> None:
         if not self.script_mode:
@@ -135,6 +148,26 @@ class InfralabCLI(CLI):
             return
         host = words[1] if len(words) > 1 else next(iter(self.mn.hosts)).name
         print(self.mn[host].cmd(f"infralab dns trace {words[0]}"), end="")
+
+    def do_lab(self, line: str) -> None:
+        """lab check NAME: which steps of a course lab (labs/NAME.md) this network shows
+        done (TB-LABS); lab list: the labs. A script fails while a step is not done."""
+        from infralab.labs import LABS, Live, report
+
+        words = line.split()
+        if words[:1] == ["list"] or not words:
+            for lab in LABS.values():
+                print(f"  {lab.name:<6} {lab.title}")
+            return
+        lab = LABS.get(words[1]) if words[0] == "check" and len(words) == 2 else None
+        if lab is None:
+            print(f"*** usage: lab check NAME (one of: {', '.join(LABS)}) | lab list")
+            self.status = 2 if self.script_mode else self.status
+            return
+        results = lab.run(Live(self.emu.rundir))
+        print(report(lab, results))
+        if self.script_mode and not all(ok for _, _, ok, _ in results):
+            self.status = 1
 
     def do_routers(self, _line: str) -> None:
         """Show each router's neighbours, unresolved next hops and counters."""
