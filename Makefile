@@ -39,5 +39,5 @@ clean: ## remove what crashed runs left behind (infralab's own bridges/processes
 vm: ## build the course VM image in vm/out/ (debootstrap + scripts/install.sh; needs debootstrap)
 	$(SUDO) bash vm/build.sh
 
-vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside (SMOKE=demo: make demo)
+vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside (SMOKE=demo: make demo; SMOKE=lab: the NAT lab)
 	$(SUDO) SMOKE=$(or $(SMOKE),check) bash vm/smoke.sh

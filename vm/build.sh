@@ -78,7 +78,13 @@ chroot "$ROOTFS" bash -c 'id student >/dev/null 2>&1 || useradd -m -s /bin/bash 
   echo "student:infralab" | chpasswd; echo "root:infralab" | chpasswd;
   echo "student ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/student;
   chown -R student: /opt/infralab;
-  systemctl enable openvswitch-switch >/dev/null 2>&1 || true'
+  systemctl enable openvswitch-switch >/dev/null 2>&1 || true
+  # the peers (nsd, named, unbound, pdns, kea, stund, dnsmasq) run per test or lab inside
+  # the emulation; their Debian system services would only hold port 53/67 and memory
+  for u in nsd named unbound pdns kea-dhcp4-server kea-dhcp6-server kea-dhcp-ddns-server \
+           kea-ctrl-agent stun isc-dhcp-server dnsmasq; do
+    systemctl disable "$u.service" >/dev/null 2>&1 || true
+  done'
 install -m 0644 vm/infralab-smoke.service "$ROOTFS/etc/systemd/system/infralab-smoke.service"
 install -D -m 0755 vm/smoke-mode.sh "$ROOTFS/usr/local/lib/infralab/smoke-mode"
 install -D -m 0755 vm/kernel-hook.sh "$ROOTFS/etc/kernel/postinst.d/zz-infralab-syslinux"
@@ -97,15 +103,15 @@ rm -f "$IMG"
 truncate -s "$SIZE" "$IMG"
 sfdisk -q "$IMG" <<EOT
 label: dos
-start=$BOOT_START, size=$BOOT_SECTORS, type=c, bootable
+start=$BOOT_START, size=$BOOT_SECTORS, type=e, bootable
 start=$ROOT_START, type=83
 EOT
 dd if=/usr/lib/syslinux/mbr/mbr.bin of="$IMG" bs=440 count=1 conv=notrunc status=none
 root_bytes=$(( $(stat -c %s "$IMG") - ROOT_START * 512 ))
 mkfs.ext4 -F -q -L infralab -U "$ROOT_UUID" -E offset=$((ROOT_START * 512)) \
   -d "$ROOTFS" "$IMG" "$((root_bytes / 1024))k"
-mkfs.vfat -F 32 -n INFRALAB -i "$BOOT_ID" --offset "$BOOT_START" "$IMG" \
-  "$((BOOT_SECTORS / 2))" >/dev/null
+mkfs.vfat -F 16 -n INFRALAB -i "$BOOT_ID" --offset "$BOOT_START" "$IMG" \
+  "$((BOOT_SECTORS / 2))" >/dev/null 2>&1  # (FAT16: mtools and SYSLINUX agree on it)
 cat > "$OUT/syslinux.cfg" <<EOT
 SERIAL 0 115200
 PROMPT 0

@@ -3,13 +3,14 @@
 # VirtualBox would (BIOS, the disk on a SATA/AHCI controller), let the image's smoke unit
 # run infralab inside, and pass when it reports INFRALAB-SMOKE-PASS on the serial console.
 # SMOKE=check (default): `infralab validate world` + `infralab up duo`;
-# SMOKE=demo: `make demo`, offline, as a student would run it.
+# SMOKE=demo: `make demo`, offline, as a student would run it;
+# SMOKE=lab: the NAT lab's steps as typed at the prompt (labs/nat.cli), then `lab check nat`.
 # KVM when usable, else software emulation. The image is not changed (-snapshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-vm/out}
 SMOKE=${SMOKE:-check}
-LIMIT=${LIMIT:-$([ "$SMOKE" = demo ] && echo 5400 || echo 1200)}
+LIMIT=${LIMIT:-$([ "$SMOKE" = check ] && echo 1200 || echo 5400)}
 log=$OUT/smoke-$SMOKE.log
 boot() {  # $@: acceleration options. Gives up early when the kernel has not started
   # within $START_LIMIT s (KVM under nested virtualisation can hang silently).
