@@ -226,15 +226,8 @@ def nat_svg(steps: list[NatStep], title: str = "") -> str:
     width = max(xs.values(), default=nat_x) + 160
     height = top + row * (len(steps) + 1) + 20
 
-    def esc(s: str) -> str:
-        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="Helvetica" font-size="11">',
-           '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="8" refY="4" '
-           'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker></defs>',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="40" y="20" font-size="14">{esc(title)}</text>']
+    esc = _esc
+    out = _svg_head(width, height, title)
     heads = [(x, a) for (k, a), x in xs.items()] + [(nat_x, "NAT")]
     for x, a in heads:
         out.append(f'<text x="{x}" y="{top - 22}" text-anchor="middle" '
@@ -280,6 +273,20 @@ def text(evs: list[Event]) -> str:
     return "\n".join(lines)
 
 
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _svg_head(width: int, height: int, title: str) -> list[str]:
+    """The start both ladders share: canvas, arrowhead marker, title."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="Helvetica" font-size="11">',
+            '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="8" refY="4" '
+            'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker></defs>',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="40" y="20" font-size="14">{_esc(title)}</text>']
+
+
 def svg(evs: list[Event], title: str = "") -> str:
     """The ladder as SVG: lifelines per address, arrows per packet, labels on them."""
     parties = _parties(evs)
@@ -290,15 +297,8 @@ def svg(evs: list[Event], title: str = "") -> str:
     def x(a: str) -> int:
         return left + 100 + col * parties.index(a)
 
-    def esc(s: str) -> str:
-        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="Helvetica" font-size="11">',
-           '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="8" refY="4" '
-           'orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker></defs>',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="20" font-size="14">{esc(title)}</text>']
+    esc = _esc
+    out = _svg_head(width, height, title)
     for a in parties:
         out.append(f'<text x="{x(a)}" y="{top - 20}" text-anchor="middle" '
                    f'font-weight="bold">{esc(a)}</text>')
