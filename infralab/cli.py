@@ -238,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         _log("interrupted; torn down")
         return 130
     except Exception as e:  # BuildError and friends: one clear line, no traceback
+        from infralab.ladder import CaptureFileError
         from topologies.build import BuildError
 
-        if isinstance(e, (BuildError, TimeoutError)):
+        if isinstance(e, (BuildError, TimeoutError, LookupError, CaptureFileError)):
             print(f"infralab: {e}", file=sys.stderr)
             return 1
         raise

@@ -20,6 +20,10 @@ DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6
               7: "RELEASE", 8: "INFORM"}
 
 
+class CaptureFileError(ValueError):
+    """A capture file that cannot be read: the message names the file."""
+
+
 @dataclass
 class Event:
     t: float
@@ -73,10 +77,16 @@ def events(pcap: Path) -> list[Event]:
     import scapy.layers.dns  # noqa: F401
     import scapy.layers.inet  # noqa: F401
     import scapy.layers.l2  # noqa: F401
+    from scapy.error import Scapy_Exception
     from scapy.utils import rdpcap
 
     out: list[Event] = []
-    packets = list(rdpcap(str(pcap)))
+    try:
+        packets = list(rdpcap(str(pcap)))
+    except OSError as e:
+        raise CaptureFileError(f"{pcap}: {e.strerror or e}") from None
+    except Scapy_Exception as e:
+        raise CaptureFileError(f"{pcap}: {e} (a pcap or pcapng file is needed)") from None
     t0 = float(packets[0].time) if packets else 0.0
     for p in packets:
         if not p.haslayer("IP"):

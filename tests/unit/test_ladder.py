@@ -88,3 +88,16 @@ def test_nat_ladder_pairs_each_packet_before_and_after_translation(tmp_path):
              if e.get("font-weight") == "bold"]
     assert heads == ["10.1.1.11", "198.51.100.131", "NAT"]
     assert any("not seen" in (e.text or "") for e in root.iter())
+
+
+def test_a_file_that_is_no_capture_is_named_in_a_clear_error(tmp_path):
+    import pytest
+
+    from infralab.ladder import CaptureFileError
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture\n")
+    for path, why in ((bad, "pcap or pcapng"), (tmp_path / "gone.pcap", "No such file")):
+        with pytest.raises(CaptureFileError, match=why) as e:
+            events(path)
+        assert str(path) in str(e.value)
