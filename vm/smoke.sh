@@ -12,6 +12,7 @@ OUT=${OUT:-vm/out}
 SMOKE=${SMOKE:-check}
 LIMIT=${LIMIT:-$([ "$SMOKE" = check ] && echo 1200 || echo 5400)}
 log=$OUT/smoke-$SMOKE.log
+rm -f "$log"  # a verdict comes only from this run's console
 boot() {  # $@: acceleration options. Gives up early when the kernel has not started
   # within $START_LIMIT s (KVM under nested virtualisation can hang silently).
   echo "vm-smoke: booting the disk ($*), SMOKE=$SMOKE, at most ${LIMIT}s; console in $log"
