@@ -120,7 +120,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
         raise SystemExit("infralab capture: -o names one file; with several hosts each "
                          "goes to HOST.pcap (or --dir DIR/HOST.pcap)")
     outdir = Path(args.dir or ".")
-    outs = {h: Path(args.output) if args.output else outdir / f"{h}.pcap" for h in args.host}
+    outs = {h: Path(args.output) if args.output else outdir / f"{h.replace(':', '-')}.pcap"
+            for h in args.host}
     _log(f"capturing on {', '.join(args.host)} for {args.seconds:g}s")
     for out in capture_many(run, outs, args.seconds, args.filter or "").values():
         _log(f"wrote {out} ({out.stat().st_size} bytes)")
@@ -189,10 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="NAME.svg or NAME.png (default: <topology>.svg)")
     p.add_argument("--dot", action="store_true", help="print the Graphviz text instead")
     p.set_defaults(fn=cmd_draw)
-    p = sub.add_parser("capture", help="record hosts' links of a running emulation (pcap), "
-                       "all over the same seconds")
-    p.add_argument("host", nargs="+", help="one or more hosts, e.g. c1 web2a for both "
-                   "sides of the campus NAT")
+    p = sub.add_parser("capture", help="record links of a running emulation (pcap) at "
+                       "hosts or router ports, all over the same seconds")
+    p.add_argument("host", nargs="+", help="hosts, or router ports as ROUTER:PEER or "
+                   "ROUTER:SUBNET; e.g. `c1 web2a` or `rc:c1 rc:wan`: both sides of the "
+                   "campus NAT (files: c1.pcap, rc-wan.pcap...)")
     p.add_argument("--dir", help="directory for HOST.pcap files (default: here)")
     p.add_argument("--seconds", type=float, default=10.0, help="how long (at most 600)")
     p.add_argument("--filter", help="tcpdump filter, e.g. 'udp port 67 or udp port 68'")

@@ -44,21 +44,27 @@ def capture(rundir: Path, host: str, out: Path, seconds: float, bpf: str = "") -
 
 def capture_many(rundir: Path, outs: dict[str, Path], seconds: float,
                  bpf: str = "") -> dict[str, Path]:
-    """Capture on several hosts over the same `seconds` (e.g. both sides of a NAT), one
-    tcpdump each, started together; returns host -> pcap."""
+    """Capture at several places over the same `seconds` (e.g. both sides of a NAT), one
+    tcpdump each, started together; returns place -> pcap. A place is a host (its link,
+    inside its namespace) or `ROUTER:PEER` / `ROUTER:SUBNET` (a router's port, on the
+    link's router end)."""
     import json
 
     manifest = json.loads((rundir / "manifest.json").read_text())
     seconds = max(1.0, min(seconds, 600.0))
     cmds = {}
-    for host, out in outs.items():
-        node = manifest["processes"].get(f"node:{host}")
-        if node is None:
-            raise LookupError(f"no host {host!r} in {rundir}")
-        cmds[host] = ["mnexec", "-a", str(node["pid"]), "timeout", str(seconds), "tcpdump",
-                      "-Z", "root", "-i", f"{host}-eth0", "-n", "-U", "--immediate-mode",
-                      "-s", "1500", "-C", "100", "-W", "1",
-                      "-w", str(out)] + ([bpf] if bpf else [])
+    tail = ["-n", "-U", "--immediate-mode", "-s", "1500", "-C", "100", "-W", "1"]
+    for place, out in outs.items():
+        if ":" in place:  # a router's port: its interface is in our own namespace
+            ports = json.loads((rundir / "ports.json").read_text())
+            prefix, intf = [], resolve_link(ports, place)
+        else:  # a host: tcpdump inside its namespace
+            node = manifest["processes"].get(f"node:{place}")
+            if node is None:
+                raise LookupError(f"no host {place!r} in {rundir}")
+            prefix, intf = ["mnexec", "-a", str(node["pid"])], f"{place}-eth0"
+        cmds[place] = [*prefix, "timeout", str(seconds), "tcpdump", "-Z", "root", "-i", intf,
+                       *tail, "-w", str(out)] + ([bpf] if bpf else [])
     procs = {h: subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                  text=True) for h, c in cmds.items()}
     failed = []
@@ -130,6 +136,27 @@ def events(pcap: Path) -> list[Event]:
         out.append(Event(round(float(p.time) - t0, 4), src, dst, label, src_ep, dst_ep,
                          float(p.time), key))
     return out
+
+
+def resolve_link(ports: list[dict], spec: str) -> str:
+    """`ROUTER:PEER` (the port towards that host or router) or `ROUTER:SUBNET` (a subnet
+    on one port) -> the router-side interface; a clear error otherwise."""
+    router, _, what = spec.partition(":")
+    mine = [p for p in ports if p["router"] == router]
+    if not mine:
+        raise LookupError(f"{spec}: no router {router!r} (routers: "
+                          f"{', '.join(sorted({p['router'] for p in ports}))})")
+    by_peer = [p for p in mine if p["peer"] == what]
+    by_subnet = [p for p in mine if p["subnet"] == what]
+    if len(by_peer) == 1:
+        return by_peer[0]["intf"]
+    if len(by_subnet) == 1:
+        return by_subnet[0]["intf"]
+    if by_subnet:
+        raise LookupError(f"{spec}: subnet {what} is on {len(by_subnet)} ports of {router}; "
+                          f"name one: {', '.join(router + ':' + p['peer'] for p in by_subnet)}")
+    raise LookupError(f"{spec}: {router} has no port towards {what!r} (try: "
+                      f"{', '.join(router + ':' + p['peer'] for p in mine)})")
 
 
 def _endpoints_and_key(p) -> tuple[str, str, tuple]:  # noqa: ANN001 (a scapy packet)

@@ -120,6 +120,10 @@ class Emulation:
         self.manifest.interfaces = sorted(
             {p.intf for r in self.plan.routers for i in r.interfaces for p in i.ports})
         self.manifest.save()
+        # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
+        (self.rundir / "ports.json").write_text(json.dumps(
+            [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf}
+             for r in self.plan.routers for i in r.interfaces for p in i.ports], indent=0))
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
         old = signal.signal(signal.SIGTERM, raise_interrupt)
         try:

@@ -224,33 +224,37 @@ def test_nat_hairpin_inside_host_reaches_the_static_server_by_its_public_address
 
 
 def test_nat_ladder_two_captures_show_each_packet_before_and_after(world, tmp_path):
-    """TB-OBSERVE: `infralab capture c1 web2a` records both sides of rc's PAT at once;
-    `infralab ladder c1.pcap web2a.pcap` pairs each packet with itself translated."""
+    """TB-OBSERVE: `infralab capture` records both sides of rc's PAT at once — at the hosts
+    (c1, web2a) and at the router's own ports (rc:c1, rc:wan); `infralab ladder IN OUT`
+    pairs each packet with itself translated."""
     from infralab.ladder import events, nat_steps
 
     cap = subprocess.Popen(
-        [sys.executable, "-m", "infralab", "capture", "c1", "web2a", "--seconds", "8",
-         "--dir", str(tmp_path), "--run", str(world.rundir),
+        [sys.executable, "-m", "infralab", "capture", "c1", "web2a", "rc:c1", "rc:wan",
+         "--seconds", "8", "--dir", str(tmp_path), "--run", str(world.rundir),
          "--filter", "tcp port 80 and not host 198.18.3.1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    pcaps = [tmp_path / "c1.pcap", tmp_path / "web2a.pcap"]
-    wait_for(lambda: all(p.exists() for p in pcaps), 10, "both tcpdumps started")
+    names = ("c1", "web2a", "rc-c1", "rc-wan")
+    pcaps = {n: tmp_path / f"{n}.pcap" for n in names}
+    wait_for(lambda: all(p.exists() for p in pcaps.values()), 10, "the four tcpdumps started")
     assert "web2a" in world.host("c1").cmd("curl -s -m8 http://198.51.100.131/")
     log = cap.communicate(timeout=30)[0]
     assert cap.returncode == 0, log
-    steps = nat_steps(events(pcaps[0]), events(pcaps[1]))
-    both = [s for s in steps if s.inside and s.outside]
-    assert len(both) >= 6, steps  # handshake, request, response, close
-    for s in both:
-        inner, outer = ((s.inside.src_ep, s.outside.src_ep) if s.outbound
-                        else (s.inside.dst_ep, s.outside.dst_ep))
-        assert inner.startswith("10.1.1.11:") and outer.startswith(PAT + ":"), s
-    assert both[0].outbound and both[0].label.endswith(" S")
-    out = subprocess.run([sys.executable, "-m", "infralab", "ladder", *map(str, pcaps)],
+    for inside, outside in (("c1", "web2a"), ("rc-c1", "rc-wan")):
+        steps = nat_steps(events(pcaps[inside]), events(pcaps[outside]))
+        both = [s for s in steps if s.inside and s.outside]
+        assert len(both) >= 6, (inside, outside, steps)  # handshake, request, response, close
+        for s in both:
+            inner, outer = ((s.inside.src_ep, s.outside.src_ep) if s.outbound
+                            else (s.inside.dst_ep, s.outside.dst_ep))
+            assert inner.startswith("10.1.1.11:") and outer.startswith(PAT + ":"), s
+        assert both[0].outbound and both[0].label.endswith(" S")
+    pair = [str(pcaps["c1"]), str(pcaps["web2a"])]
+    out = subprocess.run([sys.executable, "-m", "infralab", "ladder", *pair],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "10.1.1.11:" in out.stdout and PAT + ":" in out.stdout
     png = tmp_path / "nat.png"
-    subprocess.run([sys.executable, "-m", "infralab", "ladder", *map(str, pcaps), "-o",
+    subprocess.run([sys.executable, "-m", "infralab", "ladder", *pair, "-o",
                     str(png)], check=True, capture_output=True, timeout=60)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(out.stdout)

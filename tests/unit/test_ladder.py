@@ -101,3 +101,22 @@ def test_a_file_that_is_no_capture_is_named_in_a_clear_error(tmp_path):
         with pytest.raises(CaptureFileError, match=why) as e:
             events(path)
         assert str(path) in str(e.value)
+
+
+def test_router_ports_are_named_by_peer_or_by_a_subnet_on_one_port():
+    import pytest
+
+    from infralab.ladder import resolve_link
+
+    ports = [{"router": "rc", "subnet": "lan1", "peer": "c1", "intf": "rc-eth1"},
+             {"router": "rc", "subnet": "lan1", "peer": "c2", "intf": "rc-eth2"},
+             {"router": "rc", "subnet": "wan", "peer": "ri", "intf": "rc-eth9"}]
+    assert resolve_link(ports, "rc:c2") == "rc-eth2"
+    assert resolve_link(ports, "rc:wan") == "rc-eth9"
+    assert resolve_link(ports, "rc:ri") == "rc-eth9"
+    with pytest.raises(LookupError, match="name one: rc:c1, rc:c2"):
+        resolve_link(ports, "rc:lan1")
+    with pytest.raises(LookupError, match="no router 'rx'"):
+        resolve_link(ports, "rx:wan")
+    with pytest.raises(LookupError, match="no port towards 'zz'"):
+        resolve_link(ports, "rc:zz")
