@@ -147,6 +147,12 @@ def test_dhcp_relay_dora_through_the_controller_for_two_subnets(lab, server):
         rai = [o[1] for o in p["DHCP"].options if isinstance(o, tuple)
                and o[0] == "relay_agent_information"]
         assert rai and b"r1/lan" in rai[0], p["DHCP"].options  # option 82 circuit id
+    # TB-OBSERVE: the same capture as a ladder: each client's DORA, relayed by its giaddr
+    from infralab.ladder import events
+
+    dora = [e.label.split(" giaddr=")[0].split(" yiaddr=")[0] for e in events(cap.path)
+            if "giaddr=10.2.1.1" in e.label]
+    assert dora[:4] == ["DHCP DISCOVER", "DHCP OFFER", "DHCP REQUEST", "DHCP ACK"], dora
     print("DHCP-RELAY: a1 " + b1["address"] + ", b1 " + b2["address"] + "; relayed with "
           f"giaddr {sorted(gi)}")
 

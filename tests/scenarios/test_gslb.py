@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from infralab.testing import dig, service_ctl
+from infralab.testing import Capture, dig, service_ctl
 from topologies.build import wait_for
 
 GSLB = "198.18.3.1"
@@ -81,6 +81,30 @@ def test_gslb_cname_eight_steps_company_dns_aliases_into_the_gslb(world):
     assert servers[3:] == ["198.18.1.11", GSLB], out
     d = dig(world, "c2", "www.example.com")
     assert d.data("CNAME") == ["www.gslb.example.com."] and set(d.data("A")) <= DC1
+
+
+def test_gslb_cname_flow_as_a_ladder_from_a_capture_at_the_ldns(world):
+    """TB-OBSERVE: a capture at the campus LDNS, drawn as a ladder, shows the GSLB-CNAME
+    flow: root and com. refer, the company's ns1 answers with the CNAME into the GSLB's
+    domain, com. refers again and the GSLB answers authoritatively."""
+    from infralab.ladder import events, text
+
+    service_ctl(world, "ldns.resolver", "flush")  # resolve from the root, not the cache
+    with Capture(world, "ldns", "udp port 53", snaplen=1500) as cap:
+        d = dig(world, "c1", "shop.example.com")
+    assert set(d.data("A")) <= DC1 | DC2 and d.data("A"), d.raw
+    evs = events(cap.path)
+    ldns = world.ip("ldns")
+    asked = [e.dst for e in evs if e.src == ldns and e.label.startswith("DNS ?")]
+    answers = {e.src: e.label for e in evs if e.dst == ldns and "DNS " in e.label}
+    assert asked[0] == "198.18.1.1" and asked[-1] == GSLB, text(evs)
+    for server in ("198.18.1.1", "198.18.1.11"):  # root, then com. (twice: each domain)
+        assert answers[server].startswith("DNS referral"), text(evs)
+    company = answers.get("198.18.2.1") or answers.get("198.18.2.2") or ""  # ns1 or ns2
+    assert "shop.example.com. -> www.examplegslb.com." in company, text(evs)
+    assert answers[GSLB].startswith("DNS answer www.examplegslb.com.") and \
+        answers[GSLB].endswith(" AA"), text(evs)
+    print(text(evs))
 
 
 def test_gslb_zone_the_whole_domain_is_the_gslbs_static_and_dynamic(world):
