@@ -51,8 +51,7 @@ class Step:
             return
         now = p.now()
         gap = 0.1 if p.tty else p.interval
-        if now - self._last >= gap or (not p.tty and not self._shown
-                                       and now - self.t0 >= p.interval):
+        if now - self._last >= gap:  # (in a log, the first line comes `interval` in)
             self._write(now, final=False)
 
     def finish(self) -> None:
