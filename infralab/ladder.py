@@ -52,11 +52,12 @@ def capture_many(rundir: Path, outs: dict[str, Path], seconds: float,
 
     manifest = json.loads((rundir / "manifest.json").read_text())
     seconds = max(1.0, min(seconds, 600.0))
+    ports = (json.loads((rundir / "ports.json").read_text())
+             if any(":" in place for place in outs) else [])
     cmds = {}
     tail = ["-n", "-U", "--immediate-mode", "-s", "1500", "-C", "100", "-W", "1"]
     for place, out in outs.items():
         if ":" in place:  # a router's port: its interface is in our own namespace
-            ports = json.loads((rundir / "ports.json").read_text())
             prefix, intf = [], resolve_link(ports, place)
         else:  # a host: tcpdump inside its namespace
             node = manifest["processes"].get(f"node:{place}")
@@ -163,6 +164,7 @@ def _endpoints_and_key(p) -> tuple[str, str, tuple]:  # noqa: ANN001 (a scapy pa
     """The packet's endpoints with ports, and the fields a NAT leaves alone."""
     ip = p["IP"]
     sport = dport = None
+    src_tag = dst_tag = ""  # an ICMP echo's id, on the asker's end
     extra: tuple = ()
     if p.haslayer("TCP"):
         tcp = p["TCP"]
@@ -175,15 +177,12 @@ def _endpoints_and_key(p) -> tuple[str, str, tuple]:  # noqa: ANN001 (a scapy pa
         extra = (icmp.type, icmp.code)
         if icmp.type in (0, 8):  # echo: the NAT rewrites the id; seq and data stay
             extra += (icmp.seq,)
-            ident = f"#{icmp.id}"  # the query id belongs to the asker's end
-            return (ip.src + (ident if icmp.type == 8 else ""),
-                    ip.dst + (ident if icmp.type == 0 else ""),
-                    (ip.id, ip.proto, *extra, bytes(icmp.payload)[:64]))
+            src_tag, dst_tag = (f"#{icmp.id}", "") if icmp.type == 8 else ("", f"#{icmp.id}")
         payload = bytes(icmp.payload)[:64]
     else:
         payload = bytes(ip.payload)[:64]
-    src = f"{ip.src}:{sport}" if sport is not None else ip.src
-    dst = f"{ip.dst}:{dport}" if dport is not None else ip.dst
+    src = f"{ip.src}:{sport}" if sport is not None else ip.src + src_tag
+    dst = f"{ip.dst}:{dport}" if dport is not None else ip.dst + dst_tag
     return src, dst, (ip.id, ip.proto, *extra, payload)
 
 
@@ -208,18 +207,17 @@ def nat_steps(inside: list[Event], outside: list[Event], window: float = 2.0
         pending.setdefault(e.key, []).append(e)
     t0 = min([e.at for e in inside + outside], default=0.0)
     steps = []
-    used: set[int] = set()
     for a in inside:
-        match = next((b for b in pending.get(a.key, ())
-                      if id(b) not in used and abs(b.at - a.at) <= window), None)
+        candidates = pending.get(a.key, [])
+        match = next((b for b in candidates if abs(b.at - a.at) <= window), None)
         if match is None:
             steps.append(NatStep(round(a.at - t0, 4), a.label, True, a, None))
             continue
-        used.add(id(match))
+        candidates.remove(match)  # each outside packet pairs once
         first = min(a.at, match.at)
         steps.append(NatStep(round(first - t0, 4), a.label, a.at <= match.at, a, match))
     steps += [NatStep(round(b.at - t0, 4), b.label, False, None, b)
-              for b in outside if id(b) not in used]
+              for unpaired in pending.values() for b in unpaired]
     steps.sort(key=lambda s: s.t)
     return steps
 
