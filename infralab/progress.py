@@ -32,6 +32,7 @@ class Step:
         self.t0 = progress.now()
         self._last = self.t0
         self._shown = False
+        self._finished = False
         if progress.tty:  # the bar appears at once, empty
             self._write(self.t0, final=False)
 
@@ -56,18 +57,17 @@ class Step:
 
     def finish(self) -> None:
         p = self.progress
-        if p.stream is None or self.done < 0:
+        if p.stream is None or self._finished:  # (a second finish() writes nothing)
             return
-        now = p.now()
+        self._finished = True
         if p.tty or self._shown:  # a log shows the end only of a step it showed begin
-            self._write(now, final=True)
-        self.done = -1  # finished: a second finish() writes nothing
+            self._write(p.now(), final=True)
 
     def _write(self, now: float, final: bool) -> None:
         p = self.progress
         if self.total <= 0:  # nothing to count: nothing to show
             return
-        line = bar(self.what, max(self.done, 0), self.total, now - self.t0)
+        line = bar(self.what, self.done, self.total, now - self.t0)
         if p.tty:
             p.stream.write("\r" + line + ("\n" if final else ""))
             p.showing = not final

@@ -117,13 +117,12 @@ class Emulation:
         from controllers.nat import conntrack_zones
 
         self.manifest.conntrack_zones = conntrack_zones(self.plan)
-        self.manifest.interfaces = sorted(
-            {p.intf for r in self.plan.routers for i in r.interfaces for p in i.ports})
-        self.manifest.save()
         # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
-        (self.rundir / "ports.json").write_text(json.dumps(
-            [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf}
-             for r in self.plan.routers for i in r.interfaces for p in i.ports], indent=0))
+        ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf}
+                 for r in self.plan.routers for i in r.interfaces for p in i.ports]
+        self.manifest.interfaces = sorted({p["intf"] for p in ports})
+        self.manifest.save()
+        (self.rundir / "ports.json").write_text(json.dumps(ports, indent=0))
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
         old = signal.signal(signal.SIGTERM, raise_interrupt)
         try:
@@ -276,7 +275,6 @@ class Emulation:
         self.net = net
         step = self.progress.step("hosts", len(self.topo.hosts))
         for h in self.topo.hosts.values():
-            step.advance()
             iface = self.topo.host_interface(h.name)
             params = {"ip": str(iface) if iface else None}
             if h.mac:
@@ -284,6 +282,7 @@ class Emulation:
             if iface is not None:
                 params["defaultRoute"] = f"via {self.topo.gateway(h.name)}"
             net.addHost(h.name, cls=Host, **params)
+            step.advance()
         step.finish()
         for r in self.plan.routers:
             # batch: ovs-vsctl runs as a subprocess; unbatched, Mininet types it into a
@@ -293,7 +292,6 @@ class Emulation:
                           failMode="secure", dpid=f"{r.dpid:016x}")
         step = self.progress.step("links", len(self.plan.links))
         for link in self.plan.links:
-            step.advance()
             kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
             if link.a_port:
                 kw["port1"] = link.a_port
@@ -308,6 +306,7 @@ class Emulation:
                             intfName2=link.b_intf, port2=link.b_port)
             else:
                 net.addLink(link.a, link.b, cls=cls, **kw, **extra)
+            step.advance()
         step.finish()
         class Controller(RemoteController):
             def checkListening(self) -> None:
@@ -380,9 +379,10 @@ class Emulation:
                 raise BuildError(f"controller exited with {self.controller.returncode}\n"
                                  + self.controller_log_tail())
             st = self.controller_status().get("routers", {})
-            step.update(sum(1 for n in names if st.get(n, {}).get("ready")
-                            and not st[n].get("unresolved_next_hops")))
-            return step.done == len(names)
+            done = sum(1 for n in names if st.get(n, {}).get("ready")
+                       and not st[n].get("unresolved_next_hops"))
+            step.update(done)
+            return done == len(names)
 
         try:
             wait_for(ready, READY_TIMEOUT_S, "routers to connect and resolve next hops", 0.1)
@@ -511,8 +511,9 @@ class Emulation:
         if hosts:
             with self.progress.step("DHCP clients bound", len(hosts)) as step:
                 def bound() -> bool:
-                    step.update(sum(1 for h in hosts if self.ip(h.name)))
-                    return step.done == len(hosts)
+                    done = sum(1 for h in hosts if self.ip(h.name))
+                    step.update(done)
+                    return done == len(hosts)
 
                 wait_for(bound, 30, "DHCP clients to get their leases")
             self.log(f"{len(hosts)} DHCP client(s) bound: " + ", ".join(
