@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from infralab.labs import LABS, Live, find_run, report
+from infralab.labs import LABS, check, find_run
 
 
 def cmd_list(_args: argparse.Namespace) -> int:
@@ -26,9 +26,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     except LookupError as e:
         print(f"infralab lab: {e}")
         return 1
-    results = lab.run(Live(run))
-    print(report(lab, results))
-    return 0 if all(ok for _, _, ok, _ in results) else 1
+    text, done = check(lab, run)
+    print(text)
+    return 0 if done else 1
 
 
 def register(sub: Any) -> None:

@@ -298,6 +298,13 @@ def find_run(topology: str) -> Path:
                       f"`sudo infralab up {topology}` (in another terminal)")
 
 
+def check(lab: Lab, rundir: Path) -> tuple[str, bool]:
+    """Run a lab's checker on a live run: the report to print, and whether every step
+    is done (`infralab lab check` and the Mininet CLI's `lab check` both say this)."""
+    results = lab.run(Live(rundir))
+    return report(lab, results), all(ok for _, _, ok, _ in results)
+
+
 def report(lab: Lab, results: list[tuple[int, str, bool, str]]) -> str:
     lines = [f"lab {lab.name}: {lab.title}"]
     for i, title, ok, why in results:
