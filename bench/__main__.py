@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from bench.net import conn_rate, iperf, linux_router_net, one_router, plain_mininet
-from infralab.progress import Progress
-from topologies.build import Emulation
+from emulation.build import Emulation
+from emulation.progress import Progress
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from topologies.build import Emulation, wait_listening
+from emulation.build import Emulation, wait_listening
 from topologies.model import Topology
 
 RATES = [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000]

@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from emulation.build import wait_for
 from infralab.peers import nsd_conf
 from topologies import ZONES
-from topologies.build import wait_for
 
 NAMES = [("www.example.com", "A"), ("web.example.com", "A"), ("example.com", "MX"),
          ("mail.example.com", "A"), ("nope.example.com", "A"), ("example.com", "NS")]

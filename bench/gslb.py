@@ -20,7 +20,7 @@ from pathlib import Path
 from dnslib import DNSRecord
 
 from bench.dns import dnsperf, running
-from topologies.build import wait_for
+from emulation.build import wait_for
 
 PY = sys.executable
 MEMBERS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]

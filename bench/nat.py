@@ -20,8 +20,8 @@ import sys
 from collections.abc import Iterator
 
 from bench.net import HERE_TCPCONN, conn_rate, iperf, linux_router_net, one_router
-from infralab import runtime
-from topologies.build import Emulation, wait_for, wait_listening
+from emulation import runtime
+from emulation.build import Emulation, wait_for, wait_listening
 
 SERVER = "10.0.2.10"
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from infralab import runtime
-from topologies.build import wait_for, wait_listening
+from emulation import runtime
+from emulation.build import wait_for, wait_listening
 from topologies.model import Topology
 
 HERE = Path(__file__).resolve().parent

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from bench.net import plain_mininet
-from infralab.progress import Progress
-from topologies.build import Emulation
+from emulation.build import Emulation
+from emulation.progress import Progress
 from topologies.generators import campus
 
 SIZES = [(2, 5), (4, 10), (8, 10), (10, 20)]  # (subnets, hosts per subnet)

@@ -26,8 +26,8 @@ from ipaddress import IPv4Address, IPv4Network
 
 from topologies.natconfig import AD, APD, EI, NatInterface, PatRule
 from topologies.plan import RouterPlan
+from wire import frames as pk
 
-from . import packets as pk
 from .messages import (
     CONTROLLER,
     COOKIE,

@@ -19,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from services.dhcp import packet as dp
-from services.dhcp.wire import udp_frame
 from topologies.plan import InterfacePlan, RouterPlan
 from topologies.relayconfig import RelayConfig
+from wire import dhcp
+from wire import frames as pk
+from wire.frames import udp_frame
 
-from . import packets as pk
 from .messages import (
     CONTROLLER,
     META_MASK,
@@ -105,11 +105,11 @@ class Relay:
         if iface is None or len(f.l4) < 8:
             return []
         try:
-            m = dp.parse(f.l4[8:])
-        except dp.DhcpError:
+            m = dhcp.parse(f.l4[8:])
+        except dhcp.DhcpError:
             self.counters.malformed += 1
             return []
-        if m.op != dp.BOOTREQUEST:
+        if m.op != dhcp.BOOTREQUEST:
             self.counters.malformed += 1
             return []
         if not self._admit(now, in_port, m):
@@ -118,10 +118,10 @@ class Relay:
             self.counters.dropped_hops += 1
             return []
         m.hops += 1
-        if m.giaddr == dp.ZERO:
+        if m.giaddr == dhcp.ZERO:
             m.giaddr = IPv4Address(iface.ip)
-        if dp.OPT_RELAY_AGENT not in m.options:
-            m.options[dp.OPT_RELAY_AGENT] = dp.relay_agent_option(
+        if dhcp.OPT_RELAY_AGENT not in m.options:
+            m.options[dhcp.OPT_RELAY_AGENT] = dhcp.relay_agent_option(
                 f"{self.name}/{iface.subnet}/{in_port}".encode(), self.name.encode())
         self.recent[(m.mac, m.xid)] = in_port
         if len(self.recent) > 4096:
@@ -137,7 +137,7 @@ class Relay:
             self.counters.relayed_to_server += 1
         return out
 
-    def _admit(self, now: float, port: int, m: dp.Message) -> bool:
+    def _admit(self, now: float, port: int, m: dhcp.Message) -> bool:
         st = self.ports.setdefault(port, PortState(tokens=self.cfg.rate_per_port or 0.0,
                                                    last=now))
         if not self.cfg.defence:
@@ -171,11 +171,11 @@ class Relay:
 
     def from_server(self, now: float, f: pk.Frame) -> list[Message]:
         try:
-            m = dp.parse(f.l4[8:])
-        except dp.DhcpError:
+            m = dhcp.parse(f.l4[8:])
+        except dhcp.DhcpError:
             self.counters.malformed += 1
             return []
-        if m.op != dp.BOOTREPLY or m.giaddr not in self.own:
+        if m.op != dhcp.BOOTREPLY or m.giaddr not in self.own:
             self.counters.malformed += 1
             return []
         iface = self.own[m.giaddr]
@@ -183,9 +183,9 @@ class Relay:
         if port is None:
             self.counters.dropped_unknown_circuit += 1
             return []
-        m.options.pop(dp.OPT_RELAY_AGENT, None)  # RFC 3046 2.2: never to the client
+        m.options.pop(dhcp.OPT_RELAY_AGENT, None)  # RFC 3046 2.2: never to the client
         payload = m.to_bytes()
-        if m.broadcast or m.msg_type == dp.NAK or m.yiaddr == dp.ZERO:
+        if m.broadcast or m.msg_type == dhcp.NAK or m.yiaddr == dhcp.ZERO:
             frame = udp_frame(iface.mac, pk.BROADCAST_MAC, m.giaddr,
                               IPv4Address("255.255.255.255"), 67, 68, payload)
         else:
@@ -193,10 +193,10 @@ class Relay:
         self.counters.relayed_to_client += 1
         return [PacketOut(frame, (Output(port),))]
 
-    def _circuit_port(self, m: dp.Message, iface: InterfacePlan) -> int | None:
+    def _circuit_port(self, m: dhcp.Message, iface: InterfacePlan) -> int | None:
         try:
-            circuit = m.relay_info().get(dp.RAI_CIRCUIT_ID, b"").decode()
-        except (dp.DhcpError, UnicodeDecodeError):
+            circuit = m.relay_info().get(dhcp.RAI_CIRCUIT_ID, b"").decode()
+        except (dhcp.DhcpError, UnicodeDecodeError):
             circuit = ""
         parts = circuit.split("/")
         if len(parts) == 3 and parts[0] == self.name and parts[2].isdigit():

@@ -17,8 +17,8 @@ from ipaddress import IPv4Address, IPv4Network
 from topologies.natconfig import NatInterface
 from topologies.plan import InterfacePlan, RouterPlan
 from topologies.relayconfig import RelayConfig
+from wire import frames as pk
 
-from . import packets as pk
 from .messages import (
     CONTROLLER,
     IN_PORT,

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import topologies
+from emulation.progress import Progress
 from infralab import labcli as lab_cli
 from infralab import natcli as nat_cli
-from infralab.progress import Progress
 from services.dhcp import cli as dhcp_cli
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
@@ -52,7 +52,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from topologies.build import Emulation, raise_interrupt
+    from emulation.build import Emulation, raise_interrupt
 
     topo = _topology(args.file)
     signal.signal(signal.SIGHUP, raise_interrupt)
@@ -75,7 +75,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from infralab import runtime
+    from emulation import runtime
 
     removed = runtime.clean(log=_log)
     live = runtime.live_manifests()
@@ -86,7 +86,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from infralab import runtime
+    from emulation import runtime
 
     live = runtime.live_manifests()
     if not live:
@@ -240,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         _log("interrupted; torn down")
         return 130
     except Exception as e:  # BuildError and friends: one clear line, no traceback
+        from emulation.build import BuildError
         from infralab.ladder import CaptureFileError
-        from topologies.build import BuildError
 
         if isinstance(e, (BuildError, TimeoutError, LookupError, CaptureFileError)):
             print(f"infralab: {e}", file=sys.stderr)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from emulation.build import Emulation
+from emulation.progress import Progress
 from infralab import testing
-from infralab.progress import Progress
-from topologies.build import Emulation
 from topologies.model import Topology
 
 

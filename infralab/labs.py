@@ -32,7 +32,7 @@ class Live:
             return {}
 
     def api(self, path: str) -> Any:
-        from topologies.build import api_request
+        from emulation.build import api_request
 
         base = self.status().get("api")
         if not base:
@@ -64,7 +64,7 @@ class Live:
         return out
 
     def control(self, path: Path, line: str) -> Any:
-        from services.dns.server import control_request
+        from services.common.control import control_request
 
         return control_request(path, line)
 
@@ -289,7 +289,7 @@ LABS = {lab.name: lab for lab in [
 
 
 def find_run(topology: str) -> Path:
-    from infralab import runtime
+    from emulation import runtime
 
     for m in runtime.live_manifests():
         if m.topology == topology:

@@ -10,7 +10,7 @@ import os
 
 from mininet.cli import CLI
 
-from topologies.build import Emulation
+from emulation.build import Emulation
 
 
 class InfralabCLI(CLI):
@@ -99,7 +99,7 @@ class InfralabCLI(CLI):
                       what: str) -> list[tuple[str, list]]:
         """(host, answer) of `command` sent to every service named `kind` (on `host`, if
         given); problems are printed (and fail a script)."""
-        from services.dns.server import control_request
+        from services.common.control import control_request
 
         out, found = [], False
         for label in self.emu.services:

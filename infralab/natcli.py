@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from topologies.build import api_request
+from emulation.build import api_request
 from topologies.natconfig import BEHAVIOURS
 
 
 def find_api(topology: str | None = None) -> str:
-    from infralab import runtime
+    from emulation import runtime
 
     for m in runtime.live_manifests():
         if topology and m.topology != topology:

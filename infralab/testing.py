@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from topologies.build import Emulation, wait_for, wait_listening
+from emulation.build import Emulation, wait_for, wait_listening
 
 
 def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
@@ -140,7 +140,7 @@ class Dig:
 def service_ctl(emu: Emulation, label: str, line: str):
     """Send one control command (`stats`, `reload`, `promote ZONE`, `flush`...) to the
     control socket of service `label` ("ns1.dns") and return its JSON answer."""
-    from services.dns.server import control_request
+    from services.common.control import control_request
 
     return control_request(emu.service_dir(label) / "control", line)
 

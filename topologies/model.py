@@ -52,7 +52,7 @@ class TopologyError(ConfigFileError):
 @dataclass
 class LinkParams:
     """Properties of a link: bandwidth (HTB), delay and loss (a user-space delay node,
-    since the kernel has no netem; see topologies/delayline.py)."""
+    since the kernel has no netem; see emulation/delayline.py)."""
 
     bw: float | None = None  # Mbit/s, shaped with HTB
     delay: str | None = None  # one way, e.g. "20ms"

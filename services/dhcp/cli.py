@@ -13,13 +13,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.dns.server import control_request, run_until_signal
+from services.common.control import control_request
+from services.common.lifecycle import run_until_signal
+from wire import dhcp as p
+from wire.frames import udp_frame, udp_of_frame
 
-from . import packet as p
 from .client import BOUND, ClientMachine, Configure, Send, Unconfigure
 from .config import load as load_config
 from .leases import read_journal
-from .wire import if_mac, raw_socket, udp_frame, udp_of_frame
+from .rawlink import if_mac, raw_socket
 
 SO_BINDTODEVICE = 25
 

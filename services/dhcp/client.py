@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from . import packet as p
+from wire import dhcp as p
 
 INIT, SELECTING, REQUESTING, BOUND, RENEWING, REBINDING = (
     "INIT", "SELECTING", "REQUESTING", "BOUND", "RENEWING", "REBINDING")

@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from . import packet as p
+from wire import dhcp as p
+
 from .config import Config, Subnet
 from .leases import INFINITE, LeasePool
 

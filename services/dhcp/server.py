@@ -19,13 +19,14 @@ import time
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from services.dns.server import control_loop
+from services.common.control import control_loop
+from wire import dhcp as p
+from wire.frames import udp_frame
 
-from . import packet as p
 from .config import Config
 from .leases import read_journal
 from .logic import BROADCAST, CIADDR, RELAY, DhcpLogic, Reply
-from .wire import if_address, if_mac, raw_socket, udp_frame
+from .rawlink import if_address, if_mac, raw_socket
 
 BATCH = 64
 SO_BINDTODEVICE = 25

@@ -9,8 +9,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from services.common.control import control_request
+from services.common.endpoint import endpoint_arg, parse_endpoint
+from services.common.lifecycle import run_until_signal
 from services.dns.rrl import RateLimiter
-from services.dns.server import AuthServer, control_request, parse_endpoint, run_until_signal
+from services.dns.server import AuthServer
 from topologies import ZONES
 
 
@@ -30,13 +33,6 @@ def _secondary_arg(text: str) -> tuple[str, list[tuple[str, int]]]:
     if not sep or not masters:
         raise argparse.ArgumentTypeError(f"--secondary {text!r}: want ZONE=MASTER[:PORT]")
     return zone, [parse_endpoint(m) for m in masters.split(",")]
-
-
-def _endpoint(text: str) -> tuple[str, int]:
-    try:
-        return parse_endpoint(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -124,11 +120,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="[ORIGIN=]FILE", help="a primary zone (RFC 1035 master file)")
     p.add_argument("--secondary", action="append", type=_secondary_arg, default=[],
                    metavar="ZONE=MASTER[:PORT]", help="a secondary zone pulled from MASTER")
-    p.add_argument("--listen", action="append", type=_endpoint, metavar="ADDR[:PORT]",
+    p.add_argument("--listen", action="append", type=endpoint_arg, metavar="ADDR[:PORT]",
                    help="UDP+TCP address (repeatable; default 0.0.0.0:53)")
     p.add_argument("--allow-transfer", action="append", default=[], metavar="CIDR",
                    help="who may AXFR/IXFR (default: nobody)")
-    p.add_argument("--notify", action="append", type=_endpoint, default=[],
+    p.add_argument("--notify", action="append", type=endpoint_arg, default=[],
                    metavar="ADDR[:PORT]", help="send NOTIFY here when a zone changes")
     p.add_argument("--state-dir", type=Path, help="where secondary copies are kept")
     p.add_argument("--control", type=Path, help="control socket (infralab dns ctl)")
@@ -142,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=cmd_serve)
     p = dsub.add_parser("resolve", help="recursive resolver (LDNS) from root hints")
     p.add_argument("--root-hints", required=True, help="named.root-style file: NS + A")
-    p.add_argument("--listen", action="append", type=_endpoint, metavar="ADDR[:PORT]")
+    p.add_argument("--listen", action="append", type=endpoint_arg, metavar="ADDR[:PORT]")
     p.add_argument("--query-log", type=Path, help="JSON lines, one per client query")
     p.add_argument("--control", type=Path, help="control socket: stats | cache | flush [NAME]")
     p.add_argument("--no-bailiwick", action="store_true",

@@ -8,21 +8,20 @@ expiry) and one answers the control socket (`stats`, `zones`, `reload`, `promote
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
-import signal
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
+from services.common.control import control_loop
 from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
 from services.dns.rrl import SEND, SLIP, RateLimiter
+from services.dns.transport import bind_udp_tcp, tcp_accept_loop, tcp_exchange, udp_exchange
 from services.dns.xfr import (
     Journal,
     Secondary,
@@ -35,62 +34,7 @@ from services.dns.xfr import (
 )
 from services.dns.zone import Zone, ZoneError, load_zone, parse_zone
 
-TCP_IDLE_S = 10.0
 XFR_TIMEOUT_S = 5.0
-
-
-def parse_endpoint(text: str, default_port: int = 53) -> tuple[str, int]:
-    """'1.2.3.4', '1.2.3.4:5353' -> (host, port)."""
-    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    if not host:
-        host, port = text, ""
-    try:
-        ipaddress.ip_address(host)
-        return host, int(port) if port else default_port
-    except ValueError:
-        raise ValueError(f"bad address {text!r}: want IP or IP:PORT") from None
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
-def tcp_exchange(server: tuple[str, int], q: DNSRecord, timeout: float,
-                 reader: TransferReader | None = None) -> list[DNSRecord]:
-    """Send one query over TCP and read replies (all of a transfer when `reader` is given)."""
-    out: list[DNSRecord] = []
-    with socket.create_connection(server, timeout=timeout) as s:
-        data = q.pack()
-        s.sendall(struct.pack("!H", len(data)) + data)
-        while True:
-            head = recv_exact(s, 2)
-            if head is None:
-                raise TransferError("connection closed mid-transfer")
-            msg = DNSRecord.parse(recv_exact(s, struct.unpack("!H", head)[0]) or b"")
-            out.append(msg)
-            if reader is None:
-                return out
-            reader.feed(msg)
-            if reader.done:
-                return out
-
-
-def udp_exchange(server: tuple[str, int], q: DNSRecord, timeout: float) -> DNSRecord:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.connect(server)  # connected: a closed port fails at once (ICMP), not by timeout
-        s.send(q.pack())
-        while True:
-            data = s.recv(65535)
-            r = DNSRecord.parse(data)
-            if r.header.id == q.header.id:
-                return r
 
 
 class Acl:
@@ -432,93 +376,3 @@ class AuthServer:
                 pass
         if self.control and os.path.exists(self.control):
             os.unlink(self.control)
-
-
-def bind_udp_tcp(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A DNS server's pair of sockets on one address: UDP, and TCP listening."""
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    u.bind((host, port))
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind((host, port))
-    t.listen(64)
-    return u, t
-
-
-def tcp_accept_loop(sock: socket.socket, answers: Callable[[bytes, str], list[bytes]],
-                    idle_s: float = TCP_IDLE_S) -> None:
-    """DNS over TCP: a thread per connection, length-prefixed messages in, each answered
-    by `answers(message, source)` (several messages for a zone transfer)."""
-    def conn_loop(conn: socket.socket, source: str) -> None:
-        conn.settimeout(idle_s)
-        try:
-            with conn:
-                while True:
-                    head = recv_exact(conn, 2)
-                    if head is None:
-                        return
-                    data = recv_exact(conn, struct.unpack("!H", head)[0])
-                    if data is None:
-                        return
-                    for out in answers(data, source):
-                        conn.sendall(struct.pack("!H", len(out)) + out)
-        except OSError:
-            return
-
-    while True:
-        try:
-            conn, addr = sock.accept()
-        except OSError:
-            return
-        threading.Thread(target=conn_loop, args=(conn, addr[0]), daemon=True).start()
-
-
-def control_loop(path: str | Path, command) -> None:
-    """Serve a unix control socket: one line in, `command(line)` as one JSON line out."""
-    path = str(path)
-    if os.path.exists(path):
-        os.unlink(path)
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(8)
-    while True:
-        conn, _ = srv.accept()
-        with conn:
-            try:
-                line = conn.recv(4096).decode(errors="replace").strip()
-                conn.sendall(json.dumps(command(line)).encode() + b"\n")
-            except Exception as e:
-                conn.sendall(json.dumps(f"error: {e!r}").encode() + b"\n")
-
-
-def control_request(path: str | Path, line: str, timeout: float = 5.0):
-    """Send one control command to a running server; returns its JSON answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(path))
-        s.sendall(line.encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf or b"null")
-
-
-def run_until_signal(server, on_hup=None, wait_loaded: float = 0.0) -> int:
-    """Serve until SIGTERM/SIGINT; SIGHUP calls `on_hup` (reload)."""
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    if on_hup is not None:
-        def hup(*_) -> None:
-            threading.Thread(target=on_hup, daemon=True).start()
-
-        signal.signal(signal.SIGHUP, hup)
-    server.start(wait_loaded)
-    while not done.wait(0.5):
-        pass
-    server.stop()
-    return 0

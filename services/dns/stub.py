@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from services.dns.server import udp_exchange
+from services.dns.transport import udp_exchange
 
 
 @dataclass

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from services.dns.cli import _endpoint
-from services.dns.server import control_request, run_until_signal
+from services.common.control import control_request
+from services.common.endpoint import endpoint_arg
+from services.common.lifecycle import run_until_signal
 from services.gslb.config import load as load_config
 
 
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gsub = g.add_subparsers(dest="gslb_cmd", required=True)
     p = gsub.add_parser("serve", help="answer the config's names from healthy members")
     p.add_argument("--config", type=Path, required=True, help="GSLB config (YAML)")
-    p.add_argument("--listen", action="append", type=_endpoint, metavar="ADDR[:PORT]")
+    p.add_argument("--listen", action="append", type=endpoint_arg, metavar="ADDR[:PORT]")
     p.add_argument("--control", type=Path, help="control socket (infralab gslb status)")
     p.add_argument("--decision-log", type=Path, help="JSON lines: every selection and why")
     p.set_defaults(fn=cmd_serve)
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser("web", help="the data centres' web server and site agent")
     wsub = w.add_subparsers(dest="web_cmd", required=True)
     p = wsub.add_parser("serve", help="HTTP: who answered, /health, /status, /rtt, /admin/mode")
-    p.add_argument("--listen", type=lambda t: _endpoint(t if ":" in t else t + ":80"),
+    p.add_argument("--listen", type=lambda t: endpoint_arg(t if ":" in t else t + ":80"),
                    required=True, metavar="ADDR[:PORT]")
     p.add_argument("--name", required=True)
     p.add_argument("--site", default="default")

@@ -24,6 +24,8 @@ from pathlib import Path
 from dnslib import EDNS0, OPCODE, QTYPE, RCODE, RR, A, DNSHeader, DNSQuestion, DNSRecord
 from dnslib.dns import EDNSOption
 
+from services.common.control import control_loop
+from services.common.pinger import Pinger
 from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import (
     OUR_UDP_SIZE,
@@ -33,11 +35,11 @@ from services.dns.responder import (
     header_only,
     size_limit,
 )
-from services.dns.server import bind_udp_tcp, control_loop, tcp_accept_loop
+from services.dns.transport import bind_udp_tcp, tcp_accept_loop
 from services.dns.zone import load_zone, parse_zone
 from services.gslb.config import GslbConfig, Pool
 from services.gslb.health import Health, Transition
-from services.gslb.probes import Pinger, agent_rtt, run_check
+from services.gslb.probes import agent_rtt, run_check
 from services.gslb.select import Client, Decision, MemberState, Selector
 
 ECS = 8

@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 
-from services.dns.cli import _endpoint
+from services.common.endpoint import endpoint_arg
 
 from .protocol import Peer, Rendezvous
 
@@ -77,11 +77,11 @@ def register(sub) -> None:
     p = sub.add_parser("punch", help="UDP hole punching: rendezvous server and peer")
     psub = p.add_subparsers(dest="punch_cmd", required=True)
     r = psub.add_parser("rendezvous", help="tell registered peers each other's public endpoint")
-    r.add_argument("--listen", type=_endpoint, required=True, help="ADDR:PORT (UDP)")
+    r.add_argument("--listen", type=endpoint_arg, required=True, help="ADDR:PORT (UDP)")
     r.add_argument("--log", help="append every registration here (JSON lines)")
     r.set_defaults(fn=cmd_rendezvous)
     q = psub.add_parser("peer", help="register, learn the peer's endpoint, punch, report")
-    q.add_argument("--rendezvous", type=_endpoint, required=True, help="ADDR:PORT")
+    q.add_argument("--rendezvous", type=endpoint_arg, required=True, help="ADDR:PORT")
     q.add_argument("--name", required=True)
     q.add_argument("--peer", required=True, help="the name the other side registered")
     q.add_argument("--port", type=int, default=0, help="local UDP port (default: any)")

@@ -20,7 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from services.gslb.probes import Pinger
+from services.common.pinger import Pinger
 
 MODES = ("ok", "error", "slow", "down")
 

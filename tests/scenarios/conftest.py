@@ -8,8 +8,8 @@ import os
 import pytest
 
 import topologies
-from infralab import runtime
-from topologies.build import Emulation
+from emulation import runtime
+from emulation.build import Emulation
 
 
 @pytest.fixture(scope="session", autouse=True)

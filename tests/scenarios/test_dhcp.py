@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import scapy.layers.dhcp  # noqa: F401  (BOOTP/DHCP layers for the captures)
 
+from emulation.build import Emulation, wait_for, wait_listening
 from infralab.testing import Capture
 from tests.scenarios.conftest import build
-from topologies.build import Emulation, wait_for, wait_listening
 
 HERE = Path(__file__).resolve().parents[2] / "topologies"
 PY = sys.executable
@@ -53,7 +53,7 @@ class Server:
         wait_for(self.control.exists, 5, "the control socket")
 
     def ask(self, what: str):
-        from services.dns.server import control_request
+        from services.common.control import control_request
 
         return control_request(self.control, what)
 
@@ -255,8 +255,9 @@ def test_dhcp_bootp_request_gets_a_bootp_reply(lab):
     d1 = Server(lab, "d1", "seg1.yaml")
     try:
         code = (
-            "import socket,sys;from services.dhcp import packet as p;"
-            "from services.dhcp.wire import raw_socket,udp_frame,udp_of_frame,if_mac;"
+            "import socket,sys;from wire import dhcp as p;"
+            "from services.dhcp.rawlink import raw_socket,if_mac;"
+            "from wire.frames import udp_frame,udp_of_frame;"
             "import select;i='s1-eth0';mac=if_mac(i);r=raw_socket(i);"
             "m=p.Message(p.BOOTREQUEST,4242,chaddr=bytes.fromhex(mac.replace(':','')),"
             "flags=p.FLAG_BROADCAST,bootp=True);"

@@ -7,9 +7,9 @@ import re
 import subprocess
 import time
 
+from emulation.build import wait_for
 from infralab.peers import nsd_conf
 from infralab.testing import assert_dns_record, dig, service_ctl
-from topologies.build import wait_for
 
 WEB = {"198.51.100.11", "198.51.100.12", "198.51.100.131"}
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from emulation.build import Emulation, wait_for, wait_listening
 from infralab.testing import dig, service_ctl
-from topologies.build import Emulation, wait_for, wait_listening
 from topologies.model import Service, Topology
 
 ZONE = """$ORIGIN lab.test.

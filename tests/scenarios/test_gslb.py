@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
+from emulation.build import wait_for
 from infralab.testing import Capture, dig, service_ctl
-from topologies.build import wait_for
 
 GSLB = "198.18.3.1"
 DC1 = {"198.51.100.11", "198.51.100.12"}

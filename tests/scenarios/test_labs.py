@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from emulation.build import wait_for, wait_listening
 from infralab.labs import LABS, Live
 from infralab.testing import dig, service_ctl
 from tests.scenarios.conftest import build
-from topologies.build import wait_for, wait_listening
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parents[2]

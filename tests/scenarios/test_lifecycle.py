@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from infralab import runtime
-from topologies.build import wait_for
+from emulation import runtime
+from emulation.build import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from emulation.build import wait_for
 from infralab.testing import Capture, assert_path, udp_listen, udp_send
-from topologies.build import wait_for
 
 PAT = "203.0.113.1"
 POOL = {f"203.0.113.{i}" for i in range(17, 31)}

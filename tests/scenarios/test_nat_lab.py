@@ -10,9 +10,9 @@ import subprocess
 import pytest
 
 import topologies
+from emulation.build import Emulation, wait_for
 from infralab.testing import udp_listen, udp_send
 from tests.scenarios.conftest import build
-from topologies.build import Emulation, wait_for
 
 SRV = "198.18.5.10"
 

@@ -14,9 +14,9 @@ import sys
 import pytest
 
 import topologies
+from emulation.build import Emulation, wait_listening
 from infralab.testing import Capture
 from topologies import Service, Topology
-from topologies.build import Emulation, wait_listening
 
 ZONE = "{dir}/zones/example.com.zone"
 FLOOD = 100

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from emulation.build import BuildError, Emulation, wait_listening
 from topologies import Service, Topology
-from topologies.build import BuildError, Emulation, wait_listening
 from topologies.model import LinkParams
 
 
@@ -108,7 +108,7 @@ def test_tb_topo_supervision_restarts_a_crashed_service_and_logs_it(net):
     import os
     import signal
 
-    from topologies.build import wait_for
+    from emulation.build import wait_for
 
     old = net.services["srv.web"]
     os.killpg(old.pid, signal.SIGKILL)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from emulation.build import wait_listening
 from infralab.testing import service_ctl
 from tests.scenarios.conftest import build
-from topologies.build import wait_listening
 
 SECONDS = max(20, min(600, int(os.environ.get("INFRALAB_SOAK_S", "180"))))
 TCPCONN = Path(__file__).resolve().parents[2] / "bench" / "tcpconn.py"

@@ -8,11 +8,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from controllers import packets as pk
-from controllers.flowsim import FlowSim
 from controllers.router import Router
+from tests.unit.flowsim import FlowSim
 from topologies.model import Topology
 from topologies.plan import make_plan
+from wire import frames as pk
 
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from services.dhcp import packet as dp
 from services.dhcp.config import loads as dhcp_config
 from services.dhcp.logic import DhcpLogic
 from services.dns.authority import ZoneSet
@@ -15,6 +14,7 @@ from services.dns.zone import ZoneError, parse_zone
 from tests.unit.simnet import SimNet
 from tests.unit.test_nat import NATNET
 from topologies import loader
+from wire import dhcp
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 ZONE = parse_zone("$ORIGIN example.com.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n  NS ns\n"
@@ -51,8 +51,8 @@ def test_corpus_zone_files(path):
 def test_corpus_dhcp_messages(path):
     logic = DhcpLogic(dhcp_config("subnets: [{subnet: 10.0.0.0/24, pool: [10.0.0.100]}]"))
     try:
-        m = dp.parse(path.read_bytes())
-    except dp.DhcpError:
+        m = dhcp.parse(path.read_bytes())
+    except dhcp.DhcpError:
         assert path.name not in VALID
         return
     assert path.name in VALID

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.dhcp import packet as p
 from services.dhcp.config import DhcpConfigError, loads
 from services.dhcp.leases import read_journal
 from services.dhcp.logic import BROADCAST, CIADDR, RELAY, UNICAST, DhcpLogic
+from wire import dhcp as p
 
 CONFIG = """
 lease_time: 20

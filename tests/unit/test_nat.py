@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controllers import packets as pk
 from tests.unit.simnet import SimNet
 from topologies import loader
 from topologies.model import TopologyError
+from wire import frames as pk
 
 NATNET = """
 name: natnet

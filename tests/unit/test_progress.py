@@ -3,7 +3,7 @@ a line every few seconds in a log, silence for a short step in a log."""
 
 import io
 
-from infralab.progress import Progress, bar
+from emulation.progress import Progress, bar
 
 
 class Clock:

@@ -4,11 +4,11 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from controllers import packets as pk
-from services.dhcp import packet as dp
-from services.dhcp.wire import udp_frame, udp_of_frame
 from tests.unit.simnet import SimNet
 from topologies import loader
+from wire import dhcp
+from wire import frames as pk
+from wire.frames import udp_frame, udp_of_frame
 
 RELAYNET = """
 name: relaynet
@@ -33,20 +33,20 @@ def net() -> SimNet:
 
 def discover(net: SimNet, host: str, chaddr: bytes, xid: int = 1) -> None:
     h = net.hosts[host]
-    m = dp.Message(dp.BOOTREQUEST, xid, chaddr=chaddr, flags=dp.FLAG_BROADCAST,
-                   options={dp.OPT_MSG_TYPE: bytes([dp.DISCOVER])})
-    net.events.append((host, 0, udp_frame(h.mac, pk.BROADCAST_MAC, dp.ZERO,
+    m = dhcp.Message(dhcp.BOOTREQUEST, xid, chaddr=chaddr, flags=dhcp.FLAG_BROADCAST,
+                   options={dhcp.OPT_MSG_TYPE: bytes([dhcp.DISCOVER])})
+    net.events.append((host, 0, udp_frame(h.mac, pk.BROADCAST_MAC, dhcp.ZERO,
                                           IPv4Address("255.255.255.255"), 68, 67,
                                           m.to_bytes()), True))
     net.run()
 
 
-def relayed(net: SimNet) -> list[dp.Message]:
+def relayed(net: SimNet) -> list[dhcp.Message]:
     out = []
     for f in net.hosts["srv"].received:
         got = udp_of_frame(f.raw, 67)
         if got is not None:
-            out.append(dp.parse(got[2]))
+            out.append(dhcp.parse(got[2]))
     return out
 
 
@@ -54,7 +54,7 @@ def test_dhcp_relay_broadcast_becomes_unicast_with_giaddr_and_option_82(net):
     discover(net, "a", bytes.fromhex("020000000001"))
     (m,) = relayed(net)
     assert m.giaddr == IPv4Address("10.2.1.1") and m.hops == 1
-    circuit = m.relay_info()[dp.RAI_CIRCUIT_ID].decode()
+    circuit = m.relay_info()[dhcp.RAI_CIRCUIT_ID].decode()
     assert circuit.startswith("r1/lan1/")
     f = net.hosts["srv"].received[-1]
     assert f.ip_src == IPv4Address("10.2.1.1") and f.ip_dst == IPv4Address("10.2.0.10")
@@ -63,15 +63,15 @@ def test_dhcp_relay_broadcast_becomes_unicast_with_giaddr_and_option_82(net):
 def test_dhcp_relay_reply_goes_back_to_the_circuit_port_without_option_82(net):
     discover(net, "a", bytes.fromhex("020000000001"), xid=7)
     (req,) = relayed(net)
-    offer = dp.Message(dp.BOOTREPLY, 7, flags=dp.FLAG_BROADCAST, yiaddr=IPv4Address(
+    offer = dhcp.Message(dhcp.BOOTREPLY, 7, flags=dhcp.FLAG_BROADCAST, yiaddr=IPv4Address(
         "10.2.1.100"), giaddr=req.giaddr, chaddr=req.chaddr, options={
-        dp.OPT_MSG_TYPE: bytes([dp.OFFER]), dp.OPT_RELAY_AGENT: req.options[82]})
+        dhcp.OPT_MSG_TYPE: bytes([dhcp.OFFER]), dhcp.OPT_RELAY_AGENT: req.options[82]})
     seg = offer.to_bytes()
     net.send("srv", "10.2.1.1", pk.PROTO_UDP, (67).to_bytes(2, "big") * 2
              + (8 + len(seg)).to_bytes(2, "big") + b"\0\0" + seg)
     got = [udp_of_frame(f.raw, 68) for f in net.hosts["a"].received]
-    got = [dp.parse(g[2]) for g in got if g]
-    assert got and got[-1].msg_type == dp.OFFER and dp.OPT_RELAY_AGENT not in got[-1].options
+    got = [dhcp.parse(g[2]) for g in got if g]
+    assert got and got[-1].msg_type == dhcp.OFFER and dhcp.OPT_RELAY_AGENT not in got[-1].options
     assert not [f for f in net.hosts["x"].received if udp_of_frame(f.raw, 68)]  # a's port only
 
 

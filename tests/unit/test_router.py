@@ -5,12 +5,12 @@ from ipaddress import IPv4Address
 import pytest
 
 import topologies
-from controllers import packets as pk
-from controllers.flowsim import FlowSim
 from controllers.messages import REASON_ACTION, FlowMod, Output, PacketOut
 from controllers.router import ARP_TRIES, Router
+from tests.unit.flowsim import FlowSim
 from tests.unit.simnet import SimNet
 from topologies.plan import make_plan
+from wire import frames as pk
 
 
 @pytest.fixture

@@ -23,13 +23,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .model import DELAY_NODE_PREFIX, Topology
-from .plan import LinkPlan, Plan, make_plan
-
-if TYPE_CHECKING:
-    from infralab.progress import Progress
+from emulation import runtime
+from emulation.progress import SILENT, Progress
+from topologies.model import DELAY_NODE_PREFIX, Topology
+from topologies.plan import LinkPlan, Plan, make_plan
 
 READY_TIMEOUT_S = 20.0
 
@@ -75,7 +74,6 @@ class Emulation:
     def __init__(self, topo: Topology, *, controller_port: int | None = None,
                  log: Callable[[str], None] | None = None, verbose: bool = False,
                  progress: Progress | None = None) -> None:
-        from infralab.progress import SILENT
 
         self.topo = topo.validate()
         self.plan: Plan = make_plan(topo)
@@ -105,7 +103,6 @@ class Emulation:
         self.stop()
 
     def start(self) -> None:
-        from infralab import runtime
 
         if os.geteuid() != 0:
             raise BuildError("building a topology needs root (Mininet and OVS); "
@@ -146,7 +143,6 @@ class Emulation:
     def restart_controller(self) -> float:
         """Kill the controller (SIGKILL, as a crash) and start it again; returns the
         seconds until every router is connected and routing again (issue 8)."""
-        from infralab import runtime
 
         assert self.controller is not None
         t0 = time.monotonic()
@@ -162,7 +158,6 @@ class Emulation:
     def stop_service(self, label: str) -> int | None:
         """End one service (its whole process group) and keep it down (supervision leaves
         it alone); returns its exit status. To see a crash recovered, kill its PID instead."""
-        from infralab import runtime
 
         self._held_down.add(label)
         p = self.manifest.processes.get(f"service:{label}")
@@ -175,7 +170,6 @@ class Emulation:
             if self._stopped:
                 return
             self._stopped = True
-        from infralab import runtime
 
         for label, proc in list(self.services.items()):
             p = self.manifest.processes.get(f"service:{label}") if self.manifest else None
@@ -204,7 +198,6 @@ class Emulation:
 
     # ---- steps --------------------------------------------------------------------------
     def _check_names_free(self) -> None:
-        from infralab import runtime
 
         bridges = runtime.ovs_bridges()
         for r in self.plan.routers:
@@ -360,7 +353,7 @@ class Emulation:
                 node.cmd(f"ip link set {i} promisc on; ethtool -K {i} tx off rx off gro off "
                          "gso off tso off >/dev/null 2>&1")
             logf = open(self.rundir / f"{d}.log", "wb")
-            cmd = [sys.executable, "-m", "topologies.delayline", "--a", a, "--b", b,
+            cmd = [sys.executable, "-m", "emulation.delayline", "--a", a, "--b", b,
                    "--delay", link.delay or "0ms", "--loss", str(link.loss or 0)]
             p = node.popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                            start_new_session=True, mncmd=["mnexec", "-a", str(node.pid)],

@@ -12,8 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from . import packets as pk
-from .messages import (
+from controllers.messages import (
     CONTROLLER,
     IN_PORT,
     REASON_ACTION,
@@ -31,6 +30,7 @@ from .messages import (
     SetField,
     SwitchConfig,
 )
+from wire import frames as pk
 
 
 class AmbiguousFlows(AssertionError):

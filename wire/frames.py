@@ -282,3 +282,24 @@ def rewrite_icmp_error(raw: bytes, *, outer_src: IPv4Address | None = None,
     b[24:26] = b"\0\0"
     b[24:26] = struct.pack("!H", checksum(bytes(b[14:14 + ihl])))
     return bytes(b)
+
+
+def udp_frame(src_mac: str, dst_mac: str, src: IPv4Address, dst: IPv4Address, sport: int,
+              dport: int, payload: bytes) -> bytes:
+    """An Ethernet frame carrying one UDP datagram, checksums filled in."""
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    c = l4_checksum(src.packed, dst.packed, PROTO_UDP, seg) or 0xFFFF
+    seg = seg[:6] + struct.pack("!H", c) + seg[8:]
+    return ethernet(dst_mac, src_mac, ETH_IPV4, ipv4(src, dst, PROTO_UDP, seg))
+
+
+def udp_of_frame(frame: bytes, dport: int) -> tuple[IPv4Address, int, bytes] | None:
+    """(source address, source port, payload) of a UDP datagram to `dport`, else None."""
+    f = parse(frame)
+    if f is None or f.proto != PROTO_UDP or f.frag_offset or len(f.l4) < 8 \
+            or f.ip_src is None:
+        return None
+    sport, port, length = struct.unpack("!HHH", f.l4[:6])
+    if port != dport or length < 8:
+        return None
+    return f.ip_src, sport, f.l4[8:length]

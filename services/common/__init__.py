@@ -1,0 +1,1 @@
+"""Plumbing every service process shares: control socket, endpoints, signals, ICMP echo."""

@@ -1,0 +1,1 @@
+"""Wire formats: frames and the DHCP codec. Imports nothing of the project (the bottom layer)."""
