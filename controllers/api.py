@@ -5,6 +5,7 @@
     POST /nat/<router>/<iface>?mapping=M&filtering=F   change RFC 4787 behaviour live
     GET  /relay/<router>        the DHCP relay's counters and limits
     POST /relay/<router>?defence=on|off   switch the starvation defence live
+    POST /relay/<router>?snooping=on|off  switch rogue-server snooping live
     GET  /status                the controller's status document
 
 Listens on the root namespace's loopback only (never inside the emulation) and runs in
@@ -46,11 +47,13 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
             return 404, {"error": str(e.args[0])}
     if parts[:1] == ["relay"] and len(parts) == 2:
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if method == "POST" and q.get("defence") not in ("on", "off"):
-            return 400, {"error": "defence=on or defence=off"}
+        switches = {k: q.get(k) for k in ("defence", "snooping") if k in q}
+        if method == "POST" and (not switches or
+                                 any(v not in ("on", "off") for v in switches.values())):
+            return 400, {"error": "defence=on|off and/or snooping=on|off"}
+        onoff = {k: v == "on" for k, v in switches.items()} if method == "POST" else {}
         try:
-            return 200, app.relay(parts[1], {"on": True, "off": False}.get(
-                q.get("defence", "")) if method == "POST" else None)
+            return 200, app.relay(parts[1], **onoff)
         except KeyError as e:
             return 404, {"error": str(e.args[0])}
     return 404, {"error": f"no such endpoint: {method} {url.path}"}

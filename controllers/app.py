@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from os_ken.base import app_manager
@@ -30,8 +31,9 @@ from os_ken.ofproto import ofproto_v1_3
 from topologies.plan import Plan
 
 from .api import serve_api
-from .nat import COOKIE_NAT, COOKIE_NAT_MASK, parse_conntrack
+from .nat import parse_conntrack
 from .openflow import to_ofp
+from .pipeline import COOKIE_NAT, COOKIE_OWNER_MASK, COOKIE_RELAY
 from .router import Router
 
 log = logging.getLogger("infralab.controller")
@@ -158,8 +160,8 @@ class InfralabController(app_manager.OSKenApp):
         del self._stats_parts[m.datapath.id]
         self._stats_pending.discard(m.datapath.id)
         router = self.routers.get(m.datapath.id)
-        if router is not None and router.nat is not None:
-            self._guard("flow stats", router.nat.flow_stats, time.monotonic(), parts)
+        if router is not None:
+            self._guard("flow stats", router.flow_stats, time.monotonic(), parts)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def error(self, ev) -> None:
@@ -205,16 +207,17 @@ class InfralabController(app_manager.OSKenApp):
                 self._write_status()
             hub.sleep(TICK_S)
 
-    def _refresh_nat_stats(self) -> None:
-        """Ask every NAT switch for its NAT flows' counters and wait (briefly) for them:
-        on demand, so a busy NAT pays nothing for counters nobody reads."""
+    def _refresh_stats(self, cookie: int, wanted: Callable[[Router], bool]) -> None:
+        """Ask the switches of the routers `wanted` picks for the counters of one cookie
+        space's flows (pipeline.py) and wait (briefly) for them: on demand, so a busy
+        switch pays nothing for counters nobody reads."""
         for dpid, dp in list(self.datapaths.items()):
-            if self.routers[dpid].nat is None:
+            if not wanted(self.routers[dpid]):
                 continue
             ofp, parser = dp.ofproto, dp.ofproto_parser
             self._stats_pending.add(dpid)
             dp.send_msg(parser.OFPFlowStatsRequest(
-                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_NAT, COOKIE_NAT_MASK,
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, COOKIE_OWNER_MASK,
                 parser.OFPMatch()))
         end = time.monotonic() + STATS_WAIT_S
         while self._stats_pending and time.monotonic() < end:
@@ -244,9 +247,9 @@ class InfralabController(app_manager.OSKenApp):
     def nat_view(self, router: str | None = None) -> dict:
         """NAT tables and counters of every NAT router (or one): the API's answer."""
         self._guard("conntrack", self._read_conntrack)
-        self._guard("flow stats", self._refresh_nat_stats)
+        self._guard("flow stats", self._refresh_stats, COOKIE_NAT, lambda r: r.nat is not None)
         now = time.monotonic()
-        return {r.name: {**r.nat.state(), "table": r.nat.table(now)}
+        return {r.name: {**r.nat.state(), "table": r.nat.rows(now)}
                 for r in self.routers.values()
                 if r.nat is not None and router in (None, r.name)}
 
@@ -265,13 +268,23 @@ class InfralabController(app_manager.OSKenApp):
                 return r.nat.state()
         raise KeyError(f"no NAT on {router}/{iface}")
 
-    def relay(self, router: str, defence: bool | None) -> dict:
-        """A DHCP relay's state; `defence` switches its starvation limits on or off."""
-        for r in self.routers.values():
+    def relay(self, router: str, defence: bool | None = None,
+              snooping: bool | None = None) -> dict:
+        """A DHCP relay's state (its snooping drops counted afresh); `defence` switches its
+        starvation limits on or off, `snooping` its rogue-server filter."""
+        for dpid, r in self.routers.items():
             if r.name == router and r.relay is not None:
                 if defence is not None:
                     r.relay.cfg.defence = defence
                     self._dirty = True
+                dp = self.datapaths.get(dpid)
+                if snooping is not None:
+                    msgs = r.relay.set_snooping(snooping)
+                    if dp is not None:
+                        self._send(dp, msgs)
+                    self._dirty = True
+                self._guard("flow stats", self._refresh_stats, COOKIE_RELAY,
+                            lambda x, name=router: x.name == name)
                 return r.relay.state()
         raise KeyError(f"no DHCP relay on {router}")
 

@@ -1,33 +1,22 @@
-"""OpenFlow 1.3 messages as plain values, and the table layout of every router.
+"""OpenFlow 1.3 messages as plain values.
 
 The control logic returns these instead of sending anything (as faucet's Valve does), so
-it can be unit-tested by pushing packets through `flowsim.FlowSim`; `openflow.py` turns
-them into os-ken messages for a real switch.
-
-Table layout (one concept per table; later features add rules to their own table):
-
-    0 CLASSIFY   ARP and traffic for the router itself -> controller; frames to the
-                 router's MAC -> PRE_NAT; everything else -> L2 (switching in a subnet)
-    1 RELAY      DHCP relay (DHCP-RELAY): default -> L2
-    2 PRE_NAT    inbound/destination NAT (NAT-*): default -> ROUTE
-    3 ROUTE      the FIB, longest prefix first: TTL-1, MAC rewrite, egress port in metadata
-    4 POST_NAT   outbound/source NAT (NAT-*): default -> EGRESS
-    5 EGRESS     metadata (egress port) -> output
-    6 L2         switching among the ports of one subnet; flood group per subnet
+it can be unit-tested by pushing packets through the flow simulator of the unit tests;
+`openflow.py` turns them into os-ken messages for a real switch. The tables, priorities
+and cookies they use are declared in pipeline.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-T_CLASSIFY, T_RELAY, T_PRE_NAT, T_ROUTE, T_POST_NAT, T_EGRESS, T_L2 = range(7)
+from .pipeline import COOKIE
 
 # Reserved port numbers (OpenFlow 1.3)
 IN_PORT = 0xFFFFFFF8
 TABLE = 0xFFFFFFF9
 CONTROLLER = 0xFFFFFFFD
 
-COOKIE = 0x1AB0000000000000  # marks flows installed by infralab
 META_MASK = 0xFFFFFFFF
 
 REASON_NO_MATCH, REASON_ACTION, REASON_INVALID_TTL = 0, 1, 2

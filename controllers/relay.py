@@ -28,18 +28,24 @@ from wire.frames import udp_frame
 from .messages import (
     CONTROLLER,
     META_MASK,
-    T_CLASSIFY,
-    T_L2,
-    T_RELAY,
     TABLE,
     FlowMod,
     Message,
     Output,
     PacketOut,
 )
+from .pipeline import (
+    COOKIE_RELAY,
+    P_RELAY,
+    P_RELAY_COPY,
+    P_RELAY_PASS,
+    P_SNOOP,
+    T_CLASSIFY,
+    T_L2,
+    T_RELAY,
+)
 
-P_RELAY = 350  # CLASSIFY: DHCP broadcasts on a relay interface -> RELAY table
-COOKIE_SNOOP = 0x1AB0000000000000 | (2 << 48)  # its drops are counted from flow stats
+COOKIE_SNOOP = COOKIE_RELAY | 1  # the snooping drop: its counters are the drop count
 MAC_WINDOW_S = 300.0  # a port's client MACs are remembered this long
 MAX_HOPS = 16
 
@@ -60,6 +66,7 @@ class Counters:
     dropped_rate: int = 0
     dropped_hops: int = 0
     dropped_unknown_circuit: int = 0
+    dropped_snooping: int = 0  # server messages from client ports (the switch's counter)
 
 
 class Relay:
@@ -74,6 +81,7 @@ class Relay:
         self.recent: dict[tuple[str, int], int] = {}  # (mac, xid) -> port: no option 82
         self.counters = Counters()
         self.events: list[dict] = []
+        self._snooped_before = 0  # drops counted by snooping flows since deleted
 
     def flows(self) -> list[Message]:
         msgs: list[Message] = []
@@ -83,21 +91,44 @@ class Relay:
                 # client broadcasts (unicast renewals to the server are routed as usual)
                 msgs.append(FlowMod(T_CLASSIFY, P_RELAY, {
                     "in_port": port, "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP,
-                    "udp_dst": 67, "eth_dst": pk.BROADCAST_MAC}, goto=T_RELAY, metadata=meta))
+                    "udp_dst": 67, "eth_dst": pk.BROADCAST_MAC}, goto=T_RELAY, metadata=meta,
+                    cookie=COOKIE_RELAY))
                 # anything a DHCP server would send, coming from a client port
                 msgs.append(FlowMod(T_CLASSIFY, P_RELAY, {
                     "in_port": port, "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP,
-                    "udp_dst": 68}, goto=T_RELAY, metadata=meta))
+                    "udp_dst": 68}, goto=T_RELAY, metadata=meta, cookie=COOKIE_RELAY))
         # a copy to the relay; the broadcast is still flooded on its segment (a switch would)
-        msgs.append(FlowMod(T_RELAY, 20, {"eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP,
-                                          "udp_dst": 67, "eth_dst": pk.BROADCAST_MAC},
-                            (Output(CONTROLLER),), goto=T_L2))
-        if self.cfg.snooping:  # server messages from a client port: a rogue server
-            msgs.append(FlowMod(T_RELAY, 20, {"eth_type": pk.ETH_IPV4, "ip_proto":
-                                              pk.PROTO_UDP, "udp_dst": 68}, (),
-                                cookie=COOKIE_SNOOP))
-        msgs.append(FlowMod(T_RELAY, 10, {}, goto=T_L2))  # (unicast renewals: switched)
+        msgs.append(FlowMod(T_RELAY, P_RELAY_COPY, {
+            "eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP, "udp_dst": 67,
+            "eth_dst": pk.BROADCAST_MAC}, (Output(CONTROLLER),), goto=T_L2, cookie=COOKIE_RELAY))
+        if self.cfg.snooping:
+            msgs.append(self._snoop_flow())
+        msgs.append(FlowMod(T_RELAY, P_RELAY_PASS, {}, goto=T_L2,  # (unicast renewals)
+                            cookie=COOKIE_RELAY))
         return msgs
+
+    @staticmethod
+    def _snoop_flow() -> FlowMod:
+        """Server messages from a client port: a rogue server's, dropped and counted."""
+        return FlowMod(T_RELAY, P_SNOOP, {"eth_type": pk.ETH_IPV4, "ip_proto": pk.PROTO_UDP,
+                                          "udp_dst": 68}, (), cookie=COOKIE_SNOOP)
+
+    def set_snooping(self, on: bool) -> list[Message]:
+        """Switch snooping live (a lab's control run: without it a rogue server's offer
+        reaches the client). The drops counted so far are kept."""
+        if on == self.cfg.snooping:
+            return []
+        self.cfg.snooping = on
+        if on:
+            return [self._snoop_flow()]
+        self._snooped_before = self.counters.dropped_snooping
+        return [FlowMod(T_RELAY, delete=True, cookie=COOKIE_SNOOP)]
+
+    def flow_stats(self, stats: list[tuple[int, int, int]]) -> None:
+        """(cookie, packets, bytes) of the relay's flows: the snooping drop counter."""
+        if self.cfg.snooping:
+            self.counters.dropped_snooping = self._snooped_before + sum(
+                p for c, p, _ in stats if c == COOKIE_SNOOP)
 
     # ---- client -> server -------------------------------------------------------------
     def from_client(self, now: float, in_port: int, f: pk.Frame) -> list[Message]:
@@ -207,6 +238,7 @@ class Relay:
 
     def state(self) -> dict:
         return {"counters": vars(self.counters).copy(), "defence": self.cfg.defence,
+                "snooping": self.cfg.snooping,
                 "servers": self.cfg.servers, "interfaces": self.cfg.interfaces,
                 "max_macs_per_port": self.cfg.max_macs_per_port,
                 "rate_per_port": self.cfg.rate_per_port,

@@ -26,13 +26,6 @@ from .messages import (
     REASON_INVALID_TTL,
     REMOVED_DELETE,
     REMOVED_IDLE,
-    T_CLASSIFY,
-    T_EGRESS,
-    T_L2,
-    T_POST_NAT,
-    T_PRE_NAT,
-    T_RELAY,
-    T_ROUTE,
     TABLE,
     DecTTL,
     FlowMod,
@@ -45,6 +38,28 @@ from .messages import (
     SwitchConfig,
 )
 from .nat import Nat
+from .pipeline import (
+    DEFAULT,
+    NAT,
+    P_ARP,
+    P_EGRESS,
+    P_FLOOD,
+    P_HAIRPIN_OUT,
+    P_KNOWN_MAC,
+    P_L2,
+    P_L3,
+    P_LOCAL,
+    RELAY,
+    T_CLASSIFY,
+    T_EGRESS,
+    T_L2,
+    T_POST_NAT,
+    T_PRE_NAT,
+    T_RELAY,
+    T_ROUTE,
+    owner_of,
+    route_priority,
+)
 from .relay import Relay
 
 log = logging.getLogger("infralab.router")
@@ -54,13 +69,6 @@ ARP_TRIES = 3  # then give up: queued packets get ICMP host unreachable
 NEXTHOP_RETRY_S = 2.0  # static-route next hops are asked for until they answer
 PENDING_PER_DEST = 16  # packets held per unresolved destination (RFC 1812 says "small")
 ICMP_ERRORS_PER_S = 200  # token bucket for generated ICMP errors
-
-PRIO_ARP, PRIO_LOCAL, PRIO_L3, PRIO_L2 = 400, 300, 200, 100
-
-
-def route_priority(prefixlen: int) -> int:
-    return 1000 + prefixlen * 10
-
 
 @dataclass
 class Neighbor:
@@ -151,28 +159,28 @@ class Router:
         ]
         # Pass-through defaults of the tables later features fill in.
         msgs += [
-            FlowMod(T_RELAY, 0, goto=T_L2),
-            FlowMod(T_PRE_NAT, 0, goto=T_ROUTE),
-            FlowMod(T_POST_NAT, 0, goto=T_EGRESS),
-            FlowMod(T_ROUTE, 0, actions=(Output(CONTROLLER),)),  # no route: ICMP unreachable
-            FlowMod(T_CLASSIFY, PRIO_ARP, {"eth_type": pk.ETH_ARP}, (Output(CONTROLLER),)),
+            FlowMod(T_RELAY, DEFAULT, goto=T_L2),
+            FlowMod(T_PRE_NAT, DEFAULT, goto=T_ROUTE),
+            FlowMod(T_POST_NAT, DEFAULT, goto=T_EGRESS),
+            FlowMod(T_ROUTE, DEFAULT, actions=(Output(CONTROLLER),)),  # no route: unreachable
+            FlowMod(T_CLASSIFY, P_ARP, {"eth_type": pk.ETH_ARP}, (Output(CONTROLLER),)),
         ]
         for ip in self.own_ips:
-            msgs.append(FlowMod(T_CLASSIFY, PRIO_LOCAL,
+            msgs.append(FlowMod(T_CLASSIFY, P_LOCAL,
                                 {"eth_type": pk.ETH_IPV4, "ipv4_dst": str(ip)},
                                 (Output(CONTROLLER),)))
         for idx, iface in enumerate(self.plan.interfaces, start=1):
             ports = tuple(p.port for p in iface.ports)
             msgs.append(GroupMod(idx, ports))
-            msgs.append(FlowMod(T_L2, 10, {"metadata": (idx, META_MASK)}, (Group(idx),)))
+            msgs.append(FlowMod(T_L2, P_FLOOD, {"metadata": (idx, META_MASK)}, (Group(idx),)))
             for port in ports:
-                msgs.append(FlowMod(T_CLASSIFY, PRIO_L3, {"in_port": port, "eth_type":
+                msgs.append(FlowMod(T_CLASSIFY, P_L3, {"in_port": port, "eth_type":
                                     pk.ETH_IPV4, "eth_dst": iface.mac}, goto=T_PRE_NAT))
-                msgs.append(FlowMod(T_CLASSIFY, PRIO_L2, {"in_port": port},
+                msgs.append(FlowMod(T_CLASSIFY, P_L2, {"in_port": port},
                                     goto=T_L2, metadata=(idx, META_MASK)))
-                msgs.append(FlowMod(T_EGRESS, 10, {"metadata": (port, META_MASK)},
+                msgs.append(FlowMod(T_EGRESS, P_EGRESS, {"metadata": (port, META_MASK)},
                                     (Output(port),)))
-                msgs.append(FlowMod(T_EGRESS, 20, {"metadata": (port, META_MASK),
+                msgs.append(FlowMod(T_EGRESS, P_HAIRPIN_OUT, {"metadata": (port, META_MASK),
                                     "in_port": port}, (Output(IN_PORT),)))
         for r in self.routes:
             msgs.append(self._route_flow(r))
@@ -205,7 +213,7 @@ class Router:
         msgs: list[Message] = [
             self._forward_flow(route_priority(32) + 5,
                                {"eth_type": pk.ETH_IPV4, "ipv4_dst": str(nb.ip)}, nb),
-            FlowMod(T_L2, 100, {"metadata": (idx, META_MASK), "eth_dst": nb.mac},
+            FlowMod(T_L2, P_KNOWN_MAC, {"metadata": (idx, META_MASK), "eth_dst": nb.mac},
                     (Output(nb.port),)),
         ]
         msgs += [self._route_flow(r) for r in self.routes if r.via == nb.ip]
@@ -262,20 +270,9 @@ class Router:
             if self.relay.for_relay(f):
                 return self.relay.from_server(now, f)
         if self.nat is not None:
-            if table == T_CLASSIFY and f.proto == pk.PROTO_TCP and \
-                    self.nat.public.get(f.ip_dst, ("", ""))[1] == "pat":
-                return self.nat.tcp_closing(now, f)  # a copy: the switch forwards the packet
-            if table == T_POST_NAT:
-                out = self.nat.outbound(now, f, metadata & META_MASK)
-                if out.refused:
-                    return out.msgs + self._refusal(now, in_port, f)
-                return out.msgs
-            if table == T_PRE_NAT and self.nat.is_hairpin(f):
-                return self.nat.hairpin(now, in_port, f).msgs
-            if table == T_PRE_NAT or f.ip_dst in self.own_ips:
-                res = self.nat.inbound(now, in_port, f)
-                if res is not None:
-                    return res.msgs
+            out = self.nat.packet_in(now, table, in_port, f, metadata & META_MASK)
+            if out is not None:
+                return out.msgs + (self._refusal(now, in_port, f) if out.refused else [])
         if f.ip_dst in self.own_ips:
             return self._local_in(now, in_port, iface, f)
         return self._route_miss(now, in_port, f)
@@ -370,9 +367,17 @@ class Router:
                      reason: int = REMOVED_IDLE) -> list[Message]:
         """A flow asked to be reported when it went away (NAT bindings). Only a timeout
         ends a binding: a DELETE is our own doing (a reconnect's wipe, an expiry)."""
-        if self.nat is None or reason == REMOVED_DELETE:
+        if self.nat is None or reason == REMOVED_DELETE or owner_of(cookie) != NAT:
             return []
         return self.nat.flow_removed(now, cookie, packets, nbytes)
+
+    def flow_stats(self, now: float, stats: list[tuple[int, int, int]]) -> None:
+        """(cookie, packets, bytes) of flows the switch reported: each part gets its own
+        cookie space's (the NAT's bindings, the relay's snooping drops)."""
+        if self.nat is not None:
+            self.nat.flow_stats(now, [s for s in stats if owner_of(s[0]) == NAT])
+        if self.relay is not None:
+            self.relay.flow_stats([s for s in stats if owner_of(s[0]) == RELAY])
 
     # ---- generated packets -----------------------------------------------------------
     def _arp_request(self, iface: InterfacePlan, target: IPv4Address) -> list[Message]:

@@ -30,7 +30,13 @@ from controllers.messages import (
     SetField,
     SwitchConfig,
 )
+from controllers.pipeline import violation
 from wire import frames as pk
+
+
+class PipelineViolation(AssertionError):
+    """A flow-mod outside the declared pipeline (controllers/pipeline.py): wrong table,
+    priority band, cookie space or next table."""
 
 
 class AmbiguousFlows(AssertionError):
@@ -127,6 +133,9 @@ class FlowSim:
         outs = []
         for m in msgs:
             if isinstance(m, FlowMod):
+                why = violation(m)
+                if why is not None:
+                    raise PipelineViolation(f"{why}: {m}")
                 if m.delete:
                     self.flows = [f for f in self.flows
                                   if not (m.table in (0xFF, f.table)

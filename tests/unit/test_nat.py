@@ -240,7 +240,7 @@ def test_nat_holepunch_mapping_behaviour_endpoint_independent_vs_symmetric(net):
 
 def test_nat_table_lists_entries_with_counters(net):
     net.udp("c1", "srv", 5000, 7000)
-    rows = net.routers["rc"].nat.table(net.now)
+    rows = net.routers["rc"].nat.rows(net.now)
     pat = [r for r in rows if r["kind"] == "pat"]
     assert pat and pat[0]["inside"] == "10.1.1.11:5000" and pat[0]["outside"] == \
         "203.0.113.1:5000"
@@ -426,7 +426,7 @@ def test_nat_flow_removed_by_our_own_delete_does_not_end_a_binding(net):
 
     net.udp("c1", "srv", 5000, 7000)
     r = net.routers["rc"]
-    (cookie,) = r.nat.by_cookie
+    (cookie,) = r.nat.table.cookies
     assert r.flow_removed(net.now, cookie, 1, 60, REMOVED_DELETE) == []
     assert len(r.nat.entries) == 1
     r.flow_removed(net.now, cookie, 1, 60)  # an idle timeout does

@@ -1,0 +1,215 @@
+"""The flows a NAT installs: its rules' flows when a switch connects, and the pair of
+`set_field` flows of each binding. Pure functions of the rules and the entry."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from topologies.natconfig import AD, APD, EI, NatInterface
+from wire import frames as pk
+
+from ..messages import CONTROLLER, META_MASK, Conntrack, FlowMod, Message, Output, SetField
+from ..pipeline import (
+    ALL_TABLES,
+    COOKIE_NAT,
+    P_CT,
+    P_CT_DROP,
+    P_HAIRPIN,
+    P_ICMP_ERR,
+    P_MISS,
+    P_OWN_PAT,
+    P_PAT,
+    P_POOL,
+    P_REFUSED,
+    P_STATIC,
+    P_TCP_CLOSE,
+    P_VIP,
+    T_CLASSIFY,
+    T_EGRESS,
+    T_POST_NAT,
+    T_PRE_NAT,
+    T_ROUTE,
+)
+from .ports import PORT_HI, PORT_LO
+from .rules import Rules, masked, proto_number, static_pairs
+from .table import L4, Binding, Entry, Kind
+
+COOKIE_RULE = COOKIE_NAT  # the rules' flows (binding 0)
+COOKIE_CT_DROP = COOKIE_NAT | 0xFFFFFFFF  # its drops are counted from flow stats
+TCP_FIN, TCP_RST = 0x01, 0x04
+GRAIN = {EI: 0, AD: 1, APD: 2}  # how much of the remote a mapping or filter looks at
+
+
+def flow(table: int, priority: int, match: dict, actions: tuple = (), **kw) -> FlowMod:
+    """A NAT flow: in the NAT's cookie space (the rules' own cookie unless given)."""
+    kw.setdefault("cookie", COOKIE_RULE)
+    return FlowMod(table, priority, {"eth_type": pk.ETH_IPV4, **match}, actions, **kw)
+
+
+def delete(cookie: int) -> FlowMod:
+    return FlowMod(ALL_TABLES, delete=True, cookie=cookie)
+
+
+def icmp_errors_up(table: int, match: dict) -> list[Message]:
+    """ICMP errors about translated traffic go to the controller (their quote needs it)."""
+    return [flow(table, P_ICMP_ERR, {**match, "ip_proto": pk.PROTO_ICMP, "icmpv4_type": t},
+                 (Output(CONTROLLER),)) for t in (3, 11)]
+
+
+def rule_flows(rules: Rules, c: NatInterface, ports: list[int], own_ips: set[IPv4Address],
+               zone: int, iface_mac: str) -> list[Message]:
+    """Everything one outside interface's rules install when the switch connects."""
+    msgs: list[Message] = []
+    for port in ports:
+        meta = (port, META_MASK)
+        for s in c.static:
+            for ins, out in static_pairs(s.inside, s.outside):
+                msgs.append(flow(T_POST_NAT, P_STATIC, {"metadata": meta, "ipv4_src": str(ins)},
+                                 (SetField("ipv4_src", str(out)),), goto=T_EGRESS))
+                msgs += icmp_errors_up(T_POST_NAT, {"metadata": meta, "ipv4_src": str(ins)})
+        for rule_inside, kind in ((c.pool.inside if c.pool else [], Kind.POOL),
+                                  (c.pat.inside if c.pat else [], Kind.PAT)):
+            for prefix in map(IPv4Network, rule_inside):
+                m = {"metadata": meta, "ipv4_src": masked(prefix)}
+                msgs.append(flow(T_POST_NAT, P_MISS + prefix.prefixlen, m, (Output(CONTROLLER),)))
+                if kind is Kind.POOL:
+                    msgs += icmp_errors_up(T_POST_NAT, dict(m))
+    for s in c.static:
+        for ins, out in static_pairs(s.inside, s.outside):
+            msgs.append(flow(T_PRE_NAT, P_STATIC, {"ipv4_dst": str(out)},
+                             (SetField("ipv4_dst", str(ins)),), goto=T_ROUTE))
+            msgs += icmp_errors_up(T_PRE_NAT, {"ipv4_dst": str(out)})
+    for a in rules.pool_addresses(c):
+        msgs.append(flow(T_PRE_NAT, P_MISS, {"ipv4_dst": str(a)}, (Output(CONTROLLER),)))
+        msgs += icmp_errors_up(T_PRE_NAT, {"ipv4_dst": str(a)})
+    if c.pat:
+        pat = IPv4Address(c.pat.address)
+        msgs.append(flow(T_PRE_NAT, P_MISS, {"ipv4_dst": str(pat)}, (Output(CONTROLLER),)))
+        if pat in own_ips:
+            for proto in (pk.PROTO_TCP, pk.PROTO_UDP):
+                msgs.append(flow(T_CLASSIFY, P_OWN_PAT, {"ipv4_dst": str(pat), "ip_proto": proto},
+                                 goto=T_PRE_NAT))
+    msgs += hairpin_misses(rules, c)
+    if c.pat and c.conntrack:
+        msgs += conntrack_flows(c, ports, zone)
+    elif c.pat:
+        msgs += tcp_close_copies(c, ports, iface_mac)
+    for v in c.vip:
+        msgs.append(flow(T_PRE_NAT, P_MISS, {"ipv4_dst": v.address, "ip_proto": proto_number(
+            v.proto), f"{v.proto}_dst": v.port}, (Output(CONTROLLER),)))
+    return msgs
+
+
+def hairpin_misses(rules: Rules, c: NatInterface) -> list[Message]:
+    """An inside host sending to one of this NAT's public addresses (a server behind
+    static NAT, a peer behind the same PAT) goes to the controller, which translates
+    source and destination at once, so each side sees the other's public endpoint
+    (RFC 4787 REQ-9, RFC 5382 REQ-8)."""
+    if not any(IPv4Network(s.outside).prefixlen == 32 for s in c.static) and \
+            not c.pat and not c.pool:
+        return []
+    return [flow(T_PRE_NAT, P_HAIRPIN, {"ip_proto": proto, "ipv4_src": masked(net),
+                                        "ipv4_dst": str(a)}, (Output(CONTROLLER),))
+            for net in rules.inside_prefixes(c) for a in rules.hairpin_targets(c)
+            for proto in (pk.PROTO_TCP, pk.PROTO_UDP)]
+
+
+def conntrack_flows(c: NatInterface, ports: list[int], zone: int) -> list[Message]:
+    """TCP of the PAT through OVS conntrack: SNAT+commit on the way out, un-NAT on the
+    way in; what conntrack does not know (new, invalid) to the PAT address is dropped
+    in ROUTE, where the recirculated packet lands."""
+    assert c.pat is not None
+    pat = c.pat.address
+    msgs: list[Message] = []
+    for port in ports:
+        for prefix in map(IPv4Network, c.pat.inside):
+            msgs.append(flow(T_POST_NAT, P_CT, {
+                "ip_proto": pk.PROTO_TCP, "metadata": (port, META_MASK),
+                "ipv4_src": masked(prefix)},
+                (Conntrack(zone, T_EGRESS, commit=True, nat_src=(pat, PORT_LO, PORT_HI)),)))
+    msgs.append(flow(T_PRE_NAT, P_CT, {"ip_proto": pk.PROTO_TCP, "ipv4_dst": pat},
+                     (Conntrack(zone, T_ROUTE, nat=True),)))
+    for state in (0x21, 0x30):  # +trk+new, +trk+inv
+        msgs.append(flow(T_ROUTE, P_CT_DROP, {
+            "ip_proto": pk.PROTO_TCP, "ipv4_dst": pat, "ct_state": (state, state)}, (),
+            cookie=COOKIE_CT_DROP))
+    return msgs
+
+
+def tcp_close_copies(c: NatInterface, ports: list[int], iface_mac: str) -> list[Message]:
+    """RFC 5382 REQ-5: a TCP binding whose connection is closing idles out after the
+    transitory timeout, not the established one. The switch copies the remote's FIN
+    or RST to the PAT address to the controller (and translates the packet as usual);
+    the controller then shortens that binding's idle timeout."""
+    assert c.pat is not None
+    return [flow(T_CLASSIFY, P_TCP_CLOSE, {
+        "in_port": port, "eth_dst": iface_mac, "ip_proto": pk.PROTO_TCP,
+        "ipv4_dst": c.pat.address, "tcp_flags": (bit, bit)}, (Output(CONTROLLER),),
+        goto=T_PRE_NAT) for port in ports for bit in (TCP_FIN, TCP_RST)]
+
+
+def refusal_drop(port: int, src: IPv4Address) -> FlowMod:
+    """A refused host's packets are dropped for a second: no packet-in storm."""
+    return flow(T_POST_NAT, P_REFUSED, {"metadata": (port, META_MASK), "ipv4_src": str(src)},
+                (), hard_timeout=1)
+
+
+def timeout_of(c: NatInterface, e: Entry, b: Binding | None = None) -> int:
+    if e.kind is Kind.POOL:
+        return c.timeouts["pool"]
+    if b is not None and b.closing:
+        return c.timeouts["tcp_transitory"]
+    return c.timeouts[L4[e.proto]]
+
+
+def binding_flows(c: NatInterface, ports: list[int], e: Entry, remote: tuple,
+                  b: Binding) -> list[Message]:
+    """The pair of flows that carry one binding: the timed one reports its removal
+    (FlowRemoved ends the binding); both share the binding's cookie."""
+    if e.proto == pk.PROTO_ICMP:
+        return []  # echo ids are rewritten by the controller: no flows
+    timeout = timeout_of(c, e, b)
+    timed = {"idle_timeout": timeout, "notify_removed": True, "cookie": b.cookie}
+    if e.kind is Kind.POOL:
+        return [flow(T_POST_NAT, P_POOL, {"metadata": (port, META_MASK),
+                                          "ipv4_src": str(e.inside[0])},
+                     (SetField("ipv4_src", str(e.outside[0])),), goto=T_EGRESS, **timed)
+                for port in ports] + [
+            flow(T_PRE_NAT, P_POOL, {"ipv4_dst": str(e.outside[0])},
+                 (SetField("ipv4_dst", str(e.inside[0])),), goto=T_ROUTE, cookie=b.cookie)]
+    l4 = L4[e.proto]
+
+    def rewrite(direction: str, ep: tuple) -> tuple[SetField, SetField]:
+        return SetField(f"ipv4_{direction}", str(ep[0])), SetField(f"{l4}_{direction}", ep[1])
+
+    def between(src: tuple, dst: tuple) -> dict:
+        return {"ip_proto": e.proto, "ipv4_src": str(src[0]), f"{l4}_src": src[1],
+                "ipv4_dst": str(dst[0]), f"{l4}_dst": dst[1]}
+
+    if e.kind is Kind.HAIRPIN:  # a (inside) -> b's public endpoint, and back
+        return [
+            flow(T_PRE_NAT, P_HAIRPIN + 5, between(e.inside, e.remote_public),
+                 rewrite("src", e.outside) + rewrite("dst", e.remote), goto=T_ROUTE, **timed),
+            flow(T_PRE_NAT, P_HAIRPIN + 5, between(e.remote, e.outside),
+                 rewrite("src", e.remote_public) + rewrite("dst", e.inside), goto=T_ROUTE,
+                 cookie=b.cookie)]
+    if e.kind is Kind.VIP:  # the client -> the VIP -> a server, and back
+        return [
+            flow(T_PRE_NAT, P_VIP, between(remote, e.outside), rewrite("dst", e.inside),
+                 goto=T_ROUTE, **timed),
+            flow(T_POST_NAT, P_VIP, between(e.inside, remote), rewrite("src", e.outside),
+                 goto=T_EGRESS, cookie=b.cookie)]
+    out_m = {"ip_proto": e.proto, "ipv4_src": str(e.inside[0]), f"{l4}_src": e.inside[1]}
+    in_m = {"ip_proto": e.proto, "ipv4_dst": str(e.outside[0]), f"{l4}_dst": e.outside[1]}
+    if len(remote) >= 1:
+        out_m["ipv4_dst"] = str(remote[0])
+    if len(remote) == 2:
+        out_m[f"{l4}_dst"] = remote[1]
+    fgrain = GRAIN[c.filtering]
+    if fgrain >= 1:
+        in_m["ipv4_src"] = str(remote[0])
+    if fgrain == 2:
+        in_m[f"{l4}_src"] = remote[1]
+    return [flow(T_POST_NAT, P_PAT, {**out_m, "metadata": (port, META_MASK)},
+                 rewrite("src", e.outside), goto=T_EGRESS, **timed) for port in ports] + [
+        flow(T_PRE_NAT, P_PAT, in_m, rewrite("dst", e.inside), goto=T_ROUTE, cookie=b.cookie)]
