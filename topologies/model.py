@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from .natconfig import NatConfigError, NatInterface
+from .natconfig import NatConfigError, NatInterface, RuleError
 from .natconfig import parse as parse_nat
 from .relayconfig import RelayConfig
 from .relayconfig import parse as parse_relay
@@ -157,7 +157,7 @@ class Topology:
         r = self.router(router)
         try:
             r.relay = parse_relay(rules, router, set(r.interfaces))
-        except NatConfigError as e:
+        except RuleError as e:
             raise TopologyError(e.where, e.problem) from None
 
     def host(self, name: str, subnet: str, address: str | None = None, *,

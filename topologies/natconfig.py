@@ -47,10 +47,16 @@ MAX_STATIC_PREFIX = 22  # a prefix rule expands to one flow pair per address
 PROTOS = {"tcp": 6, "udp": 17}
 
 
-class NatConfigError(ValueError):
+class RuleError(ValueError):
+    """A rule block of a router that cannot be used; `where` names the rule."""
+
     def __init__(self, where: str, problem: str) -> None:
         self.where, self.problem = where, problem
         super().__init__(f"{where}: {problem}")
+
+
+class NatConfigError(RuleError):
+    """A bad `routers.X.nat` rule."""
 
 
 @dataclass

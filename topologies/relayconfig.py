@@ -13,8 +13,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .natconfig import NatConfigError
+from .natconfig import RuleError
 from .yamlfile import address
+
+
+class RelayConfigError(RuleError):
+    """A bad `routers.X.dhcp_relay` block."""
+
 
 KEYS = {"servers", "interfaces", "max_macs_per_port", "rate_per_port", "snooping"}
 
@@ -39,31 +44,31 @@ class RelayConfig:
 def parse(data: Any, router: str, interfaces: set[str]) -> RelayConfig:
     where = f"routers.{router}.dhcp_relay"
     if not isinstance(data, dict):
-        raise NatConfigError(where, "expected a mapping (servers, interfaces, ...)")
+        raise RelayConfigError(where, "expected a mapping (servers, interfaces, ...)")
     for k in data:
         if k not in KEYS:
-            raise NatConfigError(f"{where}.{k}", f"unknown field {k!r} (expected one of: "
+            raise RelayConfigError(f"{where}.{k}", f"unknown field {k!r} (expected one of: "
                                  + ", ".join(sorted(KEYS)) + ")")
     servers = data.get("servers")
     if not isinstance(servers, list) or not servers:
-        raise NatConfigError(f"{where}.servers", "need a list of DHCP server addresses")
+        raise RelayConfigError(f"{where}.servers", "need a list of DHCP server addresses")
     for i, s in enumerate(servers):
-        address(s, f"{where}.servers[{i}]", NatConfigError)
+        address(s, f"{where}.servers[{i}]", RelayConfigError)
     ifaces = data.get("interfaces")
     if not isinstance(ifaces, list) or not ifaces:
-        raise NatConfigError(f"{where}.interfaces", "need the client subnets to listen on")
+        raise RelayConfigError(f"{where}.interfaces", "need the client subnets to listen on")
     for i, name in enumerate(ifaces):
         if name not in interfaces:
-            raise NatConfigError(f"{where}.interfaces[{i}]", f"unknown interface {name!r}")
+            raise RelayConfigError(f"{where}.interfaces[{i}]", f"unknown interface {name!r}")
     macs = data.get("max_macs_per_port")
     if macs is not None and (not isinstance(macs, int) or macs < 1):
-        raise NatConfigError(f"{where}.max_macs_per_port", f"not a positive count: {macs!r}")
+        raise RelayConfigError(f"{where}.max_macs_per_port", f"not a positive count: {macs!r}")
     rate = data.get("rate_per_port")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
                              or rate <= 0):
-        raise NatConfigError(f"{where}.rate_per_port", f"not a positive rate: {rate!r}")
+        raise RelayConfigError(f"{where}.rate_per_port", f"not a positive rate: {rate!r}")
     snooping = data.get("snooping", True)
     if not isinstance(snooping, bool):
-        raise NatConfigError(f"{where}.snooping", "expected true or false")
+        raise RelayConfigError(f"{where}.snooping", "expected true or false")
     return RelayConfig([str(s) for s in servers], [str(x) for x in ifaces], macs,
                        float(rate) if rate is not None else None, snooping)
