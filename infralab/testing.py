@@ -31,6 +31,8 @@ def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
         text = emu.host(s).waitOutput()
         for word, ip in re.findall(r"^(ok|fail) (\S+)", text, re.M):
             out[(s, by_ip[ip])] = word == "ok"
+    unprobed = [f"{s}->{t}" for s in sources for t in targets if s != t and (s, t) not in out]
+    assert not unprobed, f"no ping result (the probe did not run) for {', '.join(unprobed)}"
     return out
 
 
@@ -168,6 +170,12 @@ def dig(emu: Emulation, host: str, name: str, qtype: str = "A", server: str | No
                sections["ANSWER"], sections["AUTHORITY"], sections["ADDITIONAL"], out)
 
 
+def within(got: Iterable[str], allowed: set[str]) -> bool:
+    """Some answer, and every answer among `allowed` (an empty answer is never "within")."""
+    got = set(got)
+    return bool(got) and got <= allowed
+
+
 def assert_dns_record(emu: Emulation, host: str, name: str, qtype: str, expected: set[str],
                       server: str | None = None) -> Dig:
     """The answer `host` gets for `name` holds exactly `expected` records of `qtype`."""
@@ -232,7 +240,8 @@ def udp_listen(emu: Emulation, host: str, port: int, seconds: float, hello: tupl
 
 def udp_send(emu: Emulation, host: str, dst: str, port: int, sport: int, data: str = "ping",
              wait: float = 1.0) -> str | None:
-    """Send one datagram from `host`:`sport`; 'pong' if the listener answered, else None.
+    """Send one datagram from `host`:`sport`; 'pong' if the listener answered, None if
+    nothing did (a probe that could not run fails the test instead).
     (Anything else arriving on the port — a listener's earlier hello still in flight over
     the 20 ms busan link — is skipped, not taken for the answer.)"""
     code = ("import socket,time;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
@@ -245,6 +254,11 @@ def udp_send(emu: Emulation, host: str, dst: str, port: int, sport: int, data: s
             " except OSError: break\n"
             " if d=='pong': r=d; break\n"
             "print(r)")
-    p = emu.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    out = p.communicate(timeout=wait + 10)[0].strip().splitlines()
-    return None if not out or out[-1] == "NONE" else out[-1]
+    p = emu.host(host).popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=wait + 10)
+    lines = out.strip().splitlines()
+    # a sender that crashed (port taken, no route) proved nothing: fail, never "no answer"
+    assert p.returncode == 0 and lines and lines[-1] in ("pong", "NONE"), \
+        f"udp probe from {host}:{sport} to {dst}:{port} did not run: {err.strip() or out!r}"
+    return None if lines[-1] == "NONE" else lines[-1]

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 from services.common.pinger import Pinger, Probe
 from services.gslb.config import Check
+
+
+def _why(e: OSError) -> str:
+    """'Connection refused', not asyncio's 'Connect call failed (...)'."""
+    return os.strerror(e.errno) if e.errno else str(e)
 
 
 async def tcp_connect(addr: str, port: int, timeout: float) -> Probe:
@@ -19,7 +25,7 @@ async def tcp_connect(addr: str, port: int, timeout: float) -> Probe:
     except TimeoutError:
         return Probe(False, f"tcp {port}: no connection in {timeout}s")
     except OSError as e:
-        return Probe(False, f"tcp {port}: {e.strerror or e}")
+        return Probe(False, f"tcp {port}: {_why(e)}")
     rtt = (time.monotonic() - t0) * 1000
     w.close()
     return Probe(True, f"tcp {port}: connected in {rtt:.1f}ms", rtt)
@@ -57,7 +63,7 @@ async def http_check(addr: str, check: Check) -> Probe:
     except TimeoutError:
         return Probe(False, f"http {check.path}: no answer in {check.timeout}s")
     except (OSError, ValueError) as e:
-        return Probe(False, f"http {check.path}: {getattr(e, 'strerror', None) or e}")
+        return Probe(False, f"http {check.path}: {_why(e) if isinstance(e, OSError) else e}")
     if status != check.expect:
         return Probe(False, f"http {check.path}: status {status}, want {check.expect}")
     if check.body is not None and check.body.encode() not in body:

@@ -6,7 +6,8 @@ GET /health      200 ok, or the failure it was told to show (see /admin/mode)
 GET /status      JSON {"name", "site", "active", "served", "mode"}: the load it reports
 GET /hold?s=N    keep the connection N seconds (a long download: load for least-conn)
 GET /rtt?to=IP   the site agent: RTT from here to IP by ICMP echo, JSON {"rtt_ms"}
-GET /admin/mode?set=ok|error|slow|down[&delay=S]   tell the server how to fail
+GET /admin/mode?set=ok|error|degraded|slow|down[&delay=S]   tell the server how to fail
+                (error: 500; degraded: /health says 200 "degraded"; down: connections cut)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from services.common.pinger import Pinger
 
-MODES = ("ok", "error", "slow", "down")
+MODES = ("ok", "error", "degraded", "slow", "down")
 
 
 class WebState:
@@ -62,8 +63,11 @@ def handler_for(state: WebState):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Served-By", f"{state.name} {state.site}")
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a health check's timeout): nothing to tell it
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             url = urlparse(self.path)
@@ -111,8 +115,8 @@ def handler_for(state: WebState):
                 time.sleep(state.delay)
             if state.mode == "error" and path != "/":
                 return self._send(500, "error (told to fail)\n")
-            if path == "/health":
-                return self._send(200 if state.mode != "error" else 500, "ok\n")
+            if path == "/health":  # degraded: a 200 whose body a body check must catch
+                return self._send(200, "degraded\n" if state.mode == "degraded" else "ok\n")
             return self._send(200, f"{state.name} {state.site} {state.address}\n")
 
     return Handler

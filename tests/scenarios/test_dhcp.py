@@ -60,6 +60,11 @@ class Server:
     def leases_by_ip(self) -> dict[str, dict]:
         return {r["ip"]: r for r in self.ask("leases")}
 
+    def held(self) -> list[tuple[str, str]]:
+        """(address, MAC) of every lease as the server lists it, duplicates kept: a dict
+        keyed by address would hide an address held twice."""
+        return sorted((r["ip"], r["mac"]) for r in self.ask("leases"))
+
     def stop(self, kill: bool = False) -> None:
         if self.proc.poll() is None:
             (self.proc.kill if kill else self.proc.terminate)()
@@ -212,26 +217,53 @@ def test_dhcp_lease_persistence_kill_9_and_restart_loses_nothing(lab, server):
         cl = Client(lab, h, "--once")
         got[h] = cl.bound()["address"].split("/")[0]
         cl.proc.wait(10)
-    before = server.leases_by_ip()
+    before = server.held()
     server.stop(kill=True)  # no chance to save anything more
     server.start()
-    after = server.leases_by_ip()
-    assert {ip: r["mac"] for ip, r in after.items()} == \
-        {ip: r["mac"] for ip, r in before.items()}
-    assert set(got.values()) <= set(after)
+    after = server.held()
+    assert after == before and len({ip for ip, _ in after}) == len(after)
+    assert set(got.values()) <= {ip for ip, _ in after} and got
     cl = Client(lab, "b1", "--once")  # a new client never gets an address somebody holds
-    assert cl.bound()["address"].split("/")[0] not in after
+    assert cl.bound()["address"].split("/")[0] not in {ip for ip, _ in after}
+
+
+POOL1 = {f"10.2.1.{n}" for n in range(100, 110)} - {"10.2.1.105"}  # lab.yaml: 105 excluded
+
+
+def starve(lab: Emulation, count: int, seconds: float) -> dict:
+    out = lab.host("x1").popen([PY, "-m", "infralab", "dhcp", "starve", "x1-eth0", "--count",
+                                str(count), "--rate", "60", "--seconds", str(seconds)],
+                               stdout=subprocess.PIPE, text=True).communicate(timeout=30)[0]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_dhcp_pool_reservation_exclusion_and_exhaustion(lab, server):
-    flush(lab, "a2")
-    cl = Client(lab, "a2", "--once")
-    assert cl.bound()["address"] == "10.2.1.50/24"  # reserved for its MAC
-    cl.proc.wait(10)
-    served = {r["ip"] for r in server.ask("leases")}
+    """The pool filled for real (20 s leases, so within one lease time): 20 spoofed
+    clients get exactly the pool's nine addresses, never the excluded one; the next client
+    is refused and counted; the reserved MAC still gets its address outside the pool."""
+    lab.api("/relay/r1?defence=off", "POST")  # (the relay would stop the flood at 4 MACs)
+    try:
+        taken = starve(lab, 20, 4)["leases_taken"]
+        served = [ip for ip, _ in server.held()]
+        refused_before = server.ask("stats")["exhausted"]
+        flush(lab, "a1")
+        late = Client(lab, "a1", "--once")
+        with pytest.raises(TimeoutError):
+            late.bound(timeout=5)
+        late.stop()
+        refused = server.ask("stats")["exhausted"] - refused_before
+        flush(lab, "a2")
+        cl = Client(lab, "a2", "--once")
+        reserved = cl.bound()["address"]
+        cl.proc.wait(10)
+    finally:
+        lab.api("/relay/r1?defence=on", "POST")
+    print(f"DHCP-POOL: 20 clients took {taken} leases: {sorted(served)}; the next was refused "
+          f"{refused} time(s); the reserved MAC got {reserved}")
+    assert taken == 9 and sorted(served) == sorted(POOL1)  # the whole pool, once each
     assert "10.2.1.105" not in served  # excluded
-    st = server.ask("stats")
-    assert st["free"]["10.2.1.0/24"] <= 9
+    assert refused >= 1 and server.ask("stats")["free"]["10.2.1.0/24"] == 0
+    assert reserved == "10.2.1.50/24"  # reserved for its MAC, even with the pool full
 
 
 def test_dhcp_multi_two_servers_client_takes_one_offer_other_frees_it(lab):
@@ -380,10 +412,7 @@ def test_dhcp_client_interop_our_client_with_kea_and_dnsmasq(lab):
 
 def test_dhcp_starve_attack_exhausts_the_pool_without_the_defence_not_with_it(lab):
     def attack() -> dict:
-        out = lab.host("x1").popen([PY, "-m", "infralab", "dhcp", "starve", "x1-eth0",
-                                    "--count", "30", "--rate", "60", "--seconds", "8"],
-                                   stdout=subprocess.PIPE, text=True).communicate(timeout=30)[0]
-        return json.loads(out.strip().splitlines()[-1])
+        return starve(lab, 30, 8)
 
     results = {}
     for defence in ("off", "on"):
@@ -408,23 +437,49 @@ def test_dhcp_starve_attack_exhausts_the_pool_without_the_defence_not_with_it(la
           f"{results['on'][1]}; relay dropped {relay['counters']['dropped_mac_limit']} "
           "requests over the MAC limit")
     assert results["off"][0] == 9 and results["off"][1] is None  # all 9, a1 starved
+    assert results["off"][2] >= 1  # the server counted a1's refusal
     assert results["on"][0] <= 4 and results["on"][1] is not None
+    assert results["on"][2] == 0  # defended: nobody was refused
     assert relay["counters"]["dropped_mac_limit"] > 0
 
 
 def test_dhcp_starve_snooping_drops_a_rogue_servers_answers(lab, server):
+    """Control run first: with snooping off and the real server silent, the client takes
+    the rogue's lease. With snooping on the rogue's answers are dropped by the switch (and
+    counted); the client gets nothing from it, and its lease from the real server."""
     lab.host("x1").cmd("ip addr add 10.2.1.66/24 dev x1-eth0")  # a rogue needs an address
     rogue = Server(lab, "x1", "rogue.yaml")
-    try:
+
+    def lease(timeout: float = 10) -> dict | None:
         flush(lab, "a3")
         cl = Client(lab, "a3", "--once")
-        got = cl.bound()
-        cl.proc.wait(10)
-        assert got["server"] == SRV and got["address"].startswith("10.2.1.1")
-        assert rogue.ask("stats")["offer"] >= 1  # it did answer; the switch dropped it
+        try:
+            return cl.bound(timeout)
+        except TimeoutError:
+            return None
+        finally:
+            cl.stop()
+
+    try:
+        server.stop()
+        lab.api("/relay/r1?snooping=off", "POST")
+        fooled = lease()
+        lab.api("/relay/r1?snooping=on", "POST")
+        dropped_before = lab.api("/relay/r1")["counters"]["dropped_snooping"]
+        guarded = lease(timeout=5)
+        dropped = lab.api("/relay/r1")["counters"]["dropped_snooping"] - dropped_before
+        server.start()
+        got = lease()
     finally:
+        lab.api("/relay/r1?snooping=on", "POST")
         rogue.stop()
         lab.host("x1").cmd("ip addr flush dev x1-eth0")
+    print(f"DHCP-STARVE snooping: off -> a3 took {fooled and fooled['address']} from "
+          f"{fooled and fooled['server']}; on -> {guarded}, {dropped} rogue packets dropped; "
+          f"with the real server: {got and got['address']}")
+    assert fooled is not None and fooled["server"] == "10.2.1.66"  # the rogue can win
+    assert guarded is None and dropped >= 1  # its offers never reached the client
+    assert got is not None and got["server"] == SRV and got["address"].startswith("10.2.1.1")
 
 
 def test_dhcp_lease_kill_9_under_load_loses_no_acknowledged_lease(lab):
@@ -444,12 +499,13 @@ def test_dhcp_lease_kill_9_under_load_loses_no_acknowledged_lease(lab):
         d1.start()  # same lease file
         out = load.communicate(timeout=30)[0]
         acked = {(r["ip"], r["mac"]) for r in map(json.loads, record.read_text().splitlines())}
-        held = {(ip, r["mac"]) for ip, r in d1.leases_by_ip().items()}
+        rows = d1.held()  # the raw list: an address held twice shows up twice
+        held = set(rows)
         print(f"DHCP-LEASE under load: {len(acked)} leases acknowledged around a kill -9; "
               f"{len(acked - held)} lost; load said {out.strip()}")
         assert len(acked) >= 20 and acked <= held
-        ips = [ip for ip, _ in held]
-        assert len(ips) == len(set(ips))  # and no address twice
+        ips = [ip for ip, _ in rows]
+        assert len(ips) == len(set(ips)), sorted(ips)  # and no address twice
     finally:
         if load.poll() is None:
             load.kill()
