@@ -23,8 +23,11 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from bench import stats
 from bench.net import conn_rate, iperf, linux_router_net, one_router, plain_mininet
+from bench.stats import header, row, summary
 from emulation.build import Emulation
 from emulation.progress import Progress
 
@@ -33,42 +36,57 @@ OUT = HERE / "out"
 
 
 def bench_routing(seconds: int) -> dict:
-    res: dict = {}
-    with Emulation(one_router()) as emu:
-        a, b = emu.host("bl0"), emu.host("bh0")
-        res["throughput_gbps.infralab"] = iperf(a, b, "10.0.2.10", seconds)
-        res["conn_per_s.infralab"] = conn_rate(a, b, "10.0.2.10", seconds)
-    for label, switches in (("linux_router", True), ("linux_router_no_ovs", False)):
-        with linux_router_net(switches) as net:
-            a, b = net["bl0"], net["bh0"]
-            res[f"throughput_gbps.{label}"] = iperf(a, b, "10.0.2.10", seconds)
-            res[f"conn_per_s.{label}"] = conn_rate(a, b, "10.0.2.10", seconds)
-    return res
+    """RUNS rounds; each builds our router, the Linux router with OVS subnets and the
+    Linux router alone (the kernel's ceiling) in turn, measures and tears it down."""
+    got: dict[str, list[float]] = {}
+    for _ in range(stats.RUNS):
+        with Emulation(one_router()) as emu:
+            a, b = emu.host("bl0"), emu.host("bh0")
+            got.setdefault("throughput_gbps.infralab", []).append(
+                iperf(a, b, "10.0.2.10", seconds))
+            got.setdefault("conn_per_s.infralab", []).append(
+                conn_rate(a, b, "10.0.2.10", seconds))
+        for label, switches in (("linux_router", True), ("linux_router_no_ovs", False)):
+            with linux_router_net(switches) as net:
+                a, b = net["bl0"], net["bh0"]
+                got.setdefault(f"throughput_gbps.{label}", []).append(
+                    iperf(a, b, "10.0.2.10", seconds))
+                got.setdefault(f"conn_per_s.{label}", []).append(
+                    conn_rate(a, b, "10.0.2.10", seconds))
+    return {k: summary(v) for k, v in got.items()}
 
 
 def bench_startup(hosts: int) -> dict:
     """Start+stop of a one-router topology with `hosts` hosts vs plain Mininet of the same
-    size (hosts on one OVS switch, standalone, no controller)."""
-    t0 = time.monotonic()
-    emu = Emulation(one_router(hosts // 2))
-    emu.start()
-    t1 = time.monotonic()
-    emu.stop()
-    t2 = time.monotonic()
-    plain = plain_mininet(1, hosts)
-    return {"hosts": hosts, "start_s.infralab": t1 - t0, "stop_s.infralab": t2 - t1,
-            "start_s.mininet": plain["start_s"], "stop_s.mininet": plain["stop_s"]}
+    size (hosts on one OVS switch, standalone, no controller), interleaved."""
+    got: dict[str, list[float]] = {}
+    for _ in range(stats.RUNS):
+        t0 = time.monotonic()
+        emu = Emulation(one_router(hosts // 2))
+        emu.start()
+        t1 = time.monotonic()
+        emu.stop()
+        t2 = time.monotonic()
+        plain = plain_mininet(1, hosts)
+        for k, v in (("start_s.infralab", t1 - t0), ("stop_s.infralab", t2 - t1),
+                     ("start_s.mininet", plain["start_s"]), ("stop_s.mininet", plain["stop_s"])):
+            got.setdefault(k, []).append(v)
+    return {"hosts": hosts, **{k: summary(v) for k, v in got.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=5, help="per measurement (max 30)")
     ap.add_argument("--hosts", type=int, default=50, help="hosts for the start-up benchmark")
+    ap.add_argument("--runs", type=int, default=stats.RUNS,
+                    help=f"interleaved runs per figure (default and minimum for a quoted "
+                         f"figure: {stats.RUNS})")
     ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp", "scale"],
                     help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
-    res = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
+    stats.RUNS = max(1, min(args.runs, 20))
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
            "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
     from bench import dhcp, gslb, nat
     from bench.dns import bench_dns, report
@@ -79,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         res.update(scale.bench_scale())
         OUT.mkdir(exist_ok=True)
         (OUT / "scale.json").write_text(json.dumps(res, indent=1))
+        scale.report(res["scale"])
         print(f"plot: {scale.plot(res['scale'], OUT / 'scale.svg')}")
         return 0
     groups = [("dns", lambda: bench_dns(seconds)), ("gslb", lambda: gslb.bench_gslb(seconds)),
@@ -101,21 +120,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(res, indent=1))
-    rows = [
-        ("routed TCP throughput, Gbit/s", "throughput_gbps", "linux_router", True),
-        ("TCP connections/s, 64 workers", "conn_per_s", "linux_router", True),
-        ("start, s", "start_s", "mininet", False),
-        ("stop, s", "stop_s", "mininet", False),
-    ]
-    print(f"\n{'measure':<32}{'infralab':>10}{'peer':>10}{'ratio':>8}  peer")
-    for title, key, peer, higher_better in rows:
-        ours, theirs = res[f"{key}.infralab"], res[f"{key}.{peer}"]
-        ratio = ours / theirs if theirs else float("nan")
-        print(f"{title:<32}{ours:>10.3f}{theirs:>10.3f}{ratio:>8.2f}  "
-              f"{peer.replace('_', ' ')}{'' if higher_better else ' (lower is better)'}")
-    for key in ("throughput_gbps", "conn_per_s"):
-        print(f"{'  kernel ceiling, ' + key:<32}{'':>10}{res[key + '.linux_router_no_ovs']:>10.3f}"
-              "          Linux router, hosts on its veths (no OVS)")
+    print(header())
+    print(row("routed TCP throughput, Gbit/s", res["throughput_gbps.infralab"],
+              res["throughput_gbps.linux_router"], "Linux router, OVS switch per subnet", 2,
+              0.9))
+    print(row("  ceiling", res["throughput_gbps.infralab"],
+              res["throughput_gbps.linux_router_no_ovs"],
+              "Linux router, hosts on its veths (no OVS)", 2))
+    print(row("TCP connections/s, 64 workers", res["conn_per_s.infralab"],
+              res["conn_per_s.linux_router"], "Linux router, OVS switch per subnet",
+              target=0.5))
+    print(row("  ceiling", res["conn_per_s.infralab"], res["conn_per_s.linux_router_no_ovs"],
+              "Linux router, hosts on its veths (no OVS)"))
+    print(row(f"start, {res['hosts']} hosts, s", res["start_s.infralab"],
+              res["start_s.mininet"], "plain Mininet, one OVS switch", 2, lower_is_better=True))
+    print(row(f"stop, {res['hosts']} hosts, s", res["stop_s.infralab"], res["stop_s.mininet"],
+              "plain Mininet, one OVS switch", 2, lower_is_better=True))
     if "auth_qps.infralab" in res:
         report(res)
     if "gslb_qps.infralab" in res:

@@ -16,7 +16,10 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from bench import stats
+from bench.stats import header, row, summary
 from emulation.build import Emulation, wait_listening
 from topologies.model import Topology
 
@@ -47,11 +50,12 @@ def perfdhcp(node, rate: int, seconds: int) -> dict:
 
 
 def best(node, seconds: int, restart) -> dict:
-    result = {"rate": 0.0, "drops_pct": 0.0, "steps": []}
+    steps: list[dict] = []
+    result: dict[str, Any] = {"rate": 0.0, "drops_pct": 0.0, "steps": steps}
     for r in RATES:
         restart()  # a fresh lease file per step: every step hands out new leases
         got = perfdhcp(node, r, seconds)
-        result["steps"].append({"target": r, **got})
+        steps.append({"target": r, **got})
         if got["drops_pct"] >= 1.0:
             break
         if got["rate"] > result["rate"]:
@@ -109,20 +113,28 @@ def bench_dhcp(seconds: int) -> dict:
             wait_listening(srv, 67, 10, p, "kea-dhcp4")
 
         try:
-            res["dhcp.infralab"] = best(perf, seconds, ours)
-            res["dhcp.kea"] = best(perf, seconds, kea)
+            runs: dict[str, list[dict]] = {"infralab": [], "kea": []}
+            for _ in range(stats.RUNS):  # interleaved: ours, Kea, ours, Kea, ...
+                runs["infralab"].append(best(perf, seconds, ours))
+                runs["kea"].append(best(perf, seconds, kea))
         finally:
             stop()
+    for name, results in runs.items():
+        res[f"dhcp.{name}"] = {"rate": summary([r["rate"] for r in results]),
+                               "at_10k": summary([r["steps"][-1]["rate"] for r in results
+                                                  if r["steps"][-1]["target"] == RATES[-1]]
+                                                 or [0.0]),
+                               "runs": results}
     return res
 
 
 def report(res: dict) -> None:
     ours, kea = res["dhcp.infralab"], res["dhcp.kea"]
-    ratio = ours["rate"] / kea["rate"] if kea["rate"] else float("nan")
-    print(f"\n{'measure':<44}{'infralab':>10}{'Kea 2.2':>10}{'ratio':>8}{'target':>8}")
-    print(f"{'DHCP 4-way exchanges/s, < 1 % drops':<44}{ours['rate']:>10.0f}{kea['rate']:>10.0f}"
-          f"{ratio:>8.2f}{0.5:>8}")
+    print(header())
+    print(row("DHCP 4-way exchanges/s, < 1 % drops", ours["rate"], kea["rate"],
+              "Kea 2.2 memfile, persisted", target=0.5))
     for name, r in (("infralab", ours), ("kea", kea)):
-        steps = ", ".join(f"{s['target']}->{s['rate']:.0f} ({s['drops_pct']:.1f}% drops)"
-                          for s in r["steps"])
-        print(f"  {name}: {steps}")
+        for i, run in enumerate(r["runs"], 1):
+            steps = ", ".join(f"{s['target']}->{s['rate']:.0f} ({s['drops_pct']:.1f}%)"
+                              for s in run["steps"])
+            print(f"  {name} run {i}: {steps}")

@@ -16,9 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bench import stats
+from bench.stats import header, interleave, row, show, summary
 from emulation.build import wait_for
 from infralab.peers import nsd_conf
 from topologies import ZONES
@@ -81,24 +83,31 @@ def rss_kb(pid: int) -> int:
 
 
 def bench_dns(seconds: int) -> dict:
+    """Every server of a comparison runs at once (its own port, CPU 0); dnsperf then asks
+    them in turn, RUNS rounds, so each figure is a median of interleaved runs."""
     res: dict = {}
-    with tempfile.TemporaryDirectory(prefix="infralab-bench-dns-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="infralab-bench-dns-") as tmp, \
+            contextlib.ExitStack() as stack:
         d = Path(tmp)
         qfile = d / "queries"
         qfile.write_text("".join(f"{n} {t}\n" for n, t in NAMES))
         zone = ZONES / "example.com.zone"
         # authoritative: ours, NSD, dnslib
-        with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(zone),
-                      "--listen", "127.0.0.1:5300"], 5300, d / "ours.log"):
-            res["auth_qps.infralab"] = dnsperf("127.0.0.1", 5300, qfile, seconds)
         (d / "nsd.conf").write_text(nsd_conf("127.0.0.1@5301", ZONES,
                                              {"example.com": "example.com.zone"}, d))
-        with running(["nsd", "-d", "-c", str(d / "nsd.conf")], 5301, d / "nsd.log"):
-            res["auth_qps.nsd"] = dnsperf("127.0.0.1", 5301, qfile, seconds)
         (d / "dnslib_server.py").write_text(DNSLIB_SERVER)
-        with running([PY, str(d / "dnslib_server.py"), str(zone), "5302"], 5302,
-                     d / "dl.log"):
-            res["auth_qps.dnslib"] = dnsperf("127.0.0.1", 5302, qfile, seconds)
+        stack.enter_context(running([PY, "-m", "infralab", "dns", "serve", "--zone-file",
+                                     str(zone), "--listen", "127.0.0.1:5300"], 5300,
+                                    d / "ours.log"))
+        stack.enter_context(running(["nsd", "-d", "-c", str(d / "nsd.conf")], 5301,
+                                    d / "nsd.log"))
+        stack.enter_context(running([PY, str(d / "dnslib_server.py"), str(zone), "5302"], 5302,
+                                    d / "dl.log"))
+        def ask(port: int) -> Callable[[], float]:
+            return lambda: dnsperf("127.0.0.1", port, qfile, seconds)
+
+        auth = interleave({"infralab": ask(5300), "nsd": ask(5301), "dnslib": ask(5302)})
+        res.update({f"auth_qps.{k}": v for k, v in auth.items()})
         # resolver, cache hits: our LDNS and Unbound both resolve from one root server
         root = d / "root.zone"
         root.write_text(". 86400 IN SOA ns.root. h.root. 1 1800 900 604800 3600\n"
@@ -109,24 +118,27 @@ def bench_dns(seconds: int) -> dict:
         (d / "hints").write_text(". NS ns.root.\nns.root. A 127.0.0.2\n")
         rq = d / "rqueries"
         rq.write_text("www.example.com A\nweb.example.com A\nmail.example.com A\n")
-        with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", f".={root}",
-                      "--listen", "127.0.0.2:53"], 53, d / "root.log"):
-            with running([PY, "-m", "infralab", "dns", "resolve", "--root-hints",
-                          str(d / "hints"), "--listen", "127.0.0.3:5353"], 5353, d / "ldns.log"):
-                dnsperf("127.0.0.3", 5353, rq, 1)  # warm the cache
-                res["resolver_qps.infralab"] = dnsperf("127.0.0.3", 5353, rq, seconds)
-            (d / "unbound.conf").write_text(
-                f'server:\n  interface: 127.0.0.4@5354\n  num-threads: 1\n  username: ""\n'
-                f'  chroot: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
-                f'  root-hints: "{d}/hints"\n  do-not-query-localhost: no\n'
-                f'  access-control: 127.0.0.0/8 allow\n  module-config: "iterator"\n'
-                f'  qname-minimisation: no\n  use-syslog: no\n  logfile: ""\n'
-                f'  ratelimit: 0\n  ip-ratelimit: 0\n'
-                f'remote-control:\n  control-enable: no\n')
-            with running(["unbound", "-d", "-c", str(d / "unbound.conf")], 5354,
-                         d / "ub.log"):
-                dnsperf("127.0.0.4", 5354, rq, 1)
-                res["resolver_qps.unbound"] = dnsperf("127.0.0.4", 5354, rq, seconds)
+        (d / "unbound.conf").write_text(
+            f'server:\n  interface: 127.0.0.4@5354\n  num-threads: 1\n  username: ""\n'
+            f'  chroot: ""\n  directory: "{d}"\n  pidfile: "{d}/unbound.pid"\n'
+            f'  root-hints: "{d}/hints"\n  do-not-query-localhost: no\n'
+            f'  access-control: 127.0.0.0/8 allow\n  module-config: "iterator"\n'
+            f'  qname-minimisation: no\n  use-syslog: no\n  logfile: ""\n'
+            f'  ratelimit: 0\n  ip-ratelimit: 0\n'
+            f'remote-control:\n  control-enable: no\n')
+        stack.enter_context(running([PY, "-m", "infralab", "dns", "serve", "--zone-file",
+                                     f".={root}", "--listen", "127.0.0.2:53"], 53,
+                                    d / "root.log"))
+        stack.enter_context(running([PY, "-m", "infralab", "dns", "resolve", "--root-hints",
+                                     str(d / "hints"), "--listen", "127.0.0.3:5353"], 5353,
+                                    d / "ldns.log"))
+        stack.enter_context(running(["unbound", "-d", "-c", str(d / "unbound.conf")], 5354,
+                                    d / "ub.log"))
+        dnsperf("127.0.0.3", 5353, rq, 1)  # warm both caches
+        dnsperf("127.0.0.4", 5354, rq, 1)
+        resolver = interleave({"infralab": lambda: dnsperf("127.0.0.3", 5353, rq, seconds),
+                               "unbound": lambda: dnsperf("127.0.0.4", 5354, rq, seconds)})
+        res.update({f"resolver_qps.{k}": v for k, v in resolver.items()})
         # memory with a 100k-record zone
         big = d / "big.zone"
         with open(big, "w") as f:
@@ -134,22 +146,24 @@ def bench_dns(seconds: int) -> dict:
                     "ns A 10.0.0.1\n")
             for i in range(100_000):
                 f.write(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
-        t0 = time.monotonic()
-        with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(big),
-                      "--listen", "127.0.0.1:5305"], 5305, d / "big.log") as p:
-            res["big_zone_load_s"] = time.monotonic() - t0
-            res["big_zone_rss_mb"] = rss_kb(p.pid) / 1024
+        loads, rss = [], []
+        for _ in range(stats.RUNS):
+            t0 = time.monotonic()
+            with running([PY, "-m", "infralab", "dns", "serve", "--zone-file", str(big),
+                          "--listen", "127.0.0.1:5305"], 5305, d / "big.log") as p:
+                loads.append(time.monotonic() - t0)
+                rss.append(rss_kb(p.pid) / 1024)
+        res["big_zone_load_s"], res["big_zone_rss_mb"] = summary(loads), summary(rss)
     return res
 
 
 def report(res: dict) -> None:
-    rows = [("authoritative qps", "auth_qps", "nsd", 0.5),
-            ("authoritative qps", "auth_qps", "dnslib", 25),
-            ("resolver qps (cache hits)", "resolver_qps", "unbound", 0.3)]
-    print(f"\n{'measure':<28}{'infralab':>11}{'peer':>11}{'ratio':>8}{'target':>8}  peer")
-    for title, key, peer, target in rows:
-        ours, theirs = res.get(f"{key}.infralab", 0), res.get(f"{key}.{peer}", 0)
-        ratio = ours / theirs if theirs else float("nan")
-        print(f"{title:<28}{ours:>11.0f}{theirs:>11.0f}{ratio:>8.2f}{target:>8}  {peer}")
-    print(f"100k-record zone: loaded in {res['big_zone_load_s']:.1f} s, "
-          f"RSS {res['big_zone_rss_mb']:.0f} MB")
+    print(header())
+    for title, key, peer, target, name in (
+            ("authoritative qps", "auth_qps", "nsd", 0.5, "NSD, rrl off"),
+            ("authoritative qps", "auth_qps", "dnslib", 25, "dnslib DNSServer+ZoneResolver"),
+            ("resolver qps (cache hits)", "resolver_qps", "unbound", 0.3,
+             "Unbound, one thread")):
+        print(row(title, res[f"{key}.infralab"], res[f"{key}.{peer}"], name, target=target))
+    print(f"100k-record zone: loaded in {show(res['big_zone_load_s'], 1)} s, "
+          f"RSS {show(res['big_zone_rss_mb'])} MB")

@@ -2,8 +2,10 @@
 one client 10.0.1.10, one server 10.0.2.10, one NAT router between them.
 
     bulk TCP throughput    infralab PAT  vs  infralab without NAT (same path)
+                                         and the kernel's ceiling (MASQUERADE, no OVS)
     new TCP connections/s  infralab PAT  vs  Linux router with iptables MASQUERADE
                                          vs  one OVS bridge doing conntrack NAT (ct(nat))
+                                         and the same ceiling
     flow set-up latency    connect() time of fresh connections (each a new binding):
                            p50/p99 for each of the above
 
@@ -18,8 +20,18 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from typing import Any
 
-from bench.net import HERE_TCPCONN, conn_rate, iperf, linux_router_net, one_router
+from bench import stats
+from bench.net import (
+    HERE_TCPCONN,
+    BenchError,
+    conn_rate,
+    iperf,
+    linux_router_net,
+    one_router,
+)
+from bench.stats import header, row, show, summary
 from emulation import runtime
 from emulation.build import Emulation, wait_for, wait_listening
 
@@ -44,7 +56,7 @@ def latency(client, server, count: int = 300) -> dict:
 
 
 @contextlib.contextmanager
-def ovs_ct_nat_net() -> Iterator[object]:
+def ovs_ct_nat_net() -> Iterator[Any]:
     """bl0 - pct - bh0: one OVS bridge (userspace datapath) routing and NATing with
     conntrack, flows from ovs-ofctl (no controller). Static neighbours on the hosts stand
     in for ARP, which the bridge does not answer."""
@@ -94,51 +106,70 @@ def ovs_ct_nat_net() -> Iterator[object]:
 
 
 def bench_nat(seconds: int) -> dict:
-    res: dict = {}
-    with Emulation(one_router()) as emu:
-        a, b = emu.host("bl0"), emu.host("bh0")
-        res["nat_throughput_gbps.no_nat"] = iperf(a, b, SERVER, seconds)
-        res["nat_setup.no_nat"] = latency(a, b)
-    with Emulation(pat_router()) as emu:
-        a, b = emu.host("bl0"), emu.host("bh0")
-        res["nat_throughput_gbps.infralab"] = iperf(a, b, SERVER, seconds)
-        res["nat_conn_per_s.infralab"] = conn_rate(a, b, SERVER, seconds)
-        res["nat_setup.infralab"] = latency(a, b)
-        st = emu.api("/nat/br1")["br1"]["counters"]
-        res["nat_bindings_created.infralab"] = st["created"]
-    with Emulation(pat_router(conntrack=True)) as emu:
-        a, b = emu.host("bl0"), emu.host("bh0")
-        res["nat_throughput_gbps.infralab_ct"] = iperf(a, b, SERVER, seconds)
-        res["nat_conn_per_s.infralab_ct"] = conn_rate(a, b, SERVER, seconds)
-        res["nat_setup.infralab_ct"] = latency(a, b)
-    with linux_router_net(True) as net:
-        net["plr"].cmd("iptables -t nat -A POSTROUTING -o plr-eth2 -j MASQUERADE")
-        a, b = net["bl0"], net["bh0"]
-        res["nat_conn_per_s.masquerade"] = conn_rate(a, b, SERVER, seconds)
-        res["nat_setup.masquerade"] = latency(a, b)
-    with ovs_ct_nat_net() as net:
-        a, b = net["bl0"], net["bh0"]
-        res["nat_conn_per_s.ovs_ct"] = conn_rate(a, b, SERVER, seconds)
-        res["nat_setup.ovs_ct"] = latency(a, b)
+    """RUNS rounds; each round builds every layout in turn, measures it and tears it down
+    (they share host and bridge names, so they cannot run side by side)."""
+    got: dict[str, list] = {}
+
+    def put(key: str, value) -> None:
+        got.setdefault(key, []).append(value)
+
+    def measure(label: str, a, b, throughput: bool = True, conns: bool = True) -> None:
+        if throughput:
+            put(f"nat_throughput_gbps.{label}", iperf(a, b, SERVER, seconds))
+        if conns:
+            put(f"nat_conn_per_s.{label}", conn_rate(a, b, SERVER, seconds))
+        put(f"nat_setup.{label}", latency(a, b))
+
+    for _ in range(stats.RUNS):
+        with Emulation(one_router()) as emu:
+            measure("no_nat", emu.host("bl0"), emu.host("bh0"), conns=False)
+        with Emulation(pat_router()) as emu:
+            measure("infralab", emu.host("bl0"), emu.host("bh0"))
+            put("nat_bindings_created.infralab",
+                emu.api("/nat/br1")["br1"]["counters"]["created"])
+        with Emulation(pat_router(conntrack=True)) as emu:
+            measure("infralab_ct", emu.host("bl0"), emu.host("bh0"))
+        with linux_router_net(True) as net:
+            net["plr"].cmd("iptables -t nat -A POSTROUTING -o plr-eth2 -j MASQUERADE")
+            measure("masquerade", net["bl0"], net["bh0"])
+        with linux_router_net(False) as net:  # the kernel's ceiling: no OVS at all
+            net["plr"].cmd("iptables -t nat -A POSTROUTING -o plr-eth2 -j MASQUERADE")
+            measure("masquerade_no_ovs", net["bl0"], net["bh0"])
+        with ovs_ct_nat_net() as net:
+            measure("ovs_ct", net["bl0"], net["bh0"], throughput=False)
+    res: dict[str, Any] = {}
+    for key, values in got.items():
+        if key.startswith("nat_setup."):
+            res[key] = {"p50_ms": summary([v["p50_ms"] for v in values]),
+                        "p99_ms": summary([v["p99_ms"] for v in values]),
+                        "count": sum(v["count"] for v in values),
+                        "errors": sum(v["errors"] for v in values)}
+            if res[key]["errors"]:
+                raise BenchError(f"{key}: {res[key]['errors']} connection set-ups failed")
+        else:
+            res[key] = summary(values)
     return res
 
 
 def report(res: dict) -> None:
-    print(f"\n{'measure':<38}{'infralab':>10}{'peer':>10}{'ratio':>8}{'target':>8}  peer")
-    rows = []
+    print(header())
     for ours_key, how in (("infralab", "bindings"), ("infralab_ct", "conntrack")):
-        rows += [(f"bulk TCP, PAT ({how}), Gbit/s", "nat_throughput_gbps", ours_key, "no_nat",
-                  0.9, "infralab, same path without NAT"),
-                 (f"new TCP conn/s, PAT ({how})", "nat_conn_per_s", ours_key, "masquerade",
-                  0.5, "Linux router, iptables MASQUERADE"),
-                 (f"new TCP conn/s, PAT ({how})", "nat_conn_per_s", ours_key, "ovs_ct", 0.5,
-                  "one OVS bridge, ct(nat)")]
-    for title, key, ours_key, peer, target, name in rows:
-        ours, theirs = res[f"{key}.{ours_key}"], res[f"{key}.{peer}"]
-        ratio = ours / theirs if theirs else float("nan")
-        print(f"{title:<38}{ours:>10.2f}{theirs:>10.2f}{ratio:>8.2f}{target:>8}  {name}")
-    print("connection set-up (connect() of a fresh connection), ms:")
-    for who in ("infralab", "infralab_ct", "no_nat", "masquerade", "ovs_ct"):
+        print(row(f"bulk TCP, PAT ({how}), Gbit/s", res[f"nat_throughput_gbps.{ours_key}"],
+                  res["nat_throughput_gbps.no_nat"], "infralab, same path without NAT", 2,
+                  0.9))
+        print(row(f"  ceiling: {how} vs kernel MASQUERADE", res[
+            f"nat_throughput_gbps.{ours_key}"], res["nat_throughput_gbps.masquerade_no_ovs"],
+            "Linux router + MASQUERADE, hosts on its veths (no OVS)", 2))
+        for peer, name in (("masquerade", "Linux router, iptables MASQUERADE (OVS subnets)"),
+                           ("ovs_ct", "one OVS bridge, ct(nat)"),
+                           ("masquerade_no_ovs", "ceiling: MASQUERADE, no OVS")):
+            print(row(f"new TCP conn/s, PAT ({how})", res[f"nat_conn_per_s.{ours_key}"],
+                      res[f"nat_conn_per_s.{peer}"], name,
+                      target=0.5 if peer != "masquerade_no_ovs" else None))
+    print("connection set-up (connect() of a fresh connection), ms, median of the runs' "
+          "p50 / p99 (range):")
+    for who in ("infralab", "infralab_ct", "no_nat", "masquerade", "masquerade_no_ovs",
+                "ovs_ct"):
         d = res[f"nat_setup.{who}"]
-        print(f"  {who:<12} p50 {d['p50_ms']:7.2f}  p99 {d['p99_ms']:7.2f}  "
+        print(f"  {who:<18} p50 {show(d['p50_ms'], 2):>22}  p99 {show(d['p99_ms'], 2):>22}  "
               f"({d['count']} connections, {d['errors']} errors)")

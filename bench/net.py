@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from emulation import runtime
 from emulation.build import wait_for, wait_listening
@@ -16,6 +17,10 @@ from topologies.model import Topology
 
 HERE = Path(__file__).resolve().parent
 HERE_TCPCONN = HERE / "tcpconn.py"
+
+
+class BenchError(RuntimeError):
+    """A measurement that went wrong (errors, no answer): the run stops, loudly."""
 
 
 def one_router(hosts_per_subnet: int = 1) -> Topology:
@@ -29,7 +34,7 @@ def one_router(hosts_per_subnet: int = 1) -> Topology:
 
 
 @contextlib.contextmanager
-def linux_router_net(with_switches: bool) -> Iterator[object]:
+def linux_router_net(with_switches: bool) -> Iterator[Any]:
     """Plain Mininet: bl0 -[ps1]- plr (Linux router) -[ps2]- bh0, cleaned by manifest."""
     from mininet.log import setLogLevel
     from mininet.net import Mininet
@@ -95,6 +100,9 @@ def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -
         out = client.cmd(f"{sys.executable} {HERE_TCPCONN} client {server_ip} 7000 "
                          f"{seconds} {workers}")
         doc = json.loads(out[out.index("{"):])
+        if doc["errors"]:  # a failed connection is a bug or a drop: never a figure
+            raise BenchError(f"connection rate {client.name} -> {server_ip}: {doc['errors']} "
+                             f"of {doc['connections'] + doc['errors']} connections failed")
         return doc["connections"] / doc["seconds"]
     finally:
         srv.terminate()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench import stats
 from bench.net import plain_mininet
+from bench.stats import median, show, summary
 from emulation.build import Emulation
 from emulation.progress import Progress
 from topologies.generators import campus
@@ -32,6 +34,7 @@ def infralab_run(subnets: int, hosts: int) -> dict:
     t0 = time.monotonic()
     emu.start()
     t1 = time.monotonic()
+    assert emu.controller is not None
     ctl = cpu_s(emu.controller.pid)
     packet_ins = sum(r.get("counters", {}).get("packet_in", 0)
                      for r in emu.controller_status().get("routers", {}).values())
@@ -41,27 +44,41 @@ def infralab_run(subnets: int, hosts: int) -> dict:
 
 
 def bench_scale() -> dict:
-    rows = []
-    step = Progress(lines=True).step("scale sizes", len(SIZES))
-    for subnets, hosts in SIZES:
-        n = subnets * hosts + 1
-        rows.append({"hosts": n, "subnets": subnets, "infralab": infralab_run(subnets, hosts),
-                     "mininet": plain_mininet(subnets, hosts)})
-        print(f"scale: {n} hosts: infralab start {rows[-1]['infralab']['start_s']:.1f} s, "
-              f"mininet {rows[-1]['mininet']['start_s']:.1f} s", flush=True)
-        step.advance()
+    """RUNS rounds over every size, ours then plain Mininet at each: medians with ranges."""
+    got: dict[tuple[int, int], dict[str, list[dict]]] = {
+        size: {"infralab": [], "mininet": []} for size in SIZES}
+    step = Progress(lines=True).step("scale rounds x sizes", stats.RUNS * len(SIZES))
+    for _ in range(stats.RUNS):
+        for subnets, hosts in SIZES:
+            got[(subnets, hosts)]["infralab"].append(infralab_run(subnets, hosts))
+            got[(subnets, hosts)]["mininet"].append(plain_mininet(subnets, hosts))
+            step.advance()
     step.finish()
+    rows = []
+    for (subnets, hosts), runs in got.items():
+        rows.append({"hosts": subnets * hosts + 1, "subnets": subnets, **{
+            who: {k: summary([r[k] for r in rs]) for k in rs[0]} for who, rs in runs.items()}})
     return {"scale": rows}
+
+
+def report(rows: list[dict]) -> None:
+    print(f"\n{'hosts':>6}{'infralab start':>24}{'Mininet start':>24}{'infralab stop':>24}"
+          f"{'Mininet stop':>24}{'controller CPU':>24}")
+    for r in rows:
+        i, m = r["infralab"], r["mininet"]
+        print(f"{r['hosts']:>6}{show(i['start_s'], 1):>24}{show(m['start_s'], 1):>24}"
+              f"{show(i['stop_s'], 1):>24}{show(m['stop_s'], 1):>24}"
+              f"{show(i['controller_cpu_s'], 2):>24}")
 
 
 def plot(rows: list[dict], out: Path) -> Path:
     """A line chart: start-up seconds against hosts, infralab and plain Mininet."""
     w, h, m = 640, 360, 50
     xs = [r["hosts"] for r in rows]
-    series = {"infralab start": [r["infralab"]["start_s"] for r in rows],
-              "Mininet start": [r["mininet"]["start_s"] for r in rows],
-              "infralab stop": [r["infralab"]["stop_s"] for r in rows],
-              "Mininet stop": [r["mininet"]["stop_s"] for r in rows]}
+    series = {"infralab start": [median(r["infralab"]["start_s"]) for r in rows],
+              "Mininet start": [median(r["mininet"]["start_s"]) for r in rows],
+              "infralab stop": [median(r["infralab"]["stop_s"]) for r in rows],
+              "Mininet stop": [median(r["mininet"]["stop_s"]) for r in rows]}
     ymax = max(max(v) for v in series.values()) * 1.15 or 1
     xmax = max(xs) * 1.05
 
@@ -77,7 +94,7 @@ def plot(rows: list[dict], out: Path) -> Path:
                  'font-family="Helvetica" font-size="11">',
                  f'<rect width="{w}" height="{h}" fill="white"/>',
                  f'<text x="{m}" y="22" font-size="13">Start-up and stop time by size '
-                 '(userspace OVS, same hosts)</text>',
+                 '(userspace OVS, same hosts; medians)</text>',
                  f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="#333"/>',
                  f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="#333"/>',
                  f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">hosts</text>',
