@@ -29,9 +29,10 @@ scenarios: install ## scenario tests only (root, live emulated network)
 bench: install ## benchmarks against real peers in the same run; writes bench/out/
 	$(SUDO) $(PY) -m bench
 
-lint: ## ruff over the tree
-	@[ -x $(VENV)/bin/ruff ] || bash scripts/install.sh
+lint: ## ruff and the mypy type checker over the tree
+	@[ -x $(VENV)/bin/mypy ] || bash scripts/install.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean: ## remove what crashed runs left behind (infralab's own bridges/processes only)
 	@if [ -x $(VENV)/bin/infralab ]; then $(SUDO) $(VENV)/bin/infralab clean; fi

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -51,7 +52,7 @@ class InfralabController(app_manager.OSKenApp):
         status = os.environ.get("INFRALAB_STATUS")
         self.status_path = Path(status) if status else None  # None: keep no status file
         self.routers = {r.dpid: Router(r) for r in plan.routers}
-        self.datapaths: dict[int, object] = {}
+        self.datapaths: dict[int, Any] = {}  # os-ken Datapath objects
         self.ready: set[int] = set()
         self.errors: list[str] = []
         self.unknown_dpids: set[int] = set()
@@ -174,11 +175,12 @@ class InfralabController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def state_change(self, ev) -> None:
         dp = ev.datapath
-        if dp.id is not None and self.datapaths.get(dp.id) is dp:
-            del self.datapaths[dp.id]
-            self.ready.discard(dp.id)
+        dpid = dp.id
+        if dpid is not None and self.datapaths.get(dpid) is dp:
+            del self.datapaths[dpid]
+            self.ready.discard(dpid)
             self._dirty = True
-            log.info("datapath %x disconnected", dp.id)
+            log.info("datapath %x disconnected", dpid)
 
     def _read_conntrack(self) -> None:
         """Refresh the conntrack fast path's entries (OVS keeps them, not the flows)."""
@@ -290,6 +292,7 @@ class InfralabController(app_manager.OSKenApp):
 
     def _write_status(self) -> None:
         self._dirty = False
+        assert self.status_path is not None
         doc = self.status_doc()
         tmp = self.status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))

@@ -323,6 +323,7 @@ class Router:
 
     def _local_in(self, now: float, in_port: int, iface: InterfacePlan,
                   f: pk.Frame) -> list[Message]:
+        assert f.ip_src is not None and f.ip_dst is not None  # (IPv4, for one of ours)
         if f.proto == pk.PROTO_ICMP and f.icmp_type == 8 and f.icmp_code == 0:
             self.counters.echo_replies_sent += 1
             body = pk.icmp(0, 0, f.l4[4:8], f.l4[8:])

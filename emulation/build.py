@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,8 @@ class Emulation:
         self.log = log or (lambda s: None)
         self.progress = progress or SILENT  # bars for the long steps (the CLI shows them)
         self.verbose = verbose
-        self.net = None
-        self.manifest = None
+        self.net: Any = None  # the Mininet object (Mininet has no type hints)
+        self.manifest: runtime.Manifest | None = None
         self.controller: subprocess.Popen | None = None
         self.services: dict[str, subprocess.Popen] = {}
         self.delay_nodes: dict[str, LinkPlan] = {}  # delay node name -> the link it delays
@@ -110,15 +111,15 @@ class Emulation:
         runtime.clean(self.log)  # a crashed earlier run may hold our names
         self._check_names_free()
         self.manifest = runtime.Manifest.create(self.topo.name)
-        self.manifest.bridges = [r.name for r in self.plan.routers]
+        self.built.bridges = [r.name for r in self.plan.routers]
         from controllers.nat import conntrack_zones
 
-        self.manifest.conntrack_zones = conntrack_zones(self.plan)
+        self.built.conntrack_zones = conntrack_zones(self.plan)
         # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
         ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf}
                  for r in self.plan.routers for i in r.interfaces for p in i.ports]
-        self.manifest.interfaces = sorted({p["intf"] for p in ports})
-        self.manifest.save()
+        self.built.interfaces = sorted({p["intf"] for p in ports})
+        self.built.save()
         (self.rundir / "ports.json").write_text(json.dumps(ports, indent=0))
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
         old = signal.signal(signal.SIGTERM, raise_interrupt)
@@ -146,7 +147,7 @@ class Emulation:
 
         assert self.controller is not None
         t0 = time.monotonic()
-        p = self.manifest.processes.get("controller", {})
+        p = self.built.processes.get("controller", {})
         os.killpg(self.controller.pid, signal.SIGKILL)
         self.controller.wait(10)
         runtime.end_process(self.controller.pid, p.get("start"), group=True)
@@ -160,8 +161,9 @@ class Emulation:
         it alone); returns its exit status. To see a crash recovered, kill its PID instead."""
 
         self._held_down.add(label)
-        p = self.manifest.processes.get(f"service:{label}")
-        runtime.end_process(p["pid"], p.get("start"), group=True)
+        p = self.built.processes.get(f"service:{label}")
+        if p is not None:
+            runtime.end_process(p["pid"], p.get("start"), group=True)
         return self.services[label].wait(10)
 
     def stop(self) -> None:
@@ -180,7 +182,7 @@ class Emulation:
                 except subprocess.TimeoutExpired:
                     pass
         if self.controller is not None and self.manifest is not None:
-            p = self.manifest.processes.get("controller", {})
+            p = self.built.processes.get("controller", {})
             runtime.end_process(self.controller.pid, p.get("start"), group=True)
             self.controller.wait()
         if self.net is not None:
@@ -192,7 +194,7 @@ class Emulation:
             except Exception as e:  # keep tearing down; the manifest removes the rest
                 self.log(f"mininet stop: {e}")
         if self.manifest is not None:
-            leftovers = self.manifest.remove_all(self.log)
+            leftovers = self.built.remove_all(self.log)
             if leftovers:
                 self.log(f"teardown removed {len(leftovers)} leftover(s)")
 
@@ -214,7 +216,7 @@ class Emulation:
     @property
     def rundir(self) -> Path:
         assert self.manifest is not None
-        return self.manifest.dir
+        return self.built.dir
 
     def _start_controller(self) -> None:
         plan_path = self.rundir / "plan.json"
@@ -226,14 +228,14 @@ class Emulation:
                "--api", f"127.0.0.1:{self.api_port}",
                "--nat-log", str(self.rundir / "nat.jsonl"),
                "--nat-state", str(self.rundir / "nat-state.jsonl")]
-        self.controller = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True,
-                                           cwd=Path(__file__).resolve().parent.parent)
-        self.manifest.add_process("controller", self.controller.pid, group=True)
+        ctl = self.controller = subprocess.Popen(
+            cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+        self.built.add_process("controller", ctl.pid, group=True)
 
         def listening() -> bool:
-            if self.controller.poll() is not None:
-                raise BuildError(f"controller exited with {self.controller.returncode}\n"
+            if ctl.poll() is not None:
+                raise BuildError(f"controller exited with {ctl.returncode}\n"
                                  + self.controller_log_tail())
             with socket.socket() as s:
                 s.settimeout(0.2)
@@ -309,7 +311,7 @@ class Emulation:
 
         net.addController(Controller("c0", ip="127.0.0.1", port=self.port))
         net.build()
-        self.manifest.add_nodes(net.hosts + net.switches)
+        self.built.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
         self._start_delay_nodes()
         step = self.progress.step("host set-up", len(net.hosts))
@@ -330,7 +332,7 @@ class Emulation:
             for f in ("hosts", "resolv.conf"):
                 h.cmd(f"mount --bind {shlex.quote(str(hdir / f))} /etc/{f}")
         step.finish()
-        for intf in self.manifest.interfaces:
+        for intf in self.built.interfaces:
             subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
         net.start()
         for r in self.plan.routers:  # reconnect within a second when the controller is back
@@ -359,7 +361,7 @@ class Emulation:
                            start_new_session=True, mncmd=["mnexec", "-a", str(node.pid)],
                            cwd=Path(__file__).resolve().parent.parent)
             self.services[f"{d}.delayline"] = p
-            self.manifest.add_process(f"service:{d}.delayline", p.pid, group=True)
+            self.built.add_process(f"service:{d}.delayline", p.pid, group=True)
             self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "
                      f"loss {link.loss or 0}%")
 
@@ -367,9 +369,12 @@ class Emulation:
         names = [r.name for r in self.plan.routers]
         step = self.progress.step("routers ready", len(names))
 
+        ctl = self.controller
+        assert ctl is not None
+
         def ready() -> bool:
-            if self.controller.poll() is not None:
-                raise BuildError(f"controller exited with {self.controller.returncode}\n"
+            if ctl.poll() is not None:
+                raise BuildError(f"controller exited with {ctl.returncode}\n"
                                  + self.controller_log_tail())
             st = self.controller_status().get("routers", {})
             done = sum(1 for n in names if st.get(n, {}).get("ready")
@@ -388,6 +393,12 @@ class Emulation:
                 f"unresolved={s.get('unresolved_next_hops')}" for n, s in missing.items())
             raise BuildError(f"{e}: {detail}\n{self.controller_log_tail()}") from None
         self.log("routing ready")
+
+    @property
+    def built(self) -> runtime.Manifest:
+        """The run's manifest: it exists from the first step of start() on."""
+        assert self.manifest is not None, "the emulation was not started"
+        return self.manifest
 
     def service_dir(self, label: str) -> Path:
         """Where service `host.name` runs: its log, control socket and working files."""
@@ -410,8 +421,7 @@ class Emulation:
         for h in self.topo.hosts.values():
             for svc in h.services:
                 label = f"{h.name}.{svc.name}"
-                self._spawners[label] = lambda h=h, svc=svc, label=label: \
-                    self._spawn_service(h, svc, label)
+                self._spawners[label] = partial(self._spawn_service, h, svc, label)
                 p = self._launch(label)
                 waits.append((self.net[h.name], svc, p, label))
         with self.progress.step("services up", len(waits)) as step:
@@ -445,7 +455,7 @@ class Emulation:
     def _launch(self, label: str) -> subprocess.Popen:
         p = self._spawners[label]()
         self.services[label] = p
-        self.manifest.add_process(f"service:{label}", p.pid, group=True)
+        self.built.add_process(f"service:{label}", p.pid, group=True)
         return p
 
     def _spawn_dhcp_client(self, h, label: str) -> subprocess.Popen:
@@ -499,7 +509,7 @@ class Emulation:
         hosts = [h for h in self.topo.hosts.values() if h.dhcp and h.dhcp_client]
         for h in hosts:
             label = f"{h.name}.dhcp-client"
-            self._spawners[label] = lambda h=h, label=label: self._spawn_dhcp_client(h, label)
+            self._spawners[label] = partial(self._spawn_dhcp_client, h, label)
             self._launch(label)
         if hosts:
             with self.progress.step("DHCP clients bound", len(hosts)) as step:

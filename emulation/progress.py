@@ -68,6 +68,7 @@ class Step:
         if self.total <= 0:  # nothing to count: nothing to show
             return
         line = bar(self.what, self.done, self.total, now - self.t0)
+        assert p.stream is not None  # (a silent Progress never gets here)
         if p.tty:
             p.stream.write("\r" + line + ("\n" if final else ""))
             p.showing = not final

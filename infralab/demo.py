@@ -102,6 +102,7 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print,
 
             check("NAT-DOUBLE overlapping campus and partner prefixes", double)
         manifest = emu.manifest
+    assert manifest is not None  # (made by start())
     left = manifest.leftovers()
     if left:
         failures += 1

@@ -57,11 +57,11 @@ def to_dot(topo: Topology) -> str:
         if s.is_transit:
             a, b = list(s.routers)
             lp = topo.links.get(s.name)
-            label, attrs = f"{s.name} {s.network}", "penwidth=2"
+            text, attrs = f"{s.name} {s.network}", "penwidth=2"
             if lp and lp.delay:
-                label += f"\n{lp.delay} each way"
+                text += f"\n{lp.delay} each way"
                 attrs += ', color="#c77c02"'
-            lines.append(f"  {_q('r:' + a)} -- {_q('r:' + b)} [label={_q(label)}, {attrs}];")
+            lines.append(f"  {_q('r:' + a)} -- {_q('r:' + b)} [label={_q(text)}, {attrs}];")
             continue
         (router,) = list(s.routers)
         lines.append(f"  {_q('s:' + s.name)} [shape=note, style=filled, fillcolor=\"#f3f3f3\", "

@@ -275,15 +275,15 @@ def nat_svg(steps: list[NatStep], title: str = "") -> str:
         lx = xs.get(("L", party(s, True)), nat_x - col // 2)
         rx = xs.get(("R", party(s, False)), nat_x + col // 2)
         halves = ((lx, nat_x, s.inside), (nat_x, rx, s.outside))
-        for a, b, e in halves:
-            x1, x2 = (a, b) if s.outbound else (b, a)
+        for x_left, x_right, e in halves:
+            x1, x2 = (x_left, x_right) if s.outbound else (x_right, x_left)
             if e is None:
-                out.append(f'<text x="{(a + b) / 2}" y="{y + 4}" text-anchor="middle" '
+                out.append(f'<text x="{(x_left + x_right) / 2}" y="{y + 4}" text-anchor="middle" '
                            'fill="#c33">✗ not seen here</text>')
                 continue
             out.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="#333" '
                        'marker-end="url(#a)"/>')
-            out.append(f'<text x="{(a + b) / 2}" y="{y - 5}" text-anchor="middle">'
+            out.append(f'<text x="{(x_left + x_right) / 2}" y="{y - 5}" text-anchor="middle">'
                        f'{esc(_ep_arrow(e))}</text>')
         out.append(f'<text x="{nat_x}" y="{y + 14}" text-anchor="middle" fill="#555" '
                    f'stroke="white" stroke-width="3" paint-order="stroke">{esc(s.label)}</text>')

@@ -156,8 +156,8 @@ class InfralabCLI(CLI):
 
         words = line.split()
         if words[:1] == ["list"] or not words:
-            for lab in LABS.values():
-                print(f"  {lab.name:<6} {lab.title}")
+            for each in LABS.values():
+                print(f"  {each.name:<6} {each.title}")
             return
         lab = LABS.get(words[1]) if words[0] == "check" and len(words) == 2 else None
         if lab is None:

@@ -203,13 +203,13 @@ class Capture:
         self.path = d / f"capture-{len(list(d.glob('capture-*.pcap')))}.pcap"
         err = d / (self.path.stem + ".err")
         self._err = open(err, "wb")
-        self._proc = node.popen(["tcpdump", "-i", node.defaultIntf().name, "-n", "-U",
-                                 "--immediate-mode", "-s",
-                                 str(self.snaplen), "-w", str(self.path), self.bpf],
-                                stdout=subprocess.DEVNULL, stderr=self._err)
-        wait_for(lambda: b"listening on" in err.read_bytes() or self._proc.poll() is not None,
+        proc = self._proc = node.popen(["tcpdump", "-i", node.defaultIntf().name, "-n", "-U",
+                                        "--immediate-mode", "-s", str(self.snaplen), "-w",
+                                        str(self.path), self.bpf],
+                                       stdout=subprocess.DEVNULL, stderr=self._err)
+        wait_for(lambda: b"listening on" in err.read_bytes() or proc.poll() is not None,
                  10, f"tcpdump on {self.host}")
-        if self._proc.poll() is not None:
+        if proc.poll() is not None:
             raise RuntimeError(f"tcpdump on {self.host} failed: {err.read_text()}")
         return self
 
@@ -218,6 +218,7 @@ class Capture:
         import scapy.layers.l2  # noqa: F401
         from scapy.utils import rdpcap
 
+        assert self._proc is not None
         self._proc.terminate()
         self._proc.wait(10)
         self._err.close()

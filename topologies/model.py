@@ -223,13 +223,13 @@ class Topology:
                                     "is on one router (with hosts) or joins two (a link)")
             nets = {self.routers[r].interfaces[s.name].network for r in s.routers}
             if len(nets) > 1:
-                r = list(s.routers)[1]
-                raise TopologyError(f"routers.{r}.interfaces.{s.name}",
+                second = list(s.routers)[1]
+                raise TopologyError(f"routers.{second}.interfaces.{s.name}",
                                     f"subnet {s.name!r} has different prefixes: "
                                     + ", ".join(sorted(map(str, nets))))
             if len(set(s.routers.values())) < len(s.routers):
-                r = list(s.routers)[1]
-                raise TopologyError(f"routers.{r}.interfaces.{s.name}",
+                second = list(s.routers)[1]
+                raise TopologyError(f"routers.{second}.interfaces.{s.name}",
                                     f"both routers use the same address on {s.name!r}")
         for h in self.hosts.values():
             self._validate_host(h, subnets)

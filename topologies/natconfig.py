@@ -259,9 +259,9 @@ def _parse_iface(name: str, d: Any, where: str, interfaces: dict[str, IPv4Networ
         nat.port_quota = q
     if not (nat.pat or nat.pool or nat.static or nat.vip):
         raise NatConfigError(where, "no rule: give pat, pool, static or vip")
-    for a in nat.public_addresses():
-        if a in own and not (nat.pat and a == IPv4Address(nat.pat.address)):
-            raise NatConfigError(where, f"{a} is one of the router's own addresses (only "
+    for pub in nat.public_addresses():
+        if pub in own and not (nat.pat and pub == IPv4Address(nat.pat.address)):
+            raise NatConfigError(where, f"{pub} is one of the router's own addresses (only "
                                  "the PAT address may be the interface's own)")
     return nat
 
@@ -292,9 +292,9 @@ def _check_overlaps(nats: list[NatInterface], base: str) -> None:
                     raise NatConfigError(f"{w}.static[{i}]", f"inside {n} overlaps {rw}")
             seen.append((f"{w}.static[{i}]", n))
         if nat.pat and nat.pool:
-            for a in map(IPv4Network, nat.pool.inside):
-                for b in map(IPv4Network, nat.pat.inside):
-                    if a.overlaps(b):
-                        raise NatConfigError(f"{w}.pool.inside", f"{a} overlaps the PAT's "
-                                             f"inside {b}: a host would match both rules "
-                                             "(give pat an explicit inside list)")
+            for pool_net in map(IPv4Network, nat.pool.inside):
+                for pat_net in map(IPv4Network, nat.pat.inside):
+                    if pool_net.overlaps(pat_net):
+                        raise NatConfigError(f"{w}.pool.inside", f"{pool_net} overlaps the "
+                                             f"PAT's inside {pat_net}: a host would match "
+                                             "both rules (give pat an explicit inside list)")

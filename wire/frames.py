@@ -268,7 +268,7 @@ def rewrite_icmp_error(raw: bytes, *, outer_src: IPv4Address | None = None,
             old_p = bytes(b[ql4 + 4:ql4 + 6])
             b[ql4 + 4:ql4 + 6] = struct.pack("!H", port)
             c = struct.unpack("!H", b[ql4 + 2:ql4 + 4])[0]
-            b[ql4 + 2:ql4 + 4] = struct.pack("!H", csum_adjust(c, old_p, b[ql4 + 4:ql4 + 6]))
+            b[ql4 + 2:ql4 + 4] = struct.pack("!H", csum_adjust(c, old_p, bytes(b[ql4 + 4:ql4 + 6])))
     b[q + 10:q + 12] = b"\0\0"
     b[q + 10:q + 12] = struct.pack("!H", checksum(bytes(b[q:q + qihl])))
     if outer_src is not None:

@@ -28,7 +28,7 @@ from . import flows, icmp, journal
 from .conntrack import CT_ZONE_BASE, ConntrackView
 from .ports import PortAllocator
 from .rules import Rules, frame_ports, in_any, proto_number, short
-from .table import L4, Entry, InsideKey, Kind, NatTable
+from .table import L4, Binding, Entry, InsideKey, Kind, NatTable
 
 LOG_DROPS_PER_S = 5  # unsolicited inbound packets are counted; only this many logged/s
 
@@ -124,7 +124,7 @@ class Nat:
                 msgs += self._binding_flows(e, key, b)
         return msgs
 
-    def _binding_flows(self, e: Entry, remote: tuple, b) -> list[Message]:
+    def _binding_flows(self, e: Entry, remote: tuple, b: Binding) -> list[FlowMod]:
         return flows.binding_flows(self.configs[e.iface], self.ports[e.iface], e, remote, b)
 
     # ---- outbound: first packet of a new binding ------------------------------------------
@@ -407,7 +407,7 @@ class Nat:
             return []
         b = self.table.bind(e, remote, COOKIE_NAT | next(self._ids))
         self.state_log.append(journal.bind_record(self.name, e, remote, b.cookie))
-        return self._binding_flows(e, remote, b)
+        return list[Message](self._binding_flows(e, remote, b))
 
     # ---- expiry -------------------------------------------------------------------------------
     def flow_removed(self, now: float, cookie: int, packets: int, nbytes: int) -> list[Message]:

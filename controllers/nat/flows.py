@@ -136,7 +136,7 @@ def conntrack_flows(c: NatInterface, ports: list[int], zone: int) -> list[Messag
     return msgs
 
 
-def tcp_close_copies(c: NatInterface, ports: list[int], iface_mac: str) -> list[Message]:
+def tcp_close_copies(c: NatInterface, ports: list[int], iface_mac: str) -> list[FlowMod]:
     """RFC 5382 REQ-5: a TCP binding whose connection is closing idles out after the
     transitory timeout, not the established one. The switch copies the remote's FIN
     or RST to the PAT address to the controller (and translates the packet as usual);
@@ -163,7 +163,7 @@ def timeout_of(c: NatInterface, e: Entry, b: Binding | None = None) -> int:
 
 
 def binding_flows(c: NatInterface, ports: list[int], e: Entry, remote: tuple,
-                  b: Binding) -> list[Message]:
+                  b: Binding) -> list[FlowMod]:
     """The pair of flows that carry one binding: the timed one reports its removal
     (FlowRemoved ends the binding); both share the binding's cookie."""
     if e.proto == pk.PROTO_ICMP:

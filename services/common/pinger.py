@@ -39,6 +39,7 @@ class Pinger:
         return self.sock
 
     def _readable(self) -> None:
+        assert self.sock is not None  # (registered by _open, with the socket)
         while True:
             try:
                 data, (src, _) = self.sock.recvfrom(2048)

@@ -220,15 +220,15 @@ def cmd_starve(args: argparse.Namespace) -> int:
             offer = p.parse(got[2])
         except p.DhcpError:
             continue
-        chaddr = pending.get(offer.xid)
-        if chaddr is None:
+        asked = pending.get(offer.xid)
+        if asked is None:
             continue
         if offer.msg_type == p.OFFER:
-            req = p.Message(p.BOOTREQUEST, offer.xid, chaddr=chaddr, flags=p.FLAG_BROADCAST,
+            req = p.Message(p.BOOTREQUEST, offer.xid, chaddr=asked, flags=p.FLAG_BROADCAST,
                             options={p.OPT_MSG_TYPE: bytes([p.REQUEST]),
                                      p.OPT_SERVER_ID: offer.options[p.OPT_SERVER_ID],
                                      p.OPT_REQUESTED_IP: p.ip_opt(offer.yiaddr)})
-            src_mac = ":".join(f"{b:02x}" for b in chaddr)
+            src_mac = ":".join(f"{b:02x}" for b in asked)
             raw.send(udp_frame(src_mac, "ff:ff:ff:ff:ff:ff", p.ZERO,
                                p.IPv4Address("255.255.255.255"), 68, 67, req.to_bytes()))
         elif offer.msg_type in (p.ACK, p.NAK):

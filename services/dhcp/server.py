@@ -111,13 +111,13 @@ class DhcpServer:
             self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[bytes]) -> None:
-        assert self.local is not None
         with self.lock:
             replies = self._decide(batch)
         for r in replies:
             self._send(r)
 
     def _decide(self, batch: list[bytes]) -> list[Reply]:
+        assert self.local is not None  # (known once the socket is bound)
         now = time.time()
         replies: list[Reply] = []
         for data in batch:

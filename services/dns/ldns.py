@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
@@ -114,6 +115,10 @@ class Ldns:
         self.inflight: dict[tuple[str, int], asyncio.Task] = {}
         self.log_file = open(query_log, "a", buffering=1) if query_log else None
 
+    def _landed(self, key: tuple[str, int], _task: asyncio.Future) -> None:
+        """A resolution ended: later queries for the name start a new one."""
+        self.inflight.pop(key, None)
+
     async def answer(self, data: bytes, client: str, tcp: bool = False) -> bytes | None:
         """The full answer path; UDP wire-cache hits never get here (`_udp_hot_loop`)."""
         now = time.monotonic()
@@ -142,7 +147,7 @@ class Ldns:
             if task is None:
                 task = asyncio.ensure_future(self.resolver.resolve(qname, qtype))
                 self.inflight[key] = task
-                task.add_done_callback(lambda _t, k=key: self.inflight.pop(k, None))
+                task.add_done_callback(partial(self._landed, key))
             try:
                 res = await asyncio.shield(task)
             except Exception as e:
@@ -229,6 +234,7 @@ async def _control(ldns: Ldns, reader: asyncio.StreamReader,
                    writer: asyncio.StreamWriter) -> None:
     line = (await reader.readline()).decode(errors="replace").split()
     now = ldns.resolver.now()
+    ans: object
     if not line or line[0] in ("stats", "status"):
         ans = {"stats": dict(ldns.stats), "cache_entries": len(ldns.resolver.cache.entries)}
     elif line[0] == "cache":

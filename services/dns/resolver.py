@@ -146,6 +146,7 @@ class Resolver:
                 outcome = await self._ask(addr, zone, name, qtype, res)
                 if outcome[0] not in ("lame", "timeout", "error"):
                     break
+            assert outcome is not None  # (a zone always has at least one address to ask)
             kind = outcome[0]
             if kind == "referral":
                 zone, ns_names = outcome[1], outcome[2]

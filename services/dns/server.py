@@ -328,7 +328,7 @@ class AuthServer:
     # ---- control --------------------------------------------------------------------
     def status(self) -> dict:
         with self.lock:
-            zones = {}
+            zones: dict[str, dict[str, object]] = {}
             for z in self.zones.zones.values():
                 origin = str(z.label).lower()
                 sec = self.secondaries.get(origin)
@@ -364,6 +364,7 @@ class AuthServer:
         return f"unknown command {line!r}"
 
     def _control_loop(self) -> None:
+        assert self.control is not None
         control_loop(self.control, self.command)
 
     def stop(self) -> None:

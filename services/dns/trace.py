@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.dns.resolver import Step
 
 ARROWS = {"answer": "ANSWER", "cname": "CNAME", "referral": "REFERRAL", "nxdomain": "NXDOMAIN",
           "nodata": "NODATA", "lame": "LAME", "timeout": "TIMEOUT", "error": "ERROR"}
 
 
-def ladder(client: str, steps: list[Step | dict], title: str = "") -> str:
+def ladder(client: str, steps: Sequence[Step | dict], title: str = "") -> str:
     """Text ladder: client on the left, each server it asked on the right."""
     lines = [title] if title else []
     for i, s in enumerate(steps, start=1):

@@ -146,6 +146,7 @@ class TransferReader:
             raise TransferError("transfer ended early")
         rrs = self.rrs
         if len(rrs) == 1:
+            assert self.current is not None  # (one SOA alone: "you are up to date")
             return self.current.zone
         if rrs[1].rtype != QTYPE.SOA:
             return Zone(self.current.label if self.current else rrs[0].rname, rrs[:-1], origin)

@@ -169,7 +169,9 @@ class GslbServer:
             reply.rr = [RR(q.q.qname, QTYPE.A, ttl=self.cfg.ttl, rdata=A(a))
                         for a in d.addresses]
         else:  # NODATA: the name exists, but not with this type (or no member to give)
-            reply.auth = [self.zones.find(name_key(q.q.qname)).negative_soa()]
+            zone = self.zones.find(name_key(q.q.qname))
+            assert zone is not None  # (only names of our zones get this far)
+            reply.auth = [zone.negative_soa()]
         if opts:
             eopts = [ecs_option(ecs, ecs.prefixlen)] if ecs is not None else []
             reply.ar.append(EDNS0(udp_len=OUR_UDP_SIZE, opts=eopts))
@@ -197,8 +199,9 @@ class GslbServer:
         return got[1] if got else {}
 
     async def _measure_sites(self, key: str, target: str) -> None:
-        sites = [s for s in self.cfg.sites.values() if s.agent]
-        rtts = await asyncio.gather(*(agent_rtt(s.agent, target, 3.0) for s in sites))
+        agents = [(s, s.agent) for s in self.cfg.sites.values() if s.agent is not None]
+        sites = [s for s, _ in agents]
+        rtts = await asyncio.gather(*(agent_rtt(a, target, 3.0) for _, a in agents))
         table = {s.name: r for s, r in zip(sites, rtts, strict=True) if r is not None}
         with self.lock:
             self.pending_rtt.discard(key)

@@ -43,7 +43,7 @@ def measure_rtt(target: str, count: int = 3, timeout: float = 1.0) -> float | No
         best = None
         for _ in range(count):
             r = await p.ping(target, timeout)
-            if r.ok and (best is None or r.rtt_ms < best):
+            if r.ok and r.rtt_ms is not None and (best is None or r.rtt_ms < best):
                 best = r.rtt_ms
         return best
 
@@ -122,9 +122,15 @@ def handler_for(state: WebState):
     return Handler
 
 
-def serve(listen: tuple[str, int], name: str, site: str) -> ThreadingHTTPServer:
-    state = WebState(name, site, listen[0])
-    srv = ThreadingHTTPServer(listen, handler_for(state))
-    srv.daemon_threads = True
-    srv.state = state
-    return srv
+class WebServer(ThreadingHTTPServer):
+    """The HTTP server with the state its handlers share (mode, load, counters)."""
+
+    daemon_threads = True
+
+    def __init__(self, listen: tuple[str, int], state: WebState) -> None:
+        super().__init__(listen, handler_for(state))
+        self.state = state
+
+
+def serve(listen: tuple[str, int], name: str, site: str) -> WebServer:
+    return WebServer(listen, WebState(name, site, listen[0]))
