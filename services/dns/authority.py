@@ -172,9 +172,10 @@ class ZoneSet:
         if any(r.rtype == QTYPE.NS and name_key(r.rname) == zone.origin for r in ans.answer):
             return ans
         ans.authority = list(apex_ns)
-        have = {(name_key(r.rname), r.rtype, str(r.rdata)) for r in ans.additional}
+        # an RRset already in the answer is not repeated in additional (as NSD and BIND)
+        have = {(name_key(r.rname), r.rtype) for r in ans.answer + ans.additional}
         for rr in self._addresses(zone, apex_ns, glue=False):
-            if (name_key(rr.rname), rr.rtype, str(rr.rdata)) not in have:
+            if (name_key(rr.rname), rr.rtype) not in have:
                 ans.additional.append(rr)
         return ans
 

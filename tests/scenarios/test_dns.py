@@ -75,6 +75,7 @@ def test_dns_auth_answers_equal_nsd_for_the_same_zone_files(world, tmp_path):
         wait_for(lambda: "5353" in world.host("ns1").cmd("ss -Hlun 'sport = :5353'"), 10,
                  "nsd to listen")
         queries = [("www.example.com", "A"), ("web.example.com", "AAAA"), ("example.com", "MX"),
+                   ("ns1.example.com", "A"), ("ns2.example.com", "A"),
                    ("example.com", "NS"), ("example.com", "SOA"), ("example.com", "TXT"),
                    ("nope.example.com", "A"), ("mail.example.com", "TXT"),
                    ("x.apps.example.com", "A"), ("apps.example.com", "A"),

@@ -48,6 +48,14 @@ def test_dns_auth_exact_answer_is_authoritative_with_apex_ns(zones):
     assert {r[2] for r in names(a.additional)} == {"198.18.2.1", "198.18.2.2"}
 
 
+def test_dns_auth_additional_does_not_repeat_the_answer(zones):
+    """NSD and BIND leave out of additional what the answer already holds: asked for
+    ns1's address, the NS set in authority brings only ns2's."""
+    a = zones.lookup("ns1.example.com", QTYPE.A)
+    assert names(a.answer) == [("ns1.example.com.", "A", "198.18.2.1")]
+    assert names(a.additional) == [("ns2.example.com.", "A", "198.18.2.2")]
+
+
 def test_dns_auth_cname_is_chased_inside_the_zone(zones):
     a = zones.lookup("www.example.com", QTYPE.A)
     assert [t for _, t, _ in names(a.answer)] == ["CNAME", "A", "A", "A"]
