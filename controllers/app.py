@@ -1,4 +1,4 @@
-"""The os-ken app: finds the Router logic for a datapath, hands it events, sends its answer.
+"""The os-ken app: finds the router logic for a datapath, hands it events, sends its answer.
 
 Thin on purpose: no decisions are made here (see router.py). Started in-process by
 `controllers.main` (os-ken 4 has no osken-manager); reads the wiring plan named by
@@ -35,7 +35,7 @@ from .api import serve_api
 from .nat import parse_conntrack
 from .openflow import to_ofp
 from .pipeline import COOKIE_NAT, COOKIE_OWNER_MASK, COOKIE_RELAY
-from .router import Router
+from .router import RouterLogic
 
 log = logging.getLogger("infralab.controller")
 TICK_S = 0.25
@@ -51,7 +51,7 @@ class InfralabController(app_manager.OSKenApp):
         plan = Plan.from_json(Path(os.environ["INFRALAB_PLAN"]).read_text())
         status = os.environ.get("INFRALAB_STATUS")
         self.status_path = Path(status) if status else None  # None: keep no status file
-        self.routers = {r.dpid: Router(r) for r in plan.routers}
+        self.routers = {r.dpid: RouterLogic(r) for r in plan.routers}
         self.datapaths: dict[int, Any] = {}  # os-ken Datapath objects
         self.ready: set[int] = set()
         self.errors: list[str] = []
@@ -209,7 +209,7 @@ class InfralabController(app_manager.OSKenApp):
                 self._write_status()
             hub.sleep(TICK_S)
 
-    def _refresh_stats(self, cookie: int, wanted: Callable[[Router], bool]) -> None:
+    def _refresh_stats(self, cookie: int, wanted: Callable[[RouterLogic], bool]) -> None:
         """Ask the switches of the routers `wanted` picks for the counters of one cookie
         space's flows (pipeline.py) and wait (briefly) for them: on demand, so a busy
         switch pays nothing for counters nobody reads."""
@@ -225,7 +225,7 @@ class InfralabController(app_manager.OSKenApp):
         while self._stats_pending and time.monotonic() < end:
             hub.sleep(0.02)
 
-    def _journal(self, router: Router) -> None:
+    def _journal(self, router: RouterLogic) -> None:
         """Hand the NAT's state changes to the OS at once (before the packet that made them
         is answered, in effect): a controller killed right after loses no binding."""
         if router.nat is not None and router.nat.state_log and self.natstate is not None:

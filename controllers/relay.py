@@ -168,7 +168,7 @@ class Relay:
             self.counters.relayed_to_server += 1
         return out
 
-    def _admit(self, now: float, port: int, m: dhcp.Message) -> bool:
+    def _admit(self, now: float, port: int, m: dhcp.DhcpMessage) -> bool:
         st = self.ports.setdefault(port, PortState(tokens=self.cfg.rate_per_port or 0.0,
                                                    last=now))
         if not self.cfg.defence:
@@ -224,7 +224,7 @@ class Relay:
         self.counters.relayed_to_client += 1
         return [PacketOut(frame, (Output(port),))]
 
-    def _circuit_port(self, m: dhcp.Message, iface: InterfacePlan) -> int | None:
+    def _circuit_port(self, m: dhcp.DhcpMessage, iface: InterfacePlan) -> int | None:
         try:
             circuit = m.relay_info().get(dhcp.RAI_CIRCUIT_ID, b"").decode()
         except (dhcp.DhcpError, UnicodeDecodeError):

@@ -106,8 +106,9 @@ class Counters:
     pending_dropped: int = 0
 
 
-class Router:
-    """Control plane of one router (a switch whose plan is `plan`)."""
+class RouterLogic:
+    """Control-plane logic of one router (a switch whose plan is `plan`); the router as
+    declared in a topology is topologies.model.Router."""
 
     def __init__(self, plan: RouterPlan) -> None:
         self.plan = plan

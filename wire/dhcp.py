@@ -33,7 +33,7 @@ class DhcpError(ValueError):
 
 
 @dataclass
-class Message:
+class DhcpMessage:
     op: int = BOOTREQUEST
     xid: int = 0
     secs: int = 0
@@ -150,7 +150,7 @@ def _options(data: bytes, into: dict[int, bytes], where: str) -> None:
     # no END: tolerated (many BOOTP clients pad to the end instead)
 
 
-def parse(data: bytes) -> Message:
+def parse(data: bytes) -> DhcpMessage:
     """Decode a DHCP or BOOTP message; DhcpError says what is wrong with a bad one."""
     if len(data) < HEADER.size:
         raise DhcpError(f"truncated: {len(data)} bytes, a BOOTP header is {HEADER.size}")
@@ -160,7 +160,7 @@ def parse(data: bytes) -> Message:
         raise DhcpError(f"op {op} is neither BOOTREQUEST nor BOOTREPLY")
     if hlen > 16:
         raise DhcpError(f"hardware address length {hlen} > 16")
-    m = Message(op, xid, secs, flags, IPv4Address(ciaddr), IPv4Address(yiaddr),
+    m = DhcpMessage(op, xid, secs, flags, IPv4Address(ciaddr), IPv4Address(yiaddr),
                 IPv4Address(siaddr), IPv4Address(giaddr), chaddr[:hlen or 6], hops,
                 sname.rstrip(b"\0"), file.rstrip(b"\0"))
     rest = data[HEADER.size:]

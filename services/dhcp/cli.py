@@ -203,7 +203,7 @@ def cmd_starve(args: argparse.Namespace) -> int:
             chaddr = bytes([0x02, 0x5A] + [rng.randrange(256) for _ in range(4)])
             xid = rng.getrandbits(32)
             pending[xid] = chaddr
-            m = p.Message(p.BOOTREQUEST, xid, chaddr=chaddr, flags=p.FLAG_BROADCAST,
+            m = p.DhcpMessage(p.BOOTREQUEST, xid, chaddr=chaddr, flags=p.FLAG_BROADCAST,
                           options={p.OPT_MSG_TYPE: bytes([p.DISCOVER])})
             src_mac = ":".join(f"{b:02x}" for b in chaddr)
             raw.send(udp_frame(src_mac, "ff:ff:ff:ff:ff:ff", p.ZERO,
@@ -224,7 +224,7 @@ def cmd_starve(args: argparse.Namespace) -> int:
         if asked is None:
             continue
         if offer.msg_type == p.OFFER:
-            req = p.Message(p.BOOTREQUEST, offer.xid, chaddr=asked, flags=p.FLAG_BROADCAST,
+            req = p.DhcpMessage(p.BOOTREQUEST, offer.xid, chaddr=asked, flags=p.FLAG_BROADCAST,
                             options={p.OPT_MSG_TYPE: bytes([p.REQUEST]),
                                      p.OPT_SERVER_ID: offer.options[p.OPT_SERVER_ID],
                                      p.OPT_REQUESTED_IP: p.ip_opt(offer.yiaddr)})

@@ -24,7 +24,7 @@ PARAMS = bytes([p.OPT_MASK, p.OPT_ROUTER, p.OPT_DNS, p.OPT_DOMAIN, p.OPT_LEASE_T
 
 @dataclass
 class Send:
-    msg: p.Message
+    msg: p.DhcpMessage
     to: IPv4Address | None  # None: broadcast on the link
 
 
@@ -56,7 +56,7 @@ class ClientMachine:
     rng: random.Random = field(default_factory=random.Random)
     state: str = INIT
     xid: int = 0
-    offer: p.Message | None = None
+    offer: p.DhcpMessage | None = None
     lease: Configure | None = None
     bound_at: float = 0.0
     t1: float = 0.0
@@ -95,7 +95,7 @@ class ClientMachine:
             return self._renew(now)
         return []
 
-    def receive(self, now: float, m: p.Message) -> list[Action]:
+    def receive(self, now: float, m: p.DhcpMessage) -> list[Action]:
         if m.op != p.BOOTREPLY or m.xid != self.xid or m.chaddr[:6] != self.mac[:6]:
             return []
         t = m.msg_type
@@ -154,11 +154,11 @@ class ClientMachine:
         self.next_send = now + delay + self.rng.uniform(-0.25, 0.25) * self.retry_base / 4
         self.tries += 1
 
-    def _msg(self, t: int, ciaddr: IPv4Address = p.ZERO, broadcast: bool = False) -> p.Message:
+    def _msg(self, t: int, ciaddr: IPv4Address = p.ZERO, broadcast: bool = False) -> p.DhcpMessage:
         opts = {p.OPT_MSG_TYPE: bytes([t]), p.OPT_PARAMS: PARAMS}
         if self.hostname:
             opts[p.OPT_HOSTNAME] = self.hostname.encode()
-        return p.Message(p.BOOTREQUEST, self.xid, chaddr=self.mac, ciaddr=ciaddr,
+        return p.DhcpMessage(p.BOOTREQUEST, self.xid, chaddr=self.mac, ciaddr=ciaddr,
                          flags=p.FLAG_BROADCAST if broadcast else 0, options=opts)
 
     def _send_discover(self, now: float) -> list[Action]:
@@ -183,7 +183,7 @@ class ClientMachine:
         m = self._msg(p.REQUEST, ciaddr=self.lease.address.ip)
         return [Send(m, self.lease.server if self.state == RENEWING else None)]
 
-    def _bound(self, now: float, m: p.Message) -> list[Action]:
+    def _bound(self, now: float, m: p.DhcpMessage) -> list[Action]:
         lease = m.u32(p.OPT_LEASE_TIME) or 3600
         mask = m.addr(p.OPT_MASK) or IPv4Address("255.255.255.0")
         server = m.addr(p.OPT_SERVER_ID) or (self.lease.server if self.lease else p.ZERO)

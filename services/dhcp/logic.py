@@ -23,7 +23,7 @@ RELAY, CIADDR, BROADCAST, UNICAST = "relay", "ciaddr", "broadcast", "unicast"
 
 @dataclass
 class Reply:
-    msg: p.Message
+    msg: p.DhcpMessage
     how: str  # RELAY | CIADDR | BROADCAST | UNICAST
     ip: IPv4Address  # where to: giaddr, ciaddr, 255.255.255.255 or yiaddr
     mac: str  # Ethernet destination for BROADCAST/UNICAST
@@ -60,7 +60,7 @@ class DhcpLogic:
             self.pools.setdefault(str(s.network), LeasePool(s))
 
     # ---- the entry point ----------------------------------------------------------------
-    def handle(self, now: float, m: p.Message, local: IPv4Interface) -> list[Reply]:
+    def handle(self, now: float, m: p.DhcpMessage, local: IPv4Interface) -> list[Reply]:
         self.counters.received += 1
         if m.op != p.BOOTREQUEST:
             self.counters.ignored += 1
@@ -100,7 +100,7 @@ class DhcpLogic:
         self.counters.ignored += 1
         return []
 
-    def _subnet(self, m: p.Message, local: IPv4Interface) -> Subnet | None:
+    def _subnet(self, m: p.DhcpMessage, local: IPv4Interface) -> Subnet | None:
         """giaddr names the client's subnet (relayed); a configured client (renew,
         release, inform: unicast straight to us) is on ciaddr's; else the receiving
         interface's (RFC 2131 4.3.1)."""
@@ -111,7 +111,7 @@ class DhcpLogic:
         return self.config.subnet_for(local.ip)
 
     # ---- message types ------------------------------------------------------------------
-    def _discover(self, now: float, m: p.Message, subnet: Subnet, pool: LeasePool,
+    def _discover(self, now: float, m: p.DhcpMessage, subnet: Subnet, pool: LeasePool,
                   server_id: IPv4Address) -> list[Reply]:
         self.counters.discover += 1
         ip = pool.offer(now, m.client_key, m.mac, m.addr(p.OPT_REQUESTED_IP),
@@ -125,7 +125,7 @@ class DhcpLogic:
         return [self._deliver(self._reply(m, p.OFFER, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 
-    def _request(self, now: float, m: p.Message, subnet: Subnet, pool: LeasePool,
+    def _request(self, now: float, m: p.DhcpMessage, subnet: Subnet, pool: LeasePool,
                  server_id: IPv4Address) -> list[Reply]:
         self.counters.request += 1
         chosen = m.addr(p.OPT_SERVER_ID)
@@ -165,7 +165,7 @@ class DhcpLogic:
         return [self._deliver(self._reply(m, p.ACK, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 
-    def _bootp(self, now: float, m: p.Message, subnet: Subnet, pool: LeasePool,
+    def _bootp(self, now: float, m: p.DhcpMessage, subnet: Subnet, pool: LeasePool,
                server_id: IPv4Address) -> list[Reply]:
         """RFC 951/1534: a BOOTP client gets a BOOTREPLY with an infinite binding."""
         self.counters.bootp += 1
@@ -180,10 +180,10 @@ class DhcpLogic:
         reply.siaddr = server_id
         return [self._deliver(reply, m)]
 
-    def _nak(self, now: float, m: p.Message, server_id: IPv4Address, why: str) -> Reply:
+    def _nak(self, now: float, m: p.DhcpMessage, server_id: IPv4Address, why: str) -> Reply:
         self.counters.nak += 1
         self._event(now, "nak", m, why=why)
-        nak = p.Message(p.BOOTREPLY, m.xid, 0, m.flags, giaddr=m.giaddr, chaddr=m.chaddr,
+        nak = p.DhcpMessage(p.BOOTREPLY, m.xid, 0, m.flags, giaddr=m.giaddr, chaddr=m.chaddr,
                         options={p.OPT_MSG_TYPE: bytes([p.NAK]),
                                  p.OPT_SERVER_ID: p.ip_opt(server_id),
                                  p.OPT_MESSAGE: why.encode()[:250]})
@@ -208,8 +208,8 @@ class DhcpLogic:
             self._static_opts[key] = opts
         return opts
 
-    def _reply(self, m: p.Message, mtype: int | None, ip: IPv4Address, subnet: Subnet,
-               server_id: IPv4Address, lease: int | None) -> p.Message:
+    def _reply(self, m: p.DhcpMessage, mtype: int | None, ip: IPv4Address, subnet: Subnet,
+               server_id: IPv4Address, lease: int | None) -> p.DhcpMessage:
         opts: dict[int, bytes] = {}
         if mtype is not None:
             opts[p.OPT_MSG_TYPE] = bytes([mtype])
@@ -221,12 +221,12 @@ class DhcpLogic:
             opts[p.OPT_T2] = p.u32_opt(int(lease * self.config.t2))
         if p.OPT_RELAY_AGENT in m.options:  # RFC 3046: echo option 82 to the relay
             opts[p.OPT_RELAY_AGENT] = m.options[p.OPT_RELAY_AGENT]
-        return p.Message(p.BOOTREPLY, m.xid, 0, m.flags, ciaddr=m.ciaddr if mtype == p.ACK
+        return p.DhcpMessage(p.BOOTREPLY, m.xid, 0, m.flags, ciaddr=m.ciaddr if mtype == p.ACK
                          else p.ZERO, yiaddr=ip, giaddr=m.giaddr, chaddr=m.chaddr,
                          options=opts, bootp=mtype is None and m.bootp)
 
     @staticmethod
-    def _deliver(reply: p.Message, m: p.Message) -> Reply:
+    def _deliver(reply: p.DhcpMessage, m: p.DhcpMessage) -> Reply:
         """RFC 2131 4.1: relay first, then ciaddr, then broadcast flag, else unicast."""
         if m.giaddr != p.ZERO:
             return Reply(reply, RELAY, m.giaddr, "")
@@ -237,7 +237,7 @@ class DhcpLogic:
         return Reply(reply, UNICAST, reply.yiaddr, m.mac)
 
     # ---- views ------------------------------------------------------------------------------
-    def _event(self, now: float, what: str, m: p.Message, **kw: object) -> None:
+    def _event(self, now: float, what: str, m: p.DhcpMessage, **kw: object) -> None:
         self.events.append({"time": round(now, 3), "event": what, "mac": m.mac,
                             "client": m.client_key, "xid": f"{m.xid:#010x}", **kw})
         if len(self.events) > 10000:

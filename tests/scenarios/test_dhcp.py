@@ -291,7 +291,7 @@ def test_dhcp_bootp_request_gets_a_bootp_reply(lab):
             "from services.dhcp.rawlink import raw_socket,if_mac;"
             "from wire.frames import udp_frame,udp_of_frame;"
             "import select;i='s1-eth0';mac=if_mac(i);r=raw_socket(i);"
-            "m=p.Message(p.BOOTREQUEST,4242,chaddr=bytes.fromhex(mac.replace(':','')),"
+            "m=p.DhcpMessage(p.BOOTREQUEST,4242,chaddr=bytes.fromhex(mac.replace(':','')),"
             "flags=p.FLAG_BROADCAST,bootp=True);"
             "r.send(udp_frame(mac,'ff:ff:ff:ff:ff:ff',p.ZERO,"
             "p.IPv4Address('255.255.255.255'),68,67,m.to_bytes()));"

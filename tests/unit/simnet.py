@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from controllers.router import Router
+from controllers.router import RouterLogic
 from tests.unit.flowsim import FlowSim
 from topologies.model import Topology
 from topologies.plan import make_plan
@@ -35,7 +35,7 @@ class SimNet:
         self.topo = topo
         self.plan = make_plan(topo)
         self.now = 100.0
-        self.routers = {r.name: Router(r) for r in self.plan.routers}
+        self.routers = {r.name: RouterLogic(r) for r in self.plan.routers}
         self.tables = {name: FlowSim() for name in self.routers}
         for t in self.tables.values():
             t.now = self.now

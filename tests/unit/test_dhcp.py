@@ -38,11 +38,11 @@ def mac(i: int) -> bytes:
     return bytes([2, 0, 0, 0, 0, i])
 
 
-def msg(t: int, i: int = 1, giaddr=GI1, **kw) -> p.Message:
+def msg(t: int, i: int = 1, giaddr=GI1, **kw) -> p.DhcpMessage:
     opts = {p.OPT_MSG_TYPE: bytes([t])}
     for code, v in kw.pop("opts", {}).items():
         opts[code] = v
-    m = p.Message(p.BOOTREQUEST, 0x1000 + i, chaddr=mac(i), giaddr=giaddr, options=opts,
+    m = p.DhcpMessage(p.BOOTREQUEST, 0x1000 + i, chaddr=mac(i), giaddr=giaddr, options=opts,
                   **kw)
     return p.parse(m.to_bytes())  # every test message crosses the wire format
 
@@ -144,7 +144,7 @@ def test_dhcp_inform_gets_options_without_an_address(logic):
 
 
 def test_dhcp_bootp_request_gets_a_bootp_reply_with_an_infinite_binding(logic):
-    req = p.parse(p.Message(p.BOOTREQUEST, 77, chaddr=mac(7), giaddr=GI1, bootp=True)
+    req = p.parse(p.DhcpMessage(p.BOOTREQUEST, 77, chaddr=mac(7), giaddr=GI1, bootp=True)
                   .to_bytes())
     assert req.bootp
     (r,) = logic.handle(1.0, req, LOCAL)
@@ -183,10 +183,10 @@ def test_dhcp_config_errors_name_file_line_and_field(text, where):
 
 @pytest.mark.parametrize("raw,why", [
     (b"\x01" * 100, "truncated"),
-    (p.Message(options={p.OPT_MSG_TYPE: b"\x01"}).to_bytes()[:236] + b"\x01\x02\x03\x04"
+    (p.DhcpMessage(options={p.OPT_MSG_TYPE: b"\x01"}).to_bytes()[:236] + b"\x01\x02\x03\x04"
      + b"\x35\x01\x01", "magic cookie"),
-    (p.Message().to_bytes()[:240] + b"\x35\x05\x01", "runs past the end"),
-    (p.Message().to_bytes()[:240] + b"\x35\x01\x01\x34\x01\x09\xff", "overload"),
+    (p.DhcpMessage().to_bytes()[:240] + b"\x35\x05\x01", "runs past the end"),
+    (p.DhcpMessage().to_bytes()[:240] + b"\x35\x01\x01\x34\x01\x09\xff", "overload"),
 ])
 def test_dhcp_malformed_messages_are_rejected_with_a_reason(raw, why):
     with pytest.raises(p.DhcpError, match=why):
@@ -208,5 +208,5 @@ def test_dhcp_fuzz_parser_raises_only_dhcp_errors(data):
                        st.binary(max_size=600), max_size=8))
 def test_dhcp_fuzz_options_round_trip_long_values_split_and_joined(options):
     """RFC 3396: values over 255 bytes go out as several pieces and come back whole."""
-    m = p.Message(chaddr=mac(1), options={**options, p.OPT_MSG_TYPE: bytes([p.DISCOVER])})
+    m = p.DhcpMessage(chaddr=mac(1), options={**options, p.OPT_MSG_TYPE: bytes([p.DISCOVER])})
     assert p.parse(m.to_bytes()).options == {**options, p.OPT_MSG_TYPE: bytes([p.DISCOVER])}

@@ -396,14 +396,14 @@ def test_nat_pat_port_quota_stops_one_host_from_taking_every_port():
 def test_nat_controller_restart_restores_bindings_from_the_state_journal(net):
     """Issue 8: a new controller process replays the journal the old one wrote: inbound
     traffic for existing bindings keeps arriving, and no port is handed out twice."""
-    from controllers.router import Router
+    from controllers.router import RouterLogic
 
     net.udp("c1", "srv", 5000, 7000)  # a PAT binding
     net.udp("c3", "srv", 5000, 7000)  # a pool address
     pool_ip = net.hosts["srv"].received[-1].ip_src
     old = net.routers["rc"]
     journal = old.nat.drain_state()
-    fresh = Router(net.plan.router("rc"))  # the restarted controller
+    fresh = RouterLogic(net.plan.router("rc"))  # the restarted controller
     assert fresh.nat.restore(journal, net.now) == 2
     net.routers["rc"] = fresh
     net._from_controller("rc", fresh.connect(net.now))  # the switch reconnects

@@ -21,7 +21,7 @@ from controllers.pipeline import (
     T_ROUTE,
     violation,
 )
-from controllers.router import Router
+from controllers.router import RouterLogic
 from tests.unit.flowsim import FlowSim, PipelineViolation
 from topologies import builtin, load
 from topologies.plan import make_plan
@@ -49,7 +49,7 @@ def test_pipeline_accepts_every_flow_the_world_installs():
     plan = make_plan(load(builtin("world")))
     checked = 0
     for rp in plan.routers:
-        for m in Router(rp).connect(0.0):
+        for m in RouterLogic(rp).connect(0.0):
             if isinstance(m, FlowMod):
                 assert violation(m) is None, (rp.name, violation(m), m)
                 checked += 1

@@ -33,7 +33,7 @@ def net() -> SimNet:
 
 def discover(net: SimNet, host: str, chaddr: bytes, xid: int = 1) -> None:
     h = net.hosts[host]
-    m = dhcp.Message(dhcp.BOOTREQUEST, xid, chaddr=chaddr, flags=dhcp.FLAG_BROADCAST,
+    m = dhcp.DhcpMessage(dhcp.BOOTREQUEST, xid, chaddr=chaddr, flags=dhcp.FLAG_BROADCAST,
                    options={dhcp.OPT_MSG_TYPE: bytes([dhcp.DISCOVER])})
     net.events.append((host, 0, udp_frame(h.mac, pk.BROADCAST_MAC, dhcp.ZERO,
                                           IPv4Address("255.255.255.255"), 68, 67,
@@ -41,7 +41,7 @@ def discover(net: SimNet, host: str, chaddr: bytes, xid: int = 1) -> None:
     net.run()
 
 
-def relayed(net: SimNet) -> list[dhcp.Message]:
+def relayed(net: SimNet) -> list[dhcp.DhcpMessage]:
     out = []
     for f in net.hosts["srv"].received:
         got = udp_of_frame(f.raw, 67)
@@ -63,7 +63,7 @@ def test_dhcp_relay_broadcast_becomes_unicast_with_giaddr_and_option_82(net):
 def test_dhcp_relay_reply_goes_back_to_the_circuit_port_without_option_82(net):
     discover(net, "a", bytes.fromhex("020000000001"), xid=7)
     (req,) = relayed(net)
-    offer = dhcp.Message(dhcp.BOOTREPLY, 7, flags=dhcp.FLAG_BROADCAST, yiaddr=IPv4Address(
+    offer = dhcp.DhcpMessage(dhcp.BOOTREPLY, 7, flags=dhcp.FLAG_BROADCAST, yiaddr=IPv4Address(
         "10.2.1.100"), giaddr=req.giaddr, chaddr=req.chaddr, options={
         dhcp.OPT_MSG_TYPE: bytes([dhcp.OFFER]), dhcp.OPT_RELAY_AGENT: req.options[82]})
     seg = offer.to_bytes()

@@ -6,7 +6,7 @@ import pytest
 
 import topologies
 from controllers.messages import REASON_ACTION, FlowMod, Output, PacketOut
-from controllers.router import ARP_TRIES, Router
+from controllers.router import ARP_TRIES, RouterLogic
 from tests.unit.flowsim import FlowSim
 from tests.unit.simnet import SimNet
 from topologies.plan import make_plan
@@ -124,7 +124,7 @@ def test_tb_ctrl_flow_tables_have_no_ambiguous_entries_for_any_packet(duo):
 
 def test_tb_ctrl_reconnect_reinstalls_known_neighbours():
     plan = make_plan(topologies.load(topologies.builtin("duo")))
-    r = Router(plan.router("r1"))
+    r = RouterLogic(plan.router("r1"))
     r._learn(0.0, IPv4Address("10.0.1.10"), "02:00:00:00:00:01", 1, r.iface_by_port[1])
     sim = FlowSim()
     sim.apply(r.connect(1.0))
