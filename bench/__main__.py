@@ -39,21 +39,24 @@ def bench_routing(seconds: int) -> dict:
     """RUNS rounds; each builds our router, the Linux router with OVS subnets and the
     Linux router alone (the kernel's ceiling) in turn, measures and tears it down."""
     got: dict[str, list[float]] = {}
+    peer_errors: dict[str, list[int]] = {}  # a peer's failed connections, reported
     for _ in range(stats.RUNS):
         with Emulation(one_router()) as emu:
             a, b = emu.host("bl0"), emu.host("bh0")
             got.setdefault("throughput_gbps.infralab", []).append(
                 iperf(a, b, "10.0.2.10", seconds))
             got.setdefault("conn_per_s.infralab", []).append(
-                conn_rate(a, b, "10.0.2.10", seconds))
+                conn_rate(a, b, "10.0.2.10", seconds))  # (ours: any failure raises)
         for label, switches in (("linux_router", True), ("linux_router_no_ovs", False)):
             with linux_router_net(switches) as net:
                 a, b = net["bl0"], net["bh0"]
                 got.setdefault(f"throughput_gbps.{label}", []).append(
                     iperf(a, b, "10.0.2.10", seconds))
-                got.setdefault(f"conn_per_s.{label}", []).append(
-                    conn_rate(a, b, "10.0.2.10", seconds))
-    return {k: summary(v) for k, v in got.items()}
+                got.setdefault(f"conn_per_s.{label}", []).append(conn_rate(
+                    a, b, "10.0.2.10", seconds,
+                    errors=peer_errors.setdefault(f"conn_errors.{label}", [])))
+    return {**{k: summary(v) for k, v in got.items()},
+            **{k: sum(v) for k, v in peer_errors.items()}}
 
 
 def bench_startup(hosts: int) -> dict:
@@ -97,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         res.update(scale.bench_scale())
         OUT.mkdir(exist_ok=True)
         (OUT / "scale.json").write_text(json.dumps(res, indent=1))
-        scale.report(res["scale"])
-        print(f"plot: {scale.plot(res['scale'], OUT / 'scale.svg')}")
+        scale.report(res["scale"], "hosts")
+        scale.report(res["scale_routers"], "routers")
+        print(f"plots: {scale.plot(res['scale'], OUT / 'scale.svg')}, "
+              f"{scale.plot(res['scale_routers'], OUT / 'scale-routers.svg', 'routers')}")
         return 0
     groups = [("dns", lambda: bench_dns(seconds)), ("gslb", lambda: gslb.bench_gslb(seconds)),
               ("nat", lambda: nat.bench_nat(seconds)), ("dhcp", lambda: dhcp.bench_dhcp(seconds)),
@@ -109,15 +114,18 @@ def main(argv: list[str] | None = None) -> int:
                   or (args.only, g[0]) == ("routing", "startup")]
     # minutes in all: a line as each group ends (lines, not a bar: the groups print too)
     with Progress(lines=True).step("bench groups", len(groups)) as step:
+        OUT.mkdir(exist_ok=True)
+        partial = OUT / (f"results-{args.only}.json" if args.only else "results.json")
         for _name, run in groups:
             res.update(run())
+            partial.write_text(json.dumps(res, indent=1))  # nothing lost if a later group fails
             step.advance()
     if args.only in ("dns", "gslb", "nat", "dhcp"):
         OUT.mkdir(exist_ok=True)
         (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))
         {"dns": report, "gslb": gslb.report, "nat": nat.report,
          "dhcp": dhcp.report}[args.only](res)
-        return 0
+        return _verdict(res)
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(res, indent=1))
     print(header())
@@ -132,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
               target=0.5))
     print(row("  ceiling", res["conn_per_s.infralab"], res["conn_per_s.linux_router_no_ovs"],
               "Linux router, hosts on its veths (no OVS)"))
+    print("  failed connections of the peers, all runs: " + ", ".join(
+        f"{k.split('.', 1)[1]} {v}" for k, v in res.items() if k.startswith("conn_errors."))
+          + " (ours: none, or the run stops)")
     print(row(f"start, {res['hosts']} hosts, s", res["start_s.infralab"],
               res["start_s.mininet"], "plain Mininet, one OVS switch", 2, lower_is_better=True))
     print(row(f"stop, {res['hosts']} hosts, s", res["stop_s.infralab"], res["stop_s.mininet"],
@@ -145,6 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     if "dhcp.infralab" in res:
         dhcp.report(res)
     print(f"\nresults: {OUT / 'results.json'}")
+    return _verdict(res)
+
+
+def _verdict(res: dict) -> int:
+    """Loud, and exit status 1, when one of our own measurements saw failures."""
+    if res.get("failed"):
+        print("\nBENCH FAILED: " + "; ".join(res["failed"]), file=sys.stderr)
+        return 1
     return 0
 
 

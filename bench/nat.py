@@ -25,7 +25,6 @@ from typing import Any
 from bench import stats
 from bench.net import (
     HERE_TCPCONN,
-    BenchError,
     conn_rate,
     iperf,
     linux_router_net,
@@ -117,7 +116,8 @@ def bench_nat(seconds: int) -> dict:
         if throughput:
             put(f"nat_throughput_gbps.{label}", iperf(a, b, SERVER, seconds))
         if conns:
-            put(f"nat_conn_per_s.{label}", conn_rate(a, b, SERVER, seconds))
+            errors = got.setdefault(f"nat_conn_errors.{label}", [])
+            put(f"nat_conn_per_s.{label}", conn_rate(a, b, SERVER, seconds, errors=errors))
         put(f"nat_setup.{label}", latency(a, b))
 
     for _ in range(stats.RUNS):
@@ -139,15 +139,21 @@ def bench_nat(seconds: int) -> dict:
             measure("ovs_ct", net["bl0"], net["bh0"], throughput=False)
     res: dict[str, Any] = {}
     for key, values in got.items():
-        if key.startswith("nat_setup."):
+        if key.startswith("nat_conn_errors."):
+            res[key] = sum(values)  # failed connections over all the runs
+        elif key.startswith("nat_setup."):
             res[key] = {"p50_ms": summary([v["p50_ms"] for v in values]),
                         "p99_ms": summary([v["p99_ms"] for v in values]),
                         "count": sum(v["count"] for v in values),
                         "errors": sum(v["errors"] for v in values)}
-            if res[key]["errors"]:
-                raise BenchError(f"{key}: {res[key]['errors']} connection set-ups failed")
         else:
             res[key] = summary(values)
+    # ours must not lose a connection: the run fails (after its figures are saved) if it
+    # did; a peer's failures are reported beside its figure
+    res["failed"] = [f"{k}: {v} failed connections" for k, v in res.items()
+                     if k.startswith("nat_conn_errors.infralab") and v] + [
+        f"{k}: {v['errors']} failed connection set-ups" for k, v in res.items()
+        if k.startswith("nat_setup.infralab") and v["errors"]]
     return res
 
 
@@ -166,6 +172,8 @@ def report(res: dict) -> None:
             print(row(f"new TCP conn/s, PAT ({how})", res[f"nat_conn_per_s.{ours_key}"],
                       res[f"nat_conn_per_s.{peer}"], name,
                       target=0.5 if peer != "masquerade_no_ovs" else None))
+    print("failed connections in the connection-rate runs, all runs together: " + ", ".join(
+        f"{k.split('.', 1)[1]} {v}" for k, v in res.items() if k.startswith("nat_conn_errors.")))
     print("connection set-up (connect() of a fresh connection), ms, median of the runs' "
           "p50 / p99 (range):")
     for who in ("infralab", "infralab_ct", "no_nat", "masquerade", "masquerade_no_ovs",

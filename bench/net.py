@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +93,19 @@ def iperf(client, server, server_ip: str, seconds: int) -> float:
         srv.wait()
 
 
-def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -> float:
+def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64,
+              errors: list[int] | None = None) -> float:
+    """Completed connections per second; each failed connection is appended to `errors`
+    (its count for this run), and without an `errors` list any failure raises."""
     srv = server.popen([sys.executable, str(HERE_TCPCONN), "server", "7000"])
     try:
         wait_listening(server, 7000, proc=srv, what="connection server")
         out = client.cmd(f"{sys.executable} {HERE_TCPCONN} client {server_ip} 7000 "
                          f"{seconds} {workers}")
         doc = json.loads(out[out.index("{"):])
-        if doc["errors"]:  # a failed connection is a bug or a drop: never a figure
+        if errors is not None:
+            errors.append(doc["errors"])
+        elif doc["errors"]:  # a failed connection is a bug or a drop: never a silent figure
             raise BenchError(f"connection rate {client.name} -> {server_ip}: {doc['errors']} "
                              f"of {doc['connections'] + doc['errors']} connections failed")
         return doc["connections"] / doc["seconds"]
@@ -109,7 +114,7 @@ def conn_rate(client, server, server_ip: str, seconds: int, workers: int = 64) -
         srv.wait()
 
 
-def plain_mininet(subnets: int, hosts: int) -> dict:
+def plain_mininet(subnets: int, hosts: int, probe: Callable[[], float] | None = None) -> dict:
     """Start+stop of plain Mininet: `subnets` standalone OVS switches (userspace), each
     with `hosts` hosts, no controller: the peer of the start-up benchmarks."""
     from mininet.log import setLogLevel
@@ -133,8 +138,10 @@ def plain_mininet(subnets: int, hosts: int) -> dict:
         m.add_nodes(net.hosts + net.switches)
         net.start()
         t1 = time.monotonic()
+        measured = probe() if probe is not None else None
     finally:
         net.stop()
         t2 = time.monotonic()
         m.remove_all()
-    return {"start_s": t1 - t0, "stop_s": t2 - t1}
+    return {"start_s": t1 - t0, "stop_s": t2 - t1,
+            **({"probe": measured} if measured is not None else {})}

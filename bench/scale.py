@@ -1,6 +1,8 @@
-"""How infralab grows with size (issue 7, research use): start-up and stop time and the
-controller's work for generated campuses of N hosts, against plain Mininet with the same
-hosts and switches (one standalone OVS switch per subnet, no controller, no routing).
+"""How infralab grows with size (issues 7 and 15): start-up and stop time, the memory of
+the controller and of ovs-vswitchd, and the controller's CPU to ready, for generated
+topologies of 50 to 1,000 hosts and of 10 to 100 routers, against plain Mininet with the
+same hosts and switches (one standalone OVS switch per subnet or router, no controller,
+no routing). Every figure is the median of RUNS interleaved runs.
 
 `python -m bench --only scale` writes bench/out/scale.json and bench/out/scale.svg (a
 plot drawn here, no plotting library needed).
@@ -16,9 +18,16 @@ from bench.net import plain_mininet
 from bench.stats import median, show, summary
 from emulation.build import Emulation
 from emulation.progress import Progress
-from topologies.generators import campus
+from topologies.generators import generate
 
-SIZES = [(2, 5), (4, 10), (8, 10), (10, 20)]  # (subnets, hosts per subnet)
+# (generator spec, x for the plot, plain Mininet's switches, hosts per switch)
+HOST_SWEEP = [("campus,subnets=5,hosts=10", 51, 5, 10),
+              ("campus,routers=5,subnets=5,hosts=10", 251, 25, 10),
+              ("campus,routers=10,subnets=10,hosts=10", 1001, 100, 10)]
+ROUTER_SWEEP = [("random,routers=10,degree=3,seed=1,hosts=2", 10, 10, 2),
+                ("random,routers=50,degree=3,seed=1,hosts=2", 50, 50, 2),
+                ("random,routers=100,degree=3,seed=1,hosts=2", 100, 100, 2)]
+OVS_PIDFILE = Path("/var/run/openvswitch/ovs-vswitchd.pid")
 
 
 def cpu_s(pid: int) -> float:
@@ -29,52 +38,86 @@ def cpu_s(pid: int) -> float:
         return 0.0
 
 
-def infralab_run(subnets: int, hosts: int) -> dict:
-    emu = Emulation(campus(subnets, hosts))
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def vswitchd_mb() -> float:
+    try:
+        return rss_mb(int(OVS_PIDFILE.read_text().strip()))
+    except (OSError, ValueError):
+        return 0.0
+
+
+def infralab_run(spec: str) -> dict:
+    emu = Emulation(generate(spec))
+    ovs0 = vswitchd_mb()
     t0 = time.monotonic()
     emu.start()
     t1 = time.monotonic()
     assert emu.controller is not None
     ctl = cpu_s(emu.controller.pid)
+    ctl_mb = rss_mb(emu.controller.pid)
+    ovs_mb = vswitchd_mb() - ovs0
     packet_ins = sum(r.get("counters", {}).get("packet_in", 0)
                      for r in emu.controller_status().get("routers", {}).values())
     emu.stop()
     return {"start_s": t1 - t0, "stop_s": time.monotonic() - t1, "controller_cpu_s": ctl,
-            "packet_ins": packet_ins}
+            "controller_mb": ctl_mb, "vswitchd_mb": ovs_mb, "packet_ins": packet_ins}
+
+
+def mininet_run(switches: int, hosts: int) -> dict:
+    ovs0 = vswitchd_mb()
+    got = plain_mininet(switches, hosts, probe=lambda: vswitchd_mb() - ovs0)
+    return {"start_s": got["start_s"], "stop_s": got["stop_s"],
+            "vswitchd_mb": got.get("probe", 0.0)}
 
 
 def bench_scale() -> dict:
     """RUNS rounds over every size, ours then plain Mininet at each: medians with ranges."""
-    got: dict[tuple[int, int], dict[str, list[dict]]] = {
-        size: {"infralab": [], "mininet": []} for size in SIZES}
-    step = Progress(lines=True).step("scale rounds x sizes", stats.RUNS * len(SIZES))
+    sizes = [("hosts", *x) for x in HOST_SWEEP] + [("routers", *x) for x in ROUTER_SWEEP]
+    got: dict[str, dict[str, list[dict]]] = {spec: {"infralab": [], "mininet": []}
+                                             for _, spec, *_ in sizes}
+    step = Progress(lines=True).step("scale rounds x sizes", stats.RUNS * len(sizes))
     for _ in range(stats.RUNS):
-        for subnets, hosts in SIZES:
-            got[(subnets, hosts)]["infralab"].append(infralab_run(subnets, hosts))
-            got[(subnets, hosts)]["mininet"].append(plain_mininet(subnets, hosts))
+        for _sweep, spec, _x, switches, hosts in sizes:
+            got[spec]["infralab"].append(infralab_run(spec))
+            got[spec]["mininet"].append(mininet_run(switches, hosts))
             step.advance()
     step.finish()
-    rows = []
-    for (subnets, hosts), runs in got.items():
-        rows.append({"hosts": subnets * hosts + 1, "subnets": subnets, **{
-            who: {k: summary([r[k] for r in rs]) for k in rs[0]} for who, rs in runs.items()}})
-    return {"scale": rows}
+    out: dict[str, list[dict]] = {"scale": [], "scale_routers": []}
+    for sweep, spec, x, _switches, _hosts in sizes:
+        runs = got[spec]
+        out["scale" if sweep == "hosts" else "scale_routers"].append({
+            "x": x, "spec": spec, **{who: {k: summary([r[k] for r in rs]) for k in rs[0]}
+                                     for who, rs in runs.items()}})
+    return out
 
 
-def report(rows: list[dict]) -> None:
-    print(f"\n{'hosts':>6}{'infralab start':>24}{'Mininet start':>24}{'infralab stop':>24}"
-          f"{'Mininet stop':>24}{'controller CPU':>24}")
+def report(rows: list[dict], what: str = "hosts") -> None:
+    print(f"\n{what:>7}{'infralab start':>22}{'Mininet start':>22}{'ratio':>6}"
+          f"{'infralab stop':>22}{'Mininet stop':>22}{'ratio':>6}{'ctl CPU s':>18}"
+          f"{'ctl MB':>16}{'vswitchd MB (ours / Mininet)':>34}")
     for r in rows:
         i, m = r["infralab"], r["mininet"]
-        print(f"{r['hosts']:>6}{show(i['start_s'], 1):>24}{show(m['start_s'], 1):>24}"
-              f"{show(i['stop_s'], 1):>24}{show(m['stop_s'], 1):>24}"
-              f"{show(i['controller_cpu_s'], 2):>24}")
+        print(f"{r['x']:>7}{show(i['start_s'], 1):>22}{show(m['start_s'], 1):>22}"
+              f"{stats.ratio(i['start_s'], m['start_s']):>6.2f}"
+              f"{show(i['stop_s'], 1):>22}{show(m['stop_s'], 1):>22}"
+              f"{stats.ratio(i['stop_s'], m['stop_s']):>6.2f}"
+              f"{show(i['controller_cpu_s'], 2):>18}{show(i['controller_mb']):>16}"
+              f"{show(i['vswitchd_mb']):>17} / {show(m['vswitchd_mb']):<15}")
 
 
-def plot(rows: list[dict], out: Path) -> Path:
+def plot(rows: list[dict], out: Path, what: str = "hosts") -> Path:
     """A line chart: start-up seconds against hosts, infralab and plain Mininet."""
     w, h, m = 640, 360, 50
-    xs = [r["hosts"] for r in rows]
+    xs = [r["x"] for r in rows]
     series = {"infralab start": [median(r["infralab"]["start_s"]) for r in rows],
               "Mininet start": [median(r["mininet"]["start_s"]) for r in rows],
               "infralab stop": [median(r["infralab"]["stop_s"]) for r in rows],
@@ -97,7 +140,7 @@ def plot(rows: list[dict], out: Path) -> Path:
                  '(userspace OVS, same hosts; medians)</text>',
                  f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="#333"/>',
                  f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="#333"/>',
-                 f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">hosts</text>',
+                 f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">{what}</text>',
                  f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" '
                  'text-anchor="middle">seconds</text>']
     for x in xs:
