@@ -32,6 +32,11 @@ from topologies.model import DELAY_NODE_PREFIX, Topology
 from topologies.plan import LinkPlan, Plan, make_plan
 
 READY_TIMEOUT_S = 20.0
+SETUP_BATCH = 64  # hosts set up at once (each its own shell; bounded, for small machines)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 class BuildError(RuntimeError):
@@ -314,35 +319,47 @@ class Emulation:
         self.built.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
         self._start_delay_nodes()
-        step = self.progress.step("host set-up", len(net.hosts))
-        for h in net.hosts:
-            step.advance()
-            if h.name in self.delay_nodes:
-                continue
-            intf = h.defaultIntf()
-            hdir = self.host_dir(h.name)
-            # userspace OVS does not fill in checksums the veth left for offload; the host's
-            # shell finds `infralab` and its own files (resolv.conf, hosts) in the run dir
-            h.cmd(f"ethtool -K {intf} tx off >/dev/null 2>&1; sysctl -qw "
-                  "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; "
-                  f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
-                  f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH")
-            # each host has its own mount namespace (mnexec -n): its /etc/hosts and
-            # /etc/resolv.conf are its own files, so glibc, dig and ping use its LDNS
-            for f in ("hosts", "resolv.conf"):
-                h.cmd(f"mount --bind {shlex.quote(str(hdir / f))} /etc/{f}")
-        step.finish()
-        for intf in self.built.interfaces:
-            subprocess.run(["ethtool", "-K", intf, "tx", "off"], capture_output=True)
+        hosts = [h for h in net.hosts if h.name not in self.delay_nodes]
+        with self.progress.step("host set-up", len(hosts)) as step:
+            for group in _chunks(hosts, SETUP_BATCH):  # each host's shell works in parallel
+                for h in group:
+                    h.sendCmd(self._host_setup(h, venv_bin))
+                for h in group:
+                    h.waitOutput()
+                    step.advance()
+        # the router side of every veth: one shell for all, not a process per interface
+        subprocess.run(["sh", "-c", "; ".join(f"ethtool -K {shlex.quote(i)} tx off"
+                                              for i in self.built.interfaces) or "true"],
+                       capture_output=True)
         net.start()
-        for r in self.plan.routers:  # reconnect within a second when the controller is back
-            uuid = subprocess.run(["ovs-vsctl", "--timeout=5", "get", "Bridge", r.name,
-                                   "controller"], capture_output=True, text=True).stdout
-            uuid = uuid.strip().strip("[]")
-            if uuid:
-                subprocess.run(["ovs-vsctl", "--timeout=5", "set", "Controller", uuid,
-                                "max_backoff=1000"], capture_output=True)
+        self._controller_backoff()
         self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
+
+    def _host_setup(self, h: Any, venv_bin: str) -> str:
+        """One shell line that sets a host up: userspace OVS does not fill in checksums
+        the veth left for offload; no IPv6; the shell finds `infralab` and the host's own
+        files in the run dir; and, in the host's own mount namespace (mnexec -n), its
+        /etc/hosts and /etc/resolv.conf are its own, so glibc, dig and ping use its LDNS."""
+        hdir = self.host_dir(h.name)
+        mounts = "; ".join(f"mount --bind {shlex.quote(str(hdir / f))} /etc/{f}"
+                           for f in ("hosts", "resolv.conf"))
+        return (f"ethtool -K {h.defaultIntf()} tx off >/dev/null 2>&1; sysctl -qw "
+                "net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; "
+                f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
+                f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH; {mounts}")
+
+    def _controller_backoff(self) -> None:
+        """Every bridge reconnects within a second when the controller is back: two
+        ovs-vsctl calls for all the routers, not two per router."""
+        names = [r.name for r in self.plan.routers]
+        got = subprocess.run(["ovs-vsctl", "--timeout=10"] + [
+            x for n in names for x in ("--", "get", "Bridge", n, "controller")],
+            capture_output=True, text=True).stdout.split()
+        uuids = [u.strip("[]") for u in got if u.strip("[]")]
+        if uuids:
+            subprocess.run(["ovs-vsctl", "--timeout=10"] + [
+                x for u in uuids for x in ("--", "set", "Controller", u, "max_backoff=1000")],
+                capture_output=True)
 
     def _start_delay_nodes(self) -> None:
         """Start the frame repeater of each delay node (before routing needs the links)."""
@@ -383,7 +400,8 @@ class Emulation:
             return done == len(names)
 
         try:
-            wait_for(ready, READY_TIMEOUT_S, "routers to connect and resolve next hops", 0.1)
+            wait_for(ready, READY_TIMEOUT_S + 0.02 * len(self.topo.hosts),  # (big ones: more)
+                     "routers to connect and resolve next hops", 0.1)
             step.finish()
         except TimeoutError as e:
             st = self.controller_status().get("routers", {})
