@@ -20,10 +20,12 @@ from emulation.build import Emulation
 from emulation.progress import Progress
 from topologies.generators import generate
 
-# (generator spec, x for the plot, plain Mininet's switches, hosts per switch)
-HOST_SWEEP = [("campus,subnets=5,hosts=10", 51, 5, 10),
-              ("campus,routers=5,subnets=5,hosts=10", 251, 25, 10),
-              ("campus,routers=10,subnets=10,hosts=10", 1001, 100, 10)]
+# (generator spec, x for the plot, plain Mininet's switches, hosts per switch): Mininet
+# gets as many switches as infralab has routers, and the same number of hosts (infralab's
+# core router and its server count as one switch more and one host more)
+HOST_SWEEP = [("campus,subnets=5,hosts=10", 51, 2, 25),
+              ("campus,routers=5,subnets=5,hosts=10", 251, 5, 50),
+              ("campus,routers=10,subnets=10,hosts=10", 1001, 10, 100)]
 ROUTER_SWEEP = [("random,routers=10,degree=3,seed=1,hosts=2", 10, 10, 2),
                 ("random,routers=50,degree=3,seed=1,hosts=2", 50, 50, 2),
                 ("random,routers=100,degree=3,seed=1,hosts=2", 100, 100, 2)]
@@ -79,9 +81,10 @@ def mininet_run(switches: int, hosts: int) -> dict:
             "vswitchd_mb": got.get("probe", 0.0)}
 
 
-def bench_scale() -> dict:
+def bench_scale(sweeps: tuple[str, ...] = ("hosts", "routers")) -> dict:
     """RUNS rounds over every size, ours then plain Mininet at each: medians with ranges."""
-    sizes = [("hosts", *x) for x in HOST_SWEEP] + [("routers", *x) for x in ROUTER_SWEEP]
+    sizes = [("hosts", *x) for x in HOST_SWEEP if "hosts" in sweeps] + \
+        [("routers", *x) for x in ROUTER_SWEEP if "routers" in sweeps]
     got: dict[str, dict[str, list[dict]]] = {spec: {"infralab": [], "mininet": []}
                                              for _, spec, *_ in sizes}
     step = Progress(lines=True).step("scale rounds x sizes", stats.RUNS * len(sizes))
