@@ -114,14 +114,10 @@ def fattree(k: int = 4, hosts: int = 0) -> Topology:
     t = Topology(f"fattree{k}x{hosts}", description=f"generated: {k}-ary fat-tree, "
                  f"{k * half * hosts} hosts")
     g = Graph(t)
-    n = 0
     for p in range(k):
         for e in range(half):
             edge = f"e{p}x{e}"
-            g.subnet(edge, f"s{p}x{e}", f"10.{p}.{e}.1/24")
-            for h in range(hosts):
-                n += 1
-                t.host(f"h{n}", f"s{p}x{e}", f"10.{p}.{e}.{10 + h}")
+            g.lan(edge, f"s{p}x{e}", f"10.{p}.{e}", hosts)
             for a in range(half):
                 g.link(edge, f"a{p}x{a}")
         for a in range(half):
@@ -141,12 +137,8 @@ def leafspine(spines: int = 2, leaves: int = 4, hosts: int = 4) -> Topology:
     t = Topology(f"leafspine{spines}x{leaves}x{hosts}", description=f"generated: {spines} "
                  f"spines, {leaves} leaves, {hosts} hosts each")
     g = Graph(t)
-    n = 0
     for i in range(1, leaves + 1):
-        g.subnet(f"l{i}", f"n{i}", f"10.{i // 256}.{i % 256}.1/24")
-        for h in range(hosts):
-            n += 1
-            t.host(f"h{n}", f"n{i}", f"10.{i // 256}.{i % 256}.{10 + h}")
+        g.lan(f"l{i}", f"n{i}", f"10.{i // 256}.{i % 256}", hosts)
         for j in range(1, spines + 1):
             g.link(f"l{i}", f"s{j}")
     static_routes(g)
@@ -169,12 +161,8 @@ def random(routers: int = 10, degree: float = 3, seed: int = 1, hosts: int = 2) 
     t = Topology(f"random{routers}d{degree:g}s{seed}", description=f"generated: {routers} "
                  f"routers, average degree {degree:g}, seed {seed}")
     g = Graph(t)
-    n = 0
     for i in range(1, routers + 1):
-        g.subnet(f"r{i}", f"n{i}", f"10.{i // 256}.{i % 256}.1/24")
-        for h in range(hosts):
-            n += 1
-            t.host(f"h{n}", f"n{i}", f"10.{i // 256}.{i % 256}.{10 + h}")
+        g.lan(f"r{i}", f"n{i}", f"10.{i // 256}.{i % 256}", hosts)
     pairs: set[tuple[int, int]] = set()
     for i in range(2, routers + 1):  # a random spanning tree: connected whatever the seed
         pairs.add((rng.randrange(1, i), i))

@@ -25,6 +25,7 @@ class Graph:
     # router -> [(neighbour, the neighbour's address on the link between them)]
     adjacent: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     links: int = 0
+    hosts: int = 0  # hosts made so far: they are named h1, h2, ...
 
     def subnet(self, router: str, name: str, address: str) -> None:
         """A host subnet on `router` ("10.1.2.1/24": the router's address on it)."""
@@ -32,6 +33,13 @@ class Graph:
         net = address.rsplit(".", 1)[0] + ".0/" + address.split("/")[1]
         self.subnets.setdefault(router, []).append(net)
         self.adjacent.setdefault(router, [])
+
+    def lan(self, router: str, name: str, net: str, hosts: int) -> None:
+        """Host subnet `name` = `net`.0/24 on `router` (.1), with `hosts` hosts from .10."""
+        self.subnet(router, name, f"{net}.1/24")
+        for h in range(hosts):
+            self.hosts += 1
+            self.topo.host(f"h{self.hosts}", name, f"{net}.{10 + h}")
 
     def link(self, a: str, b: str) -> None:
         """A /30 point-to-point link k<n> between routers `a` and `b`."""
