@@ -10,7 +10,7 @@ APT_PACKAGES=(
   mininet openvswitch-switch iproute2 ethtool tcpdump iperf3 iputils-ping traceroute
   netcat-openbsd iptables procps python3 python3-venv python3-dev bind9-dnsutils
   nsd bind9 unbound knot-dnsutils ldnsutils dnsperf pdns-server pdns-backend-bind curl
-  stun-client stun-server
+  stun-client stun-server openssh-server openssh-client sudo
   kea-dhcp4-server kea-admin isc-dhcp-client udhcpc dnsmasq-base graphviz librsvg2-bin
 )
 
@@ -33,6 +33,15 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e ".[dev]"
   touch "$STAMP"
+fi
+
+# Mininet comes from Debian's package (the 2.3.0 release, with the mnexec it was built with),
+# not PyPI's 2.3.0.dev6 snapshot of 2020, whose Cluster Edition breaks every remote link on
+# Python 3 (bytes added to str). The venv sees only that one package, through a link.
+SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ ! -L "$SITE/mininet" ]; then
+  .venv/bin/pip uninstall -y -q mininet >/dev/null 2>&1 || true
+  ln -sfn /usr/lib/python3/dist-packages/mininet "$SITE/mininet"
 fi
 
 # Open vSwitch: no systemd here, so start the daemons ourselves when they are not running
