@@ -28,7 +28,9 @@ from typing import Any
 
 from emulation import runtime
 from emulation.progress import SILENT, Progress
-from topologies.model import DELAY_NODE_PREFIX, Topology
+from emulation.servers import Server, ServerError, head_address, wait_reachable
+from topologies.model import DELAY_NODE_PREFIX, Topology, TopologyError
+from topologies.placement import place
 from topologies.plan import LinkPlan, Plan, make_plan
 
 READY_TIMEOUT_S = 20.0
@@ -79,10 +81,24 @@ class Emulation:
 
     def __init__(self, topo: Topology, *, controller_port: int | None = None,
                  log: Callable[[str], None] | None = None, verbose: bool = False,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, servers: list[Server] | None = None,
+                 tunnel: str = "vxlan") -> None:
 
         self.topo = topo.validate()
         self.plan: Plan = make_plan(topo)
+        # cluster runs (issue 15): which server each node is on; empty: all on this machine
+        self.servers = {s.name: s for s in servers or []}
+        self.where: dict[str, str] = {}
+        if servers:
+            from emulation.cluster import TUNNELS
+
+            if tunnel not in TUNNELS:
+                raise BuildError(f"tunnel {tunnel!r}: use one of {', '.join(TUNNELS)}")
+            try:
+                self.where = place(self.plan, [s.name for s in servers], topo.placement)
+            except TopologyError as e:
+                raise BuildError(str(e)) from None
+        self.tunnel = tunnel
         self.port = controller_port or topo.controller_port or _free_port()
         self.log = log or (lambda s: None)
         self.progress = progress or SILENT  # bars for the long steps (the CLI shows them)
@@ -114,16 +130,29 @@ class Emulation:
             raise BuildError("building a topology needs root (Mininet and OVS); "
                              "run as root or with sudo")
         runtime.clean(self.log)  # a crashed earlier run may hold our names
+        for srv in self.servers.values():
+            try:
+                wait_reachable(srv, timeout=10)
+            except ServerError as e:
+                raise BuildError(str(e)) from None
         self._check_names_free()
         self.manifest = runtime.Manifest.create(self.topo.name)
-        self.built.bridges = [r.name for r in self.plan.routers]
         from controllers.nat import conntrack_zones
 
         self.built.conntrack_zones = conntrack_zones(self.plan)
         # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
-        ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf}
+        ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf,
+                  **({"server": self.where[r.name]} if self.where else {})}
                  for r in self.plan.routers for i in r.interfaces for p in i.ports]
-        self.built.interfaces = sorted({p["intf"] for p in ports})
+        if self.servers:  # each server's share, written down before anything is made
+            self.built.remote = {n: s.record() for n, s in self.servers.items()}
+            for r in self.plan.routers:
+                self.built.remote[self.where[r.name]]["bridges"].append(r.name)
+            for p in ports:
+                self.built.remote[p["server"]]["interfaces"].append(p["intf"])
+        else:
+            self.built.bridges = [r.name for r in self.plan.routers]
+            self.built.interfaces = sorted({p["intf"] for p in ports})
         self.built.save()
         (self.rundir / "ports.json").write_text(json.dumps(ports, indent=0))
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
@@ -205,7 +234,8 @@ class Emulation:
 
     # ---- steps --------------------------------------------------------------------------
     def _check_names_free(self) -> None:
-
+        if self.servers:
+            return self._check_names_free_on_servers()
         bridges = runtime.ovs_bridges()
         for r in self.plan.routers:
             if r.name in bridges or runtime.link_exists(r.name):
@@ -218,6 +248,17 @@ class Emulation:
                         raise BuildError(f"interface {p.intf} already exists and infralab "
                                          "did not create it")
 
+    def _check_names_free_on_servers(self) -> None:
+        for name, srv in self.servers.items():
+            there = set(srv.ssh("ovs-vsctl --timeout=5 list-br; ls /sys/class/net").stdout
+                        .split())
+            mine = [r for r in self.plan.routers if self.where[r.name] == name]
+            taken = [r.name for r in mine if r.name in there] + [
+                p.intf for r in mine for i in r.interfaces for p in i.ports if p.intf in there]
+            if taken:
+                raise BuildError(f"on server {name}: {', '.join(taken)} already exist(s) and "
+                                 "this run did not create them; remove or rename them")
+
     @property
     def rundir(self) -> Path:
         assert self.manifest is not None
@@ -228,8 +269,11 @@ class Emulation:
         plan_path.write_text(self.plan.to_json())
         logf = open(self.rundir / "controller.log", "ab")  # (appended on a restart)
         self.api_port = getattr(self, "api_port", None) or _free_port()
+        self.controller_ip = (head_address(list(self.servers.values())) if self.servers
+                              else "127.0.0.1")  # cluster: where the servers reach us
         cmd = [sys.executable, "-m", "controllers.main", "--plan", str(plan_path),
-               "--port", str(self.port), "--status", str(self.status_path),
+               "--port", str(self.port), "--listen", self.controller_ip,
+               "--status", str(self.status_path),
                "--api", f"127.0.0.1:{self.api_port}",
                "--nat-log", str(self.rundir / "nat.jsonl"),
                "--nat-state", str(self.rundir / "nat-state.jsonl")]
@@ -244,10 +288,11 @@ class Emulation:
                                  + self.controller_log_tail())
             with socket.socket() as s:
                 s.settimeout(0.2)
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+                return s.connect_ex((self.controller_ip, self.port)) == 0
 
         wait_for(listening, 30, "the controller to listen")
-        self.log(f"controller up on 127.0.0.1:{self.port} (pid {self.controller.pid})")
+        self.log(f"controller up on {self.controller_ip}:{self.port} "
+                 f"(pid {self.controller.pid})")
 
     @property
     def status_path(self) -> Path:
@@ -264,7 +309,7 @@ class Emulation:
         return api_request(f"http://127.0.0.1:{self.api_port}", path, method)
 
     def _build_network(self) -> None:
-        from mininet.link import Link, TCLink
+        from mininet.link import Link, TCIntf
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import Host, OVSSwitch, RemoteController
@@ -273,6 +318,22 @@ class Emulation:
         net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False,
                       waitConnected=False)
         self.net = net
+        host_cls: Any = Host
+        switch_cls: Any = OVSSwitch
+        link_cls: Any = Link
+        if self.servers:  # Mininet's Cluster Edition: nodes on servers, tunnels between
+            from emulation.cluster import link_class, node_classes
+
+            host_cls, switch_cls = node_classes(list(self.servers.values()))
+            link_cls = link_class(self.tunnel)
+
+        def on(node: str) -> dict:
+            """The node's server, for the Cluster Edition's classes (nothing locally)."""
+            if not self.servers:
+                return {}
+            s = self.servers[self.where[node]]
+            return {"server": s.name, "serverIP": s.ip, "user": "root"}
+
         step = self.progress.step("hosts", len(self.topo.hosts))
         for h in self.topo.hosts.values():
             iface = self.topo.host_interface(h.name)
@@ -281,31 +342,32 @@ class Emulation:
                 params["mac"] = h.mac
             if iface is not None:
                 params["defaultRoute"] = f"via {self.topo.gateway(h.name)}"
-            net.addHost(h.name, cls=Host, **params)
+            net.addHost(h.name, cls=host_cls, **params, **on(h.name))
             step.advance()
         step.finish()
         for r in self.plan.routers:
             # batch: ovs-vsctl runs as a subprocess; unbatched, Mininet types it into a
             # pty, whose 4096-byte line limit cut a 60-port bridge's command (no bridge)
-            net.addSwitch(r.name, cls=OVSSwitch, datapath="user", protocols="OpenFlow13",
-                          batch=True,
-                          failMode="secure", dpid=f"{r.dpid:016x}")
+            net.addSwitch(r.name, cls=switch_cls, datapath="user", protocols="OpenFlow13",
+                          batch=True, failMode="secure", dpid=f"{r.dpid:016x}", **on(r.name))
         step = self.progress.step("links", len(self.plan.links))
         for link in self.plan.links:
             kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
             if link.a_port:
                 kw["port1"] = link.a_port
-            cls, extra = (TCLink, {"bw": link.bw}) if link.bw else (Link, {})
+            extra = {"intf": TCIntf, "bw": link.bw} if link.bw else {}
             if link.emulated:  # a -- dlyN -- b: the delay node repeats frames, late
                 d = f"{DELAY_NODE_PREFIX}{len(self.delay_nodes) + 1}"
                 self.delay_nodes[d] = link
-                net.addHost(d, cls=Host, ip=None)
+                if self.where:
+                    self.where[d] = self.where[link.a]
+                net.addHost(d, cls=host_cls, ip=None, **on(link.a))
                 first = {k: v for k, v in kw.items() if k in ("intfName1", "port1")}
-                net.addLink(link.a, d, cls=cls, intfName2=f"{d}-eth0", **first, **extra)
-                net.addLink(d, link.b, cls=Link, intfName1=f"{d}-eth1",
+                net.addLink(link.a, d, cls=link_cls, intfName2=f"{d}-eth0", **first, **extra)
+                net.addLink(d, link.b, cls=link_cls, intfName1=f"{d}-eth1",
                             intfName2=link.b_intf, port2=link.b_port)
             else:
-                net.addLink(link.a, link.b, cls=cls, **kw, **extra)
+                net.addLink(link.a, link.b, cls=link_cls, **kw, **extra)
             step.advance()
         step.finish()
         class Controller(RemoteController):
@@ -314,7 +376,7 @@ class Emulation:
                 telnet session through a UTF-8 decoder, which fails when the controller's
                 binary OpenFlow HELLO arrives first: a flaky build otherwise."""
 
-        net.addController(Controller("c0", ip="127.0.0.1", port=self.port))
+        net.addController(Controller("c0", ip=self.controller_ip, port=self.port))
         net.build()
         self.built.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
@@ -328,9 +390,10 @@ class Emulation:
                     h.waitOutput()
                     step.advance()
         # the router side of every veth: one shell for all, not a process per interface
-        subprocess.run(["sh", "-c", "; ".join(f"ethtool -K {shlex.quote(i)} tx off"
-                                              for i in self.built.interfaces) or "true"],
-                       capture_output=True)
+        # (on each server, by one ssh)
+        for intfs, run in self._router_side():
+            run("; ".join(f"ethtool -K {shlex.quote(i)} tx off >/dev/null 2>&1"
+                          for i in intfs) or "true")
         net.start()
         self._controller_backoff()
         self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
@@ -348,18 +411,52 @@ class Emulation:
                 f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
                 f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH; {mounts}")
 
+    def _router_side(self) -> list[tuple[list[str], Callable[[str], str]]]:
+        """Per place (this machine, or each server): the router-side interfaces there and
+        how to run a shell line there."""
+        def here(line: str) -> str:
+            return subprocess.run(["sh", "-c", line], capture_output=True, text=True).stdout
+
+        if not self.servers:
+            return [(self.built.interfaces, here)]
+        return [(rec["interfaces"], partial(runtime.remote_sh, rec))
+                for rec in self.built.remote.values()]
+
     def _controller_backoff(self) -> None:
         """Every bridge reconnects within a second when the controller is back: two
-        ovs-vsctl calls for all the routers, not two per router."""
-        names = [r.name for r in self.plan.routers]
-        got = subprocess.run(["ovs-vsctl", "--timeout=10"] + [
-            x for n in names for x in ("--", "get", "Bridge", n, "controller")],
-            capture_output=True, text=True).stdout.split()
-        uuids = [u.strip("[]") for u in got if u.strip("[]")]
-        if uuids:
-            subprocess.run(["ovs-vsctl", "--timeout=10"] + [
-                x for u in uuids for x in ("--", "set", "Controller", u, "max_backoff=1000")],
-                capture_output=True)
+        ovs-vsctl calls for all the routers (of each server), not two per router."""
+        places = [([r.name for r in self.plan.routers], self._router_side()[0][1])]
+        if self.servers:
+            places = [(rec["bridges"], partial(runtime.remote_sh, rec))
+                      for rec in self.built.remote.values()]
+        for names, run in places:
+            if not names:
+                continue
+            got = run("ovs-vsctl --timeout=10 " + " ".join(
+                f"-- get Bridge {n} controller" for n in names)).split()
+            uuids = [u.strip("[]") for u in got if u.strip("[]")]
+            if uuids:
+                run("ovs-vsctl --timeout=10 " + " ".join(
+                    f"-- set Controller {u} max_backoff=1000" for u in uuids))
+
+    def popen_in(self, node: Any, argv: list[str], *, log: Any,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A long-running process in `node`'s namespaces (service, delay line, client),
+        the leader of its own process group so that it and its children end together.
+        On a server, the local process is its ssh session (see emulation.cluster)."""
+        cwd = str(Path(__file__).resolve().parent.parent)
+        if getattr(node, "isRemote", False):
+            from emulation.cluster import remote_popen
+
+            return remote_popen(node, argv, env=env, cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT)
+        # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
+        # away from a group leader, and the PID we record would exit at once); the
+        # new session makes the PID lead the service's process group.
+        return node.popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd,
+                          env=dict(os.environ, **(env or {})),
+                          mncmd=["mnexec", "-a", str(node.pid)])
 
     def _start_delay_nodes(self) -> None:
         """Start the frame repeater of each delay node (before routing needs the links)."""
@@ -374,9 +471,7 @@ class Emulation:
             logf = open(self.rundir / f"{d}.log", "wb")
             cmd = [sys.executable, "-m", "emulation.delayline", "--a", a, "--b", b,
                    "--delay", link.delay or "0ms", "--loss", str(link.loss or 0)]
-            p = node.popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                           start_new_session=True, mncmd=["mnexec", "-a", str(node.pid)],
-                           cwd=Path(__file__).resolve().parent.parent)
+            p = self.popen_in(node, cmd, log=logf)
             self.services[f"{d}.delayline"] = p
             self.built.add_process(f"service:{d}.delayline", p.pid, group=True)
             self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "
@@ -458,17 +553,11 @@ class Emulation:
         cmd = svc.run.format(python=py, infralab=f"{py} -m infralab",
                              run=shlex.quote(str(d)), dir=shlex.quote(self.topo.base_dir),
                              host=h.name, ip=str(iface.ip) if iface else "")
-        node = self.net[h.name]
-        logf = open(d / "log", "ab")
-        # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
-        # away from a group leader, and the PID we record would exit at once); the
-        # new session makes the PID lead the service's process group.
         # An explicit /bin/sh: Mininet's shell=True reads $SHELL, unset under CI.
-        env = dict(os.environ, INFRALAB_HOST_DIR=str(self.host_dir(h.name)),
-                   INFRALAB_HOST=h.name, PYTHONUNBUFFERED="1")
-        return node.popen(["/bin/sh", "-c", cmd], stdout=logf, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, start_new_session=True, env=env,
-                          mncmd=["mnexec", "-a", str(node.pid)])
+        env = {"INFRALAB_HOST_DIR": str(self.host_dir(h.name)), "INFRALAB_HOST": h.name,
+               "PYTHONUNBUFFERED": "1"}
+        return self.popen_in(self.net[h.name], ["/bin/sh", "-c", cmd],
+                             log=open(d / "log", "ab"), env=env)
 
     def _launch(self, label: str) -> subprocess.Popen:
         p = self._spawners[label]()
@@ -479,13 +568,10 @@ class Emulation:
     def _spawn_dhcp_client(self, h, label: str) -> subprocess.Popen:
         d = self.service_dir(label)
         d.mkdir(parents=True, exist_ok=True)
-        node = self.net[h.name]
         cmd = [sys.executable, "-m", "infralab", "dhcp", "client", f"{h.name}-eth0",
                "--resolv-conf", "/etc/resolv.conf", "--hostname", h.name, "--retry", "1",
                "--log", str(d / "client.jsonl")]
-        return node.popen(cmd, stdout=open(d / "log", "ab"), stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, start_new_session=True,
-                          mncmd=["mnexec", "-a", str(node.pid)])
+        return self.popen_in(self.net[h.name], cmd, log=open(d / "log", "ab"))
 
     # ---- supervision (issue 8) -----------------------------------------------------------
     RESTARTS_PER_MINUTE = 5
@@ -555,9 +641,11 @@ class Emulation:
         """The host's address: its static one, or what DHCP gave it (read live)."""
         iface = self.topo.host_interface(host)
         if iface is None:  # (its own process: the host's shell may be busy)
-            out = subprocess.run(["mnexec", "-a", str(self.net[host].pid), "ip", "-4", "-o",
-                                  "addr", "show", "dev", f"{host}-eth0"],
-                                 capture_output=True, text=True).stdout
+            node = self.net[host]
+            cmd = ["mnexec", "-a", str(node.pid), "ip", "-4", "-o", "addr", "show", "dev",
+                   f"{host}-eth0"]
+            out = (node.rcmd(" ".join(cmd)) if getattr(node, "isRemote", False) else
+                   subprocess.run(cmd, capture_output=True, text=True).stdout)
             m = re.search(r"inet (\S+)/", out)
             return m.group(1) if m else ""
         return str(iface.ip)

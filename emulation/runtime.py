@@ -112,6 +112,34 @@ def sh(*cmd: str, check: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=check)
 
 
+SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", "ConnectTimeout=5"]
+
+
+def ssh_options(key: str | None) -> list[str]:
+    """How infralab reaches a server: as root, never prompting (and with our key for the
+    simulated ones)."""
+    return SSH_OPTIONS + (["-i", key] if key else [])
+
+
+def ssh(ip: str, key: str | None, command: str, timeout: float = 60
+        ) -> subprocess.CompletedProcess:
+    """Run a shell command as root on the server at `ip`."""
+    return subprocess.run(["ssh", *ssh_options(key), f"root@{ip}", command],
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def remote_sh(server: dict, command: str) -> str:
+    """`command` on a server of the manifest's `remote` section; its output ('' when the
+    server cannot be reached: what it held is gone with it or needs its own clean)."""
+    try:
+        return ssh(server["ip"], server.get("key"), command, timeout=30).stdout
+    except subprocess.TimeoutExpired:
+        return ""
+
+
 def ovs_bridges() -> set[str]:
     r = sh("ovs-vsctl", "--timeout=5", "list-br")
     return set(r.stdout.split()) if r.returncode == 0 else set()
@@ -132,6 +160,8 @@ class Manifest:
     interfaces: list[str] = field(default_factory=list)
     processes: dict[str, dict] = field(default_factory=dict)  # label -> {"pid", "start", "group"}
     conntrack_zones: list[int] = field(default_factory=list)  # OVS ct zones to flush
+    # cluster runs: server name -> {"ip", "key", "bridges", "interfaces"} held there
+    remote: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def create(cls, topology: str) -> Manifest:
@@ -149,7 +179,7 @@ class Manifest:
         d = json.loads(path.read_text())
         return cls(path, d.get("topology", ""), d.get("owner", {}), d.get("bridges", []),
                    d.get("interfaces", []), d.get("processes", {}),
-                   d.get("conntrack_zones", []))
+                   d.get("conntrack_zones", []), d.get("remote", {}))
 
     @property
     def dir(self) -> Path:
@@ -158,7 +188,7 @@ class Manifest:
     def save(self) -> None:
         doc = {"topology": self.topology, "owner": self.owner, "bridges": self.bridges,
                "interfaces": self.interfaces, "processes": self.processes,
-               "conntrack_zones": self.conntrack_zones}
+               "conntrack_zones": self.conntrack_zones, "remote": self.remote}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.path)
@@ -169,9 +199,9 @@ class Manifest:
 
     def add_nodes(self, nodes) -> None:
         """Record the shell processes of Mininet nodes (hosts and switches)."""
-        for node in nodes:
-            self.processes[f"node:{node.name}"] = {"pid": node.pid,
-                                                   "start": proc_start_time(node.pid)}
+        for node in nodes:  # a remote node's handle here is its ssh session
+            pid = node.shell.pid if getattr(node, "isRemote", False) else node.pid
+            self.processes[f"node:{node.name}"] = {"pid": pid, "start": proc_start_time(pid)}
         self.save()
 
     def owner_alive(self) -> bool:
@@ -180,10 +210,15 @@ class Manifest:
     def leftovers(self) -> list[str]:
         """What of this run's bridges, interfaces and processes still exists."""
         br = ovs_bridges()
+        remote = []
+        for name, srv in self.remote.items():
+            there = remote_sh(srv, "ovs-vsctl --timeout=5 list-br; ls /sys/class/net").split()
+            remote += [f"bridge {b} on {name}" for b in srv["bridges"] if b in there]
+            remote += [f"interface {i} on {name}" for i in srv["interfaces"] if i in there]
         return ([f"bridge {n}" for n in self.bridges if n in br]
                 + [f"interface {i}" for i in self.interfaces if link_exists(i)]
                 + [f"process {label} ({p['pid']})" for label, p in self.processes.items()
-                   if alive(p["pid"], p.get("start"))])
+                   if alive(p["pid"], p.get("start"))] + remote)
 
     def remove_all(self, log=lambda s: None) -> list[str]:
         """End the processes, delete bridges and interfaces this run lists; return what
@@ -207,6 +242,17 @@ class Manifest:
                 removed.append(f"interface {intf}")
         for zone in self.conntrack_zones:  # our NAT's entries in OVS's shared conntrack
             sh("ovs-appctl", "--timeout=5", "dpctl/flush-conntrack", f"zone={zone}")
+        for name, srv in self.remote.items():  # the same on each server, in one ssh each
+            script = "; ".join(
+                [f"ovs-vsctl --timeout=5 br-exists {b} && ovs-vsctl --timeout=5 del-br {b} "
+                 f"&& echo bridge {b}"
+                 for b in srv["bridges"]]
+                + [f"ip link del {i} 2>/dev/null && echo interface {i}"
+                   for i in srv["interfaces"]]
+                + [f"ovs-appctl --timeout=5 dpctl/flush-conntrack zone={z} >/dev/null 2>&1"
+                   for z in self.conntrack_zones] + ["true"])
+            gone = remote_sh(srv, script).splitlines()
+            removed += [f"{g} on {name}" for g in gone if g.startswith(("bridge", "interface"))]
         for r in removed:
             log(f"removed {r}")
         shutil.rmtree(self.dir, ignore_errors=True)

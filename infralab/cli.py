@@ -43,6 +43,23 @@ def _topology(arg: str) -> topologies.Topology:
     return topologies.load(p)
 
 
+def _servers(arg: str | None) -> list | None:
+    """--servers A,B: the servers a cluster run spreads over (None: this machine only)."""
+    if not arg:
+        return None
+    from emulation.servers import resolve
+
+    return resolve([s for s in arg.split(",") if s])
+
+
+def _cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--servers", help="spread the topology over these servers (comma-"
+                   "separated: simulated ones, or machines reached as root by ssh); the "
+                   "controller stays here")
+    p.add_argument("--tunnel", default="vxlan", choices=["vxlan", "gre", "ssh"],
+                   help="how router links between servers are carried (default: vxlan)")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     topo = _topology(args.file)
     subnets = topo.subnets()
@@ -55,9 +72,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     from emulation.build import Emulation, raise_interrupt
 
     topo = _topology(args.file)
+    servers = _servers(args.servers)
     signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
-    with Emulation(topo, log=_log, verbose=args.verbose, progress=PROGRESS) as emu:
+    with Emulation(topo, log=_log, verbose=args.verbose, progress=PROGRESS, servers=servers,
+                   tunnel=args.tunnel) as emu:
+        if emu.where:
+            for srv in emu.servers:
+                routers = [r for r in topo.routers if emu.where[r] == srv]
+                hosts = sum(1 for h in topo.hosts if emu.where[h] == srv)
+                _log(f"server {srv}: routers {', '.join(routers) or '-'}, {hosts} hosts")
         _log(f"{topo.name} is up in {time.monotonic() - t0:.1f}s "
              f"(run directory {emu.rundir})")
         from infralab.mncli import InfralabCLI
@@ -82,6 +106,22 @@ def cmd_clean(args: argparse.Namespace) -> int:
     for m in live:
         _log(f"left running: {m.topology} (owner pid {m.owner['pid']})")
     _log(f"clean: removed {len(removed)} item(s)")
+    return 0
+
+
+def cmd_servers(args: argparse.Namespace) -> int:
+    from emulation import servers
+
+    if args.action == "simulate":
+        made = servers.simulate(args.n, log=_log)
+        _log(f"{len(made)} simulated server(s) ready: infralab up TOPOLOGY --servers "
+             + ",".join(s.name for s in made))
+    elif args.action == "clean":
+        removed = servers.clean(log=_log)
+        _log(f"removed {len(removed)} thing(s)" if removed else "no simulated servers")
+    else:
+        for s in servers.Simulated.load().as_servers():
+            print(f"{s.name}\t{s.ip}")
     return 0
 
 
@@ -165,7 +205,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from infralab.demo import run_demo
 
-    return run_demo(_topology(args.file), log=_log, progress=PROGRESS)
+    return run_demo(_topology(args.file), log=_log, progress=PROGRESS,
+                    servers=_servers(args.servers), tunnel=args.tunnel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--script", help="run this Mininet CLI script instead of the prompt; "
                    "exit with the first failing command's status")
     p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
+    _cluster_flags(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("servers", help="simulated servers for cluster runs on one machine: "
+                       "each its own namespace, Open vSwitch and sshd")
+    p.add_argument("action", choices=["simulate", "clean", "list"])
+    p.add_argument("n", nargs="?", type=int, default=2, help="how many (simulate; default 2)")
+    p.set_defaults(fn=cmd_servers)
     p = sub.add_parser("validate", help="check a topology file without building it")
     p.add_argument("file")
     p.set_defaults(fn=cmd_validate)
@@ -212,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_ladder)
     p = sub.add_parser("demo", help="build the reference topology and show it working")
     p.add_argument("file", nargs="?", default="world")
+    _cluster_flags(p)
     p.set_defaults(fn=cmd_demo)
     sub.add_parser("controller", help="run the os-ken controller alone "
                    "(infralab controller --help)")
@@ -241,9 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # BuildError and friends: one clear line, no traceback
         from emulation.build import BuildError
+        from emulation.servers import ServerError
         from infralab.ladder import CaptureFileError
 
-        if isinstance(e, (BuildError, TimeoutError, LookupError, CaptureFileError)):
+        if isinstance(e, (BuildError, TimeoutError, LookupError, CaptureFileError,
+                          ServerError)):
             print(f"infralab: {e}", file=sys.stderr)
             return 1
         raise

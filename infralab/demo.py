@@ -11,12 +11,15 @@ from collections.abc import Callable
 
 from emulation.build import Emulation
 from emulation.progress import Progress
+from emulation.servers import Server
 from infralab import testing
 from topologies.model import Topology
 
 
 def run_demo(topo: Topology, log: Callable[[str], None] = print,
-             progress: Progress | None = None) -> int:
+             progress: Progress | None = None, servers: list[Server] | None = None,
+             tunnel: str = "vxlan") -> int:
+    """Build `topo` (on `servers`, when given: a cluster run), check it, tear it down."""
     failures = 0
 
     def check(title: str, fn: Callable[[], str]) -> None:
@@ -30,7 +33,7 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print,
             log(f"FAIL {title}: {e}")
 
     t0 = time.monotonic()
-    emu = Emulation(topo, log=log, progress=progress)
+    emu = Emulation(topo, log=log, progress=progress, servers=servers, tunnel=tunnel)
     with emu:
         log(f"{topo.name}: {len(topo.routers)} routers, {len(topo.subnets())} subnets, "
             f"{len(topo.hosts)} hosts, up in {time.monotonic() - t0:.1f}s")
@@ -108,8 +111,11 @@ def run_demo(topo: Topology, log: Callable[[str], None] = print,
         failures += 1
         log(f"FAIL teardown left: {left}")
     else:
-        log(f"PASS teardown: nothing left of {len(manifest.bridges)} bridges, "
-            f"{len(manifest.interfaces)} interfaces, {len(manifest.processes)} processes")
+        where = manifest.remote or {"this machine": {"bridges": manifest.bridges,
+                                                     "interfaces": manifest.interfaces}}
+        log("PASS teardown: nothing left of " + "; ".join(
+            f"{len(r['bridges'])} bridges, {len(r['interfaces'])} interfaces on {name}"
+            for name, r in where.items()) + f"; {len(manifest.processes)} processes")
     log("demo: all checks passed" if not failures else f"demo: {failures} check(s) failed")
     return 1 if failures else 0
 

@@ -39,7 +39,7 @@ from .model import (
 )
 from .yamlfile import load_yaml, mapping, number, read_text
 
-TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links"}
+TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links", "placement"}
 ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns", "mac"}
 LINK_KEYS = {"bw", "delay", "loss"}
@@ -107,6 +107,13 @@ def _build(data: Any) -> Topology:
         topo.hosts[str(hname)] = _host(str(hname), hdata)
     for sname, ldata in _mapping(top.get("links"), "links").items():
         topo.links[str(sname)] = _link(ldata, f"links.{sname}")
+    for rname, server in _mapping(top.get("placement"), "placement").items():
+        if str(rname) not in topo.routers:
+            raise TopologyError(f"placement.{rname}", "no such router")
+        if not isinstance(server, (str, int)) or not str(server):
+            raise TopologyError(f"placement.{rname}", "expected a server: its name or its "
+                                "position in --servers (1, 2, ...)")
+        topo.placement[str(rname)] = str(server)
     return topo
 
 

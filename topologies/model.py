@@ -128,6 +128,7 @@ class Topology:
     description: str = ""
     base_dir: str = "."  # where relative files named by services live ({dir})
     links: dict[str, LinkParams] = field(default_factory=dict)  # transit subnet -> params
+    placement: dict[str, str] = field(default_factory=dict)  # router -> server (cluster runs)
 
     # ---- Python API -------------------------------------------------------------------
     def router(self, name: str) -> Router:
