@@ -42,7 +42,12 @@ def node_classes(servers: list[Server]) -> tuple[type, type]:
     sshbase = ["ssh", "-q", *servers[0].ssh_options, "-o", "ForwardAgent=no", "-tt"]
 
     class ClusterHost(RemoteHost):
-        pass
+        def popen(self, *args: Any, **kwargs: Any) -> Popen:
+            """Mininet's `popen([argv])`, with each argument quoted for the remote shell
+            (Cluster Edition passes them to ssh as they are: `python -c CODE` broke)."""
+            if len(args) == 1 and isinstance(args[0], list):
+                args = ([shlex.quote(a) for a in args[0]],)
+            return super().popen(*args, **kwargs)
 
     class ClusterSwitch(RemoteOVSSwitch):
         @classmethod
