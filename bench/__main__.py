@@ -8,6 +8,7 @@
     NAT throughput, conn/s, set-up   infralab PAT     vs  no NAT, MASQUERADE, OVS ct (bench/nat.py)
     DHCP 4-way exchanges/s           infralab dhcp    vs  Kea 2.2 memfile, persisted (bench/dhcp.py)
     start-up/stop by size (--only scale)  generated campuses vs plain Mininet (bench/scale.py)
+    two servers (--only cluster)     link by VXLAN / ssh tunnel vs one machine (bench/cluster.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", default="hosts,routers", choices=["hosts,routers", "hosts",
                                                                  "routers"],
                     help="with --only scale: which sweeps")
-    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp", "scale"],
+    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp", "scale",
+                                       "cluster"],
                     help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
@@ -108,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             if res[key]:
                 scale.report(res[key], what)
                 print(f"plot: {scale.plot(res[key], OUT / svg, what)}")
+        return 0
+    if args.only == "cluster":  # (not in the default run: two simulated servers)
+        from bench import cluster
+
+        res.update(cluster.bench_cluster())
+        OUT.mkdir(exist_ok=True)
+        (OUT / "cluster.json").write_text(json.dumps(res, indent=1))
+        cluster.report(res)
         return 0
     groups = [("dns", lambda: bench_dns(seconds)), ("gslb", lambda: gslb.bench_gslb(seconds)),
               ("nat", lambda: nat.bench_nat(seconds)), ("dhcp", lambda: dhcp.bench_dhcp(seconds)),

@@ -114,6 +114,7 @@ class Emulation:
         self._spawners: dict[str, Callable[[], subprocess.Popen]] = {}
         self._held_down: set[str] = set()
         self._restarts: dict[str, list[float]] = {}
+        self._remote_at: dict[str, dict] = {}  # label -> server, pid file (cluster runs)
         self._lock = threading.Lock()
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -197,6 +198,7 @@ class Emulation:
         self._held_down.add(label)
         p = self.built.processes.get(f"service:{label}")
         if p is not None:
+            self.built.end_remote([f"service:{label}"])
             runtime.end_process(p["pid"], p.get("start"), group=True)
         return self.services[label].wait(10)
 
@@ -207,6 +209,8 @@ class Emulation:
                 return
             self._stopped = True
 
+        if self.manifest is not None:  # services on servers: there, one ssh per server
+            self.built.end_remote([f"service:{label}" for label in self.services])
         for label, proc in list(self.services.items()):
             p = self.manifest.processes.get(f"service:{label}") if self.manifest else None
             if p:
@@ -227,6 +231,10 @@ class Emulation:
                 self.net.stop()
             except Exception as e:  # keep tearing down; the manifest removes the rest
                 self.log(f"mininet stop: {e}")
+        for name, srv in self.servers.items():  # the shared ssh connection, now unused
+            subprocess.run(["ssh", *srv.ssh_options, "-O", "exit", "-o",
+                            f"ControlPath={self.rundir / f'ssh-{name}'}", f"root@{srv.ip}"],
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
         if self.manifest is not None:
             leftovers = self.built.remove_all(self.log)
             if leftovers:
@@ -332,7 +340,11 @@ class Emulation:
             if not self.servers:
                 return {}
             s = self.servers[self.where[node]]
-            return {"server": s.name, "serverIP": s.ip, "user": "root"}
+            # one ssh connection per server, shared by every node's session (ControlMaster):
+            # a session then costs a channel, not a key exchange; the master ends on its
+            # own a second after the last session
+            return {"server": s.name, "serverIP": s.ip, "user": "root",
+                    "controlPath": str(self.rundir / f"ssh-{s.name}")}
 
         step = self.progress.step("hosts", len(self.topo.hosts))
         for h in self.topo.hosts.values():
@@ -439,16 +451,19 @@ class Emulation:
                 run("ovs-vsctl --timeout=10 " + " ".join(
                     f"-- set Controller {u} max_backoff=1000" for u in uuids))
 
-    def popen_in(self, node: Any, argv: list[str], *, log: Any,
+    def popen_in(self, node: Any, argv: list[str], *, log: Any, label: str,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
         """A long-running process in `node`'s namespaces (service, delay line, client),
         the leader of its own process group so that it and its children end together.
-        On a server, the local process is its ssh session (see emulation.cluster)."""
+        On a server, the local process is its ssh session and the process itself is
+        known there by a pid file (see emulation.cluster)."""
         cwd = str(Path(__file__).resolve().parent.parent)
         if getattr(node, "isRemote", False):
             from emulation.cluster import remote_popen
 
-            return remote_popen(node, argv, env=env, cwd=cwd, stdout=log,
+            pidfile = str(self.rundir / "pids" / f"{label}.pid")
+            self._remote_at[label] = {"server": node.server, "pidfile": pidfile}
+            return remote_popen(node, argv, pidfile, env=env, cwd=cwd, stdout=log,
                                 stderr=subprocess.STDOUT)
         # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
         # away from a group leader, and the PID we record would exit at once); the
@@ -471,9 +486,11 @@ class Emulation:
             logf = open(self.rundir / f"{d}.log", "wb")
             cmd = [sys.executable, "-m", "emulation.delayline", "--a", a, "--b", b,
                    "--delay", link.delay or "0ms", "--loss", str(link.loss or 0)]
-            p = self.popen_in(node, cmd, log=logf)
-            self.services[f"{d}.delayline"] = p
-            self.built.add_process(f"service:{d}.delayline", p.pid, group=True)
+            label = f"{d}.delayline"
+            p = self.popen_in(node, cmd, log=logf, label=label)
+            self.services[label] = p
+            self.built.add_process(f"service:{label}", p.pid, group=True,
+                                   **self._remote_at.get(label, {}))
             self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "
                      f"loss {link.loss or 0}%")
 
@@ -557,12 +574,13 @@ class Emulation:
         env = {"INFRALAB_HOST_DIR": str(self.host_dir(h.name)), "INFRALAB_HOST": h.name,
                "PYTHONUNBUFFERED": "1"}
         return self.popen_in(self.net[h.name], ["/bin/sh", "-c", cmd],
-                             log=open(d / "log", "ab"), env=env)
+                             log=open(d / "log", "ab"), env=env, label=label)
 
     def _launch(self, label: str) -> subprocess.Popen:
         p = self._spawners[label]()
         self.services[label] = p
-        self.built.add_process(f"service:{label}", p.pid, group=True)
+        self.built.add_process(f"service:{label}", p.pid, group=True,
+                               **self._remote_at.get(label, {}))
         return p
 
     def _spawn_dhcp_client(self, h, label: str) -> subprocess.Popen:
@@ -571,7 +589,7 @@ class Emulation:
         cmd = [sys.executable, "-m", "infralab", "dhcp", "client", f"{h.name}-eth0",
                "--resolv-conf", "/etc/resolv.conf", "--hostname", h.name, "--retry", "1",
                "--log", str(d / "client.jsonl")]
-        return self.popen_in(self.net[h.name], cmd, log=open(d / "log", "ab"))
+        return self.popen_in(self.net[h.name], cmd, log=open(d / "log", "ab"), label=label)
 
     # ---- supervision (issue 8) -----------------------------------------------------------
     RESTARTS_PER_MINUTE = 5

@@ -11,8 +11,8 @@ node — `cmd`, interfaces, `ovs-vsctl` — happens on that server. What is adde
   `ip_gre` (this one) have VXLAN; GRE and ssh tunnels remain choosable (`--tunnel`).
   A tunnel carries whole 1500-byte frames only when the management network's MTU leaves
   room for the 50-byte header (simulated servers: 9000; real ones: see README).
-- `remote_popen`: a process in a remote node's namespaces over `ssh -tt`, so that ending the
-  local ssh (by its PID, which the manifest records) hangs the remote process up.
+- `remote_popen`: a process in a remote node's namespaces, leading its own process group,
+  its PID and start time in a pid file on the server, where teardown ends it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,14 @@ def node_classes(servers: list[Server]) -> tuple[type, type]:
             (Cluster Edition passes them to ssh as they are: `python -c CODE` broke)."""
             if len(args) == 1 and isinstance(args[0], list):
                 args = ([shlex.quote(a) for a in args[0]],)
-            return super().popen(*args, **kwargs)
+            # its own ssh connection: through the shared one, the local end of the pipes
+            # would be held by the connection's master, and killing this Popen would not
+            # end its output (Cluster Edition's remote popen outlives a kill either way)
+            shared, self.sshcmd = self.sshcmd, _unshared(self.sshcmd)
+            try:
+                return super().popen(*args, **kwargs)
+            finally:
+                self.sshcmd = shared
 
     class ClusterSwitch(RemoteOVSSwitch):
         @classmethod
@@ -65,6 +72,17 @@ def node_classes(servers: list[Server]) -> tuple[type, type]:
     ClusterHost.sshbase = sshbase
     ClusterSwitch.sshbase = sshbase
     return ClusterHost, ClusterSwitch
+
+
+def _unshared(sshcmd: list[str]) -> list[str]:
+    """An ssh command line without its ControlMaster/ControlPath options."""
+    out: list[str] = []
+    for arg in sshcmd:
+        if arg.startswith("Control") and out and out[-1] == "-o":
+            out.pop()
+        else:
+            out.append(arg)
+    return out
 
 
 class RemoteVXLANLink(RemoteGRELink):
@@ -103,19 +121,52 @@ class RemoteVXLANLink(RemoteGRELink):
         return None
 
 
+class RemoteSSHTunnelLink(RemoteSSHLink):
+    """Cluster Edition's ssh tunnel (`ssh -w`, a tap device at each end, frames carried in
+    the ssh session), with infralab's ssh options on the server-to-server ssh as well."""
+
+    def makeTunnel(self, node1, node2, intfname1, intfname2,  # noqa: N802
+                   addr1=None, addr2=None):
+        for node in (node1, node2):
+            out = node.rcmd("ip tuntap add dev tap9 mode tap")
+            if out.strip():
+                raise RuntimeError(f"ssh tunnel on {node.server}: {out.strip()}")
+        opts = " ".join(shlex.quote(o) for o in node1.sshbase[2:] if o != "-tt")
+        cmd = (f"ssh -n {opts} -o Tunnel=ethernet -o ServerAliveInterval=5 -w 9:9 "
+               f"root@{node2.serverIP} echo @").split()
+        tunnel = node1.rpopen(cmd, sudo=False)
+        ch = tunnel.stdout.read(1).decode()
+        if ch != "@":
+            raise RuntimeError(f"ssh tunnel {node1.server} -> {node2.server} failed: "
+                               f"{ch + tunnel.stdout.read().decode()}")
+        for node, intf, addr in ((node1, intfname1, addr1), (node2, intfname2, addr2)):
+            if not self.moveIntf("tap9", node):
+                raise RuntimeError(f"ssh tunnel: cannot move tap9 to {node}")
+            out = node.cmd(f"ip link set tap9 name {intf}"
+                           + (f" address {addr}" if addr else "") + f" && ip link set {intf} up")
+            if out.strip():
+                raise RuntimeError(f"ssh tunnel: renaming tap9 to {intf}: {out.strip()}")
+        return tunnel
+
+
 def link_class(tunnel: str) -> type[RemoteLink]:
-    return {"vxlan": RemoteVXLANLink, "gre": RemoteGRELink, "ssh": RemoteSSHLink}[tunnel]
+    return {"vxlan": RemoteVXLANLink, "gre": RemoteGRELink,
+            "ssh": RemoteSSHTunnelLink}[tunnel]
 
 
-def remote_popen(node: Any, argv: list[str], env: dict[str, str] | None = None,
+def remote_popen(node: Any, argv: list[str], pidfile: str, env: dict[str, str] | None = None,
                  cwd: str | None = None, **popen_kw: Any) -> Popen:
-    """Run argv in `node`'s namespaces on its server; the local Popen is the ssh client
-    (its own process group). ssh joins its arguments into one remote shell line, so every
-    argument is quoted here."""
+    """Run argv in `node`'s namespaces on its server, as the leader of its own session and
+    process group, which writes "PID START" to `pidfile` there: teardown ends it by that
+    (the local Popen is the ssh session, and it ends when the process does; a process that
+    ends on a hang-up is not assumed — a DNS server reloads on SIGHUP). ssh joins its
+    arguments into one remote shell line, so every argument is quoted here."""
     inner = " ".join(shlex.quote(a) for a in argv)
-    if cwd:
-        inner = f"cd {shlex.quote(cwd)} && exec {inner}"
+    pf = shlex.quote(pidfile)
+    script = (f'mkdir -p "$(dirname {pf})"; '
+              f'echo $$ $(sed "s/.*) //" /proc/$$/stat | cut -d" " -f20) > {pf}; '
+              + (f"cd {shlex.quote(cwd)} && " if cwd else "") + f"exec {inner}")
     prefix = ["env"] + [f"{k}={v}" for k, v in (env or {}).items()]
-    cmd = ["mnexec", "-a", str(node.pid), *prefix, "/bin/sh", "-c", inner]
+    cmd = ["mnexec", "-a", str(node.pid), *prefix, "setsid", "-w", "/bin/sh", "-c", script]
     popen_kw.setdefault("stdin", PIPE)
-    return node._popen([shlex.quote(c) for c in cmd], sudo=True, tt=True, **popen_kw)
+    return node._popen([shlex.quote(c) for c in cmd], sudo=True, tt=False, **popen_kw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -140,6 +141,29 @@ def remote_sh(server: dict, command: str) -> str:
         return ""
 
 
+# A process started on a server writes "PID START" to its pid file (START: the kernel's start
+# time, field 22 of /proc/PID/stat) and leads its own process group; these shell lines end
+# such processes there — by PID and start time, as here — and list the ones still running.
+_LIVE = ('read pid st < "$f" 2>/dev/null && '
+         '[ "$(sed "s/.*) //" /proc/$pid/stat 2>/dev/null | cut -d" " -f20)" = "$st" ]')
+
+
+def remote_end_script(pidfiles: list[str], grace: float = 3.0) -> str:
+    """A shell line for the server: SIGTERM each group, SIGKILL what is left after
+    `grace` seconds; prints the pid files of the processes it ended."""
+    files = " ".join(shlex.quote(f) for f in pidfiles)
+    return (f'pids=""; for f in {files}; do if {_LIVE}; then kill -TERM -- -$pid 2>/dev/null;'
+            ' pids="$pids $pid"; echo "$f"; fi; done; '
+            f'for i in $(seq {int(grace * 10)}); do left=""; for p in $pids; do '
+            'kill -0 -- -$p 2>/dev/null && left="$left $p"; done; [ -z "$left" ] && break; '
+            'sleep 0.1; done; for p in $left; do kill -KILL -- -$p 2>/dev/null; done; true')
+
+
+def remote_alive_script(pidfiles: list[str]) -> str:
+    files = " ".join(shlex.quote(f) for f in pidfiles)
+    return f'for f in {files}; do {_LIVE} && echo "$f"; done; true'
+
+
 def ovs_bridges() -> set[str]:
     r = sh("ovs-vsctl", "--timeout=5", "list-br")
     return set(r.stdout.split()) if r.returncode == 0 else set()
@@ -193,9 +217,29 @@ class Manifest:
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.path)
 
-    def add_process(self, label: str, pid: int, group: bool = False) -> None:
-        self.processes[label] = {"pid": pid, "start": proc_start_time(pid), "group": group}
+    def add_process(self, label: str, pid: int, group: bool = False, **where: str) -> None:
+        """`where`: for a process on a server, its `server` and `pidfile` there (`pid` is
+        then its ssh session here)."""
+        self.processes[label] = {"pid": pid, "start": proc_start_time(pid), "group": group,
+                                 **where}
         self.save()
+
+    def remote_pidfiles(self, labels: list[str] | None = None) -> dict[str, list[str]]:
+        """server -> pid files of the processes (of `labels`, default all) started there."""
+        out: dict[str, list[str]] = {}
+        for label, p in self.processes.items():
+            if "server" in p and (labels is None or label in labels):
+                out.setdefault(p["server"], []).append(p["pidfile"])
+        return out
+
+    def end_remote(self, labels: list[str] | None = None) -> list[str]:
+        """End the processes started on servers (one ssh per server); what was ended."""
+        ended = []
+        for server, files in self.remote_pidfiles(labels).items():
+            if server in self.remote:
+                out = remote_sh(self.remote[server], remote_end_script(files))
+                ended += [f"process {Path(f).stem} on {server}" for f in out.split()]
+        return ended
 
     def add_nodes(self, nodes) -> None:
         """Record the shell processes of Mininet nodes (hosts and switches)."""
@@ -211,10 +255,14 @@ class Manifest:
         """What of this run's bridges, interfaces and processes still exists."""
         br = ovs_bridges()
         remote = []
+        files = self.remote_pidfiles()
         for name, srv in self.remote.items():
             there = remote_sh(srv, "ovs-vsctl --timeout=5 list-br; ls /sys/class/net").split()
             remote += [f"bridge {b} on {name}" for b in srv["bridges"] if b in there]
             remote += [f"interface {i} on {name}" for i in srv["interfaces"] if i in there]
+            if files.get(name):
+                remote += [f"process {Path(f).stem} on {name}" for f in
+                           remote_sh(srv, remote_alive_script(files[name])).split()]
         return ([f"bridge {n}" for n in self.bridges if n in br]
                 + [f"interface {i}" for i in self.interfaces if link_exists(i)]
                 + [f"process {label} ({p['pid']})" for label, p in self.processes.items()
@@ -223,7 +271,7 @@ class Manifest:
     def remove_all(self, log=lambda s: None) -> list[str]:
         """End the processes, delete bridges and interfaces this run lists; return what
         was actually removed (an orderly teardown leaves nothing for this to do)."""
-        removed = []
+        removed = self.end_remote()  # (processes on servers: there, by their pid files)
         # services and the controller first, host shells last
         order = sorted(self.processes.items(), key=lambda kv: kv[0].startswith("node:"))
         for label, p in order:
