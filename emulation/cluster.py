@@ -50,7 +50,7 @@ def node_classes(servers: list[Server]) -> tuple[type, type]:
             # its own ssh connection: through the shared one, the local end of the pipes
             # would be held by the connection's master, and killing this Popen would not
             # end its output (Cluster Edition's remote popen outlives a kill either way)
-            shared: list[str] = self.sshcmd
+            shared: list[str] = self.sshcmd  # type: ignore[has-type]  # (RemoteMixin)
             self.sshcmd = _unshared(shared)
             try:
                 return super().popen(*args, **kwargs)
