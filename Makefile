@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.infralab-installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install demo test unit scenarios bench lint clean vm vm-smoke
+.PHONY: help install demo test unit scenarios bench lint clean vm vm-smoke vm-cluster-smoke
 
 help: ## show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,3 +42,6 @@ vm: ## build the course VM image in vm/out/ (debootstrap + scripts/install.sh; n
 
 vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside (SMOKE=demo: make demo; SMOKE=lab: the NAT lab)
 	$(SUDO) SMOKE=$(or $(SMOKE),check) bash vm/smoke.sh
+
+vm-cluster-smoke: ## boot two guests of vm/out/infralab.img on a private network and run duo split over both (issue 15)
+	$(SUDO) bash vm/cluster-smoke.sh

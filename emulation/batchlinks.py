@@ -50,11 +50,12 @@ def make_pairs(links: list[Any]) -> None:
     lines, ups = [], []
     for link in links:
         ends = []
-        for intf in (link.intf1, link.intf2):
+        for intf in (link.intf1, link.intf2):  # (the MACs Mininet chose: MAC() tells them)
+            mac = f" address {intf.mac}" if intf.mac else ""
             if intf.node.inNamespace:
-                ends.append(f"name {intf.name} netns {intf.node.pid}")
+                ends.append(f"name {intf.name}{mac} netns {intf.node.pid}")
             else:
-                ends.append(f"name {intf.name}")
+                ends.append(f"name {intf.name}{mac}")
                 ups.append(f"link set {intf.name} up")
         lines.append(f"link add {ends[0]} type veth peer {ends[1]}")
     if not lines:
