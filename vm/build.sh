@@ -69,6 +69,10 @@ cp "$OUT/ca-bundle.orig" "$bundle"
 
 echo "vm: users, hostname, fstab, console, the smoke-test unit"
 echo infralab > "$ROOTFS/etc/hostname"
+# the name resolves, as on any Debian install (else sudo warns "unable to resolve host" on
+# every call, and a remote command's output is not empty: Cluster Edition takes it for an error)
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tinfralab\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+  > "$ROOTFS/etc/hosts"
 ROOT_UUID=${ROOT_UUID:-6f1e2d3c-0b0a-4c1d-9e8f-1a2b3c4d5e6f}
 BOOT_ID=1A2B3C4D  # the FAT volume id, shown as UUID 1A2B-3C4D
 printf 'UUID=%s / ext4 defaults 0 1\nUUID=%s-%s /boot/syslinux vfat defaults,nofail 0 2\n' \

@@ -8,6 +8,9 @@
 # firmware config. Software emulation unless KVM works: slow, keep to duo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v qemu-system-x86_64 >/dev/null; then  # (its own tool, installed when missing)
+  apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+fi
 OUT=${OUT:-vm/out}
 LIMIT=${LIMIT:-3600}
 PORT=${PORT:-47311}

@@ -8,6 +8,9 @@
 # KVM when usable, else software emulation. The image is not changed (-snapshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v qemu-system-x86_64 >/dev/null; then  # (its own tool, installed when missing)
+  apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+fi
 OUT=${OUT:-vm/out}
 SMOKE=${SMOKE:-check}
 LIMIT=${LIMIT:-$([ "$SMOKE" = check ] && echo 1200 || echo 5400)}
