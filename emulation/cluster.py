@@ -29,7 +29,7 @@ from mininet.examples.cluster import (
     RemoteSSHLink,
 )
 from mininet.link import Link
-from mininet.node import OVSSwitch
+from mininet.node import Node, OVSSwitch
 
 from emulation.servers import Server
 
@@ -47,13 +47,16 @@ def node_classes(servers: list[Server]) -> tuple[type, type]:
             (Cluster Edition passes them to ssh as they are: `python -c CODE` broke)."""
             if len(args) == 1 and isinstance(args[0], list):
                 args = ([shlex.quote(a) for a in args[0]],)
-            # its own ssh connection: through the shared one, the local end of the pipes
-            # would be held by the connection's master, and killing this Popen would not
-            # end its output (Cluster Edition's remote popen outlives a kill either way)
+            # Ended with its ssh session: a terminal (-tt) whose hang-up reaches it, as it
+            # stays in the session (mnexec -a, not Mininet's default -da, which detaches).
+            # Cluster Edition's own popen outlived a kill: the demo's HTTP server lingered.
+            kwargs.setdefault("mncmd", ["mnexec", "-a", str(self.pid)])
+            # and its own ssh connection: through the shared one, the local end of the
+            # pipes would be held by the connection's master after the kill
             shared: list[str] = self.sshcmd  # type: ignore[has-type]  # (RemoteMixin)
             self.sshcmd = _unshared(shared)
             try:
-                return super().popen(*args, **kwargs)
+                return Node.popen(self, *args, tt=True, **kwargs)
             finally:
                 self.sshcmd = shared
 

@@ -28,6 +28,19 @@ def _state(s: srv.Server) -> tuple[list[str], list[str]]:
     return sorted(bridges.split()), sorted(intfs.split())
 
 
+def _running(fragment: str) -> list[int]:
+    """PIDs of processes whose command line holds `fragment`."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if fragment.encode() in f.read():
+                    out.append(int(d))
+        except (OSError, ValueError):
+            continue
+    return [p for p in out if p != os.getpid()]
+
+
 @pytest.fixture(scope="module")
 def two_servers():
     made = srv.simulate(2, log=lambda s: None)
@@ -62,11 +75,14 @@ def test_duo_split_routes_across_the_tunnel_and_tears_down_clean(two_servers):
         testing.assert_connectivity(emu)
         testing.assert_path(emu, "h1", "h5", ["10.0.1.1", "10.255.0.2", "10.0.4.10"])
         # which address the far side saw: the sender's own (routed, not translated)
-        listener = testing.udp_listen(emu, "h4", 4600, seconds=10)
+        listener = testing.udp_listen(emu, "h4", 4600, seconds=30)
         assert testing.udp_send(emu, "h1", emu.ip("h4"), 4600, 4601) == "pong"
         listener.terminate()
         seen = listener.communicate(timeout=10)[0]
         assert "got 10.0.1.10:4601 ping" in seen, seen
+        # ending the local Popen ends the process on the server (simulated servers share
+        # this machine's processes, so it can be looked for here)
+        wait_for(lambda: not _running("',4600))"), 5, "the remote listener to end")
         # a full-size frame crosses the tunnel (no MTU black hole)
         big = emu.host("h1").cmd("ping -n -c1 -w3 -M do -s 1472 10.0.3.10")
         assert " 0% packet loss" in big, big
