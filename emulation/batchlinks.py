@@ -19,15 +19,21 @@ from mininet.link import Intf, Link
 from mininet.node import Host
 
 
+def _note(intf: Any, mac: str | None, ip: str | None) -> None:
+    """Tell Mininet's interface object its MAC and address ("10.0.1.10/24") without a
+    command: what MAC() and IP() — and so the CLI's `h1 ping h2` — answer."""
+    if mac:
+        intf.mac = mac
+    if ip:
+        addr, _, plen = ip.partition("/")
+        intf.ip, intf.prefixLen = addr, int(plen or 8)
+
+
 class PremadeIntf(Intf):
     """An interface whose veth already exists: no command to configure it."""
 
     def config(self, mac: str | None = None, ip: str | None = None, **_params: Any) -> dict:
-        if mac:
-            self.mac = mac
-        if ip:
-            addr, _, plen = ip.partition("/")
-            self.ip, self.prefixLen = addr, int(plen or 8)
+        _note(self, mac, ip)
         return {}
 
 
@@ -74,11 +80,8 @@ class BatchHost(Host):
                **_params: Any) -> dict:
         self.wanted = {"mac": mac, "ip": ip, "route": defaultRoute}
         intf = self.defaultIntf()
-        if intf is not None and ip:
-            addr, _, plen = ip.partition("/")
-            intf.ip, intf.prefixLen = addr, int(plen or 8)
-        if intf is not None and mac:
-            intf.mac = mac
+        if intf is not None:
+            _note(intf, mac, ip)
         return {}
 
     def setup_line(self) -> str:

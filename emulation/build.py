@@ -28,7 +28,7 @@ from typing import Any
 
 from emulation import runtime
 from emulation.progress import SILENT, Progress
-from emulation.servers import Server, ServerError, head_address, wait_reachable
+from emulation.servers import TUNNELS, Server, ServerError, head_address, wait_reachable
 from topologies.model import DELAY_NODE_PREFIX, Topology, TopologyError
 from topologies.placement import place
 from topologies.plan import LinkPlan, Plan, make_plan
@@ -90,8 +90,6 @@ class Emulation:
         self.servers = {s.name: s for s in servers or []}
         self.where: dict[str, str] = {}
         if servers:
-            from emulation.cluster import TUNNELS
-
             if tunnel not in TUNNELS:
                 raise BuildError(f"tunnel {tunnel!r}: use one of {', '.join(TUNNELS)}")
             try:
@@ -114,7 +112,6 @@ class Emulation:
         self._spawners: dict[str, Callable[[], subprocess.Popen]] = {}
         self._held_down: set[str] = set()
         self._restarts: dict[str, list[float]] = {}
-        self._remote_at: dict[str, dict] = {}  # label -> server, pid file (cluster runs)
         self._lock = threading.Lock()
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -450,7 +447,7 @@ class Emulation:
                     step.advance()
         # the router side of every veth: one shell for all, not a process per interface
         # (on each server, by one ssh)
-        for intfs, run in self._router_side():
+        for _bridges, intfs, run in self._places():
             run("; ".join(f"ethtool -K {shlex.quote(i)} tx off >/dev/null 2>&1"
                           for i in intfs) or "true")
         net.start()
@@ -472,25 +469,21 @@ class Emulation:
                 f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
                 f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH; {mounts}")
 
-    def _router_side(self) -> list[tuple[list[str], Callable[[str], str]]]:
-        """Per place (this machine, or each server): the router-side interfaces there and
-        how to run a shell line there."""
+    def _places(self) -> list[tuple[list[str], list[str], Callable[[str], str]]]:
+        """Per place (this machine, or each server): the bridges and router-side
+        interfaces the manifest lists there, and how to run a shell line there."""
         def here(line: str) -> str:
             return subprocess.run(["sh", "-c", line], capture_output=True, text=True).stdout
 
         if not self.servers:
-            return [(self.built.interfaces, here)]
-        return [(rec["interfaces"], partial(runtime.remote_sh, rec))
+            return [(self.built.bridges, self.built.interfaces, here)]
+        return [(rec["bridges"], rec["interfaces"], partial(runtime.remote_sh, rec))
                 for rec in self.built.remote.values()]
 
     def _controller_backoff(self) -> None:
         """Every bridge reconnects within a second when the controller is back: two
         ovs-vsctl calls for all the routers (of each server), not two per router."""
-        places = [([r.name for r in self.plan.routers], self._router_side()[0][1])]
-        if self.servers:
-            places = [(rec["bridges"], partial(runtime.remote_sh, rec))
-                      for rec in self.built.remote.values()]
-        for names, run in places:
+        for names, _intfs, run in self._places():
             if not names:
                 continue
             got = run("ovs-vsctl --timeout=10 " + " ".join(
@@ -503,24 +496,29 @@ class Emulation:
     def popen_in(self, node: Any, argv: list[str], *, log: Any, label: str,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
         """A long-running process in `node`'s namespaces (service, delay line, client),
-        the leader of its own process group so that it and its children end together.
-        On a server, the local process is its ssh session and the process itself is
-        known there by a pid file (see emulation.cluster)."""
+        the leader of its own process group so that it and its children end together;
+        recorded in the manifest as `service:<label>`. On a server, the local process is
+        its ssh session and the process itself is known there by a pid file (see
+        emulation.cluster)."""
         cwd = str(Path(__file__).resolve().parent.parent)
         if getattr(node, "isRemote", False):
             from emulation.cluster import remote_popen
 
             pidfile = str(self.rundir / "pids" / f"{label}.pid")
-            self._remote_at[label] = {"server": node.server, "pidfile": pidfile}
-            return remote_popen(node, argv, pidfile, env=env, cwd=cwd, stdout=log,
-                                stderr=subprocess.STDOUT)
+            p = remote_popen(node, argv, pidfile, env=env, cwd=cwd, stdout=log,
+                             stderr=subprocess.STDOUT)
+            self.built.add_process(f"service:{label}", p.pid, group=True,
+                                   server=node.server, pidfile=pidfile)
+            return p
         # `mnexec -a` only enters the host's namespaces and execs (its -d would fork
         # away from a group leader, and the PID we record would exit at once); the
         # new session makes the PID lead the service's process group.
-        return node.popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd,
-                          env=dict(os.environ, **(env or {})),
-                          mncmd=["mnexec", "-a", str(node.pid)])
+        p = node.popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd,
+                       env=dict(os.environ, **(env or {})),
+                       mncmd=["mnexec", "-a", str(node.pid)])
+        self.built.add_process(f"service:{label}", p.pid, group=True)
+        return p
 
     def _start_delay_nodes(self) -> None:
         """Start the frame repeater of each delay node (before routing needs the links)."""
@@ -536,10 +534,7 @@ class Emulation:
             cmd = [sys.executable, "-m", "emulation.delayline", "--a", a, "--b", b,
                    "--delay", link.delay or "0ms", "--loss", str(link.loss or 0)]
             label = f"{d}.delayline"
-            p = self.popen_in(node, cmd, log=logf, label=label)
-            self.services[label] = p
-            self.built.add_process(f"service:{label}", p.pid, group=True,
-                                   **self._remote_at.get(label, {}))
+            self.services[label] = self.popen_in(node, cmd, log=logf, label=label)
             self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "
                      f"loss {link.loss or 0}%")
 
@@ -626,10 +621,7 @@ class Emulation:
                              log=open(d / "log", "ab"), env=env, label=label)
 
     def _launch(self, label: str) -> subprocess.Popen:
-        p = self._spawners[label]()
-        self.services[label] = p
-        self.built.add_process(f"service:{label}", p.pid, group=True,
-                               **self._remote_at.get(label, {}))
+        p = self.services[label] = self._spawners[label]()  # (popen_in records it)
         return p
 
     def _spawn_dhcp_client(self, h, label: str) -> subprocess.Popen:

@@ -31,9 +31,9 @@ from mininet.examples.cluster import (
 from mininet.link import Link
 from mininet.node import Node, OVSSwitch
 
+from emulation.runtime import pidfile_line
 from emulation.servers import Server
 
-TUNNELS = ("vxlan", "gre", "ssh")
 VXLAN_PORT = 4789
 
 
@@ -167,8 +167,7 @@ def remote_popen(node: Any, argv: list[str], pidfile: str, env: dict[str, str] |
     arguments into one remote shell line, so every argument is quoted here."""
     inner = " ".join(shlex.quote(a) for a in argv)
     pf = shlex.quote(pidfile)
-    script = (f'mkdir -p "$(dirname {pf})"; '
-              f'echo $$ $(sed "s/.*) //" /proc/$$/stat | cut -d" " -f20) > {pf}; '
+    script = (f'mkdir -p "$(dirname {pf})"; {pidfile_line(pidfile)}; '
               + (f"cd {shlex.quote(cwd)} && " if cwd else "") + f"exec {inner}")
     prefix = ["env"] + [f"{k}={v}" for k, v in (env or {}).items()]
     cmd = ["mnexec", "-a", str(node.pid), *prefix, "setsid", "-w", "/bin/sh", "-c", script]

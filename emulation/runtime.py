@@ -144,8 +144,14 @@ def remote_sh(server: dict, command: str) -> str:
 # A process started on a server writes "PID START" to its pid file (START: the kernel's start
 # time, field 22 of /proc/PID/stat) and leads its own process group; these shell lines end
 # such processes there — by PID and start time, as here — and list the ones still running.
-_LIVE = ('read pid st < "$f" 2>/dev/null && '
-         '[ "$(sed "s/.*) //" /proc/$pid/stat 2>/dev/null | cut -d" " -f20)" = "$st" ]')
+_START = 'sed "s/.*) //" /proc/{pid}/stat 2>/dev/null | cut -d" " -f20'
+_LIVE = f'read pid st < "$f" 2>/dev/null && [ "$({_START.format(pid="$pid")})" = "$st" ]'
+
+
+def pidfile_line(pidfile: str) -> str:
+    """The shell line a process on a server runs first (its PID stays through `exec`):
+    writes the pid file the lines below read."""
+    return f'echo $$ $({_START.format(pid="$$")}) > {shlex.quote(pidfile)}'
 
 
 def remote_end_script(pidfiles: list[str], grace: float = 3.0) -> str:

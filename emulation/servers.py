@@ -18,7 +18,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -34,6 +33,7 @@ HEAD_IP = str(MGMT_NET[1])
 MGMT_MTU = 9000  # room for a VXLAN header around a full 1500-byte frame
 PREFIX = "ilsrv"
 MAX_SIMULATED = 16
+TUNNELS = ("vxlan", "gre", "ssh")  # how router links between servers are carried
 
 
 
@@ -265,5 +265,3 @@ def head_address(servers: list[Server]) -> str:
     return out[out.index("src") + 1]
 
 
-def quote(cmd: list[str]) -> str:
-    return " ".join(shlex.quote(c) for c in cmd)

@@ -56,7 +56,9 @@ def _cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--servers", help="spread the topology over these servers (comma-"
                    "separated: simulated ones, or machines reached as root by ssh); the "
                    "controller stays here")
-    p.add_argument("--tunnel", default="vxlan", choices=["vxlan", "gre", "ssh"],
+    from emulation.servers import TUNNELS
+
+    p.add_argument("--tunnel", default=TUNNELS[0], choices=TUNNELS,
                    help="how router links between servers are carried (default: vxlan)")
 
 
