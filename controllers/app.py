@@ -36,6 +36,7 @@ from .nat import parse_conntrack
 from .openflow import to_ofp
 from .pipeline import COOKIE_NAT, COOKIE_OWNER_MASK, COOKIE_RELAY
 from .router import RouterLogic
+from .spf import Routing
 
 log = logging.getLogger("infralab.controller")
 TICK_S = 0.25
@@ -51,7 +52,10 @@ class InfralabController(app_manager.OSKenApp):
         plan = Plan.from_json(Path(os.environ["INFRALAB_PLAN"]).read_text())
         status = os.environ.get("INFRALAB_STATUS")
         self.status_path = Path(status) if status else None  # None: keep no status file
-        self.routers = {r.dpid: RouterLogic(r) for r in plan.routers}
+        self.routing = Routing(plan)  # ROUTE-SPF: routes from the graph and link states
+        self.routers = {r.dpid: RouterLogic(r, self.routing.routes[r.name])
+                        for r in plan.routers}
+        self.link_events: list[dict] = []  # link down/up seen, with the recompute time
         self.datapaths: dict[int, Any] = {}  # os-ken Datapath objects
         self.ready: set[int] = set()
         self.errors: list[str] = []
@@ -120,6 +124,7 @@ class InfralabController(app_manager.OSKenApp):
         self.ready.discard(dp.id)
         log.info("router %s connected (dpid %x)", router.name, dp.id)
         self._send(dp, router.connect(time.monotonic()))
+        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))  # ports already down
         dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
@@ -150,6 +155,51 @@ class InfralabController(app_manager.OSKenApp):
             self._guard("flow removed", lambda: self._send(m.datapath, router.flow_removed(
                 time.monotonic(), m.cookie, m.packet_count, m.byte_count, m.reason)))
             self._journal(router)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def port_status(self, ev) -> None:
+        m = ev.msg
+        ofp = m.datapath.ofproto
+        up = m.reason != ofp.OFPPR_DELETE and not (m.desc.state & ofp.OFPPS_LINK_DOWN) \
+            and not (m.desc.config & ofp.OFPPC_PORT_DOWN)
+        self._guard("port status", self._port_state, m.datapath.id, m.desc.port_no, up)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def port_desc(self, ev) -> None:
+        m = ev.msg
+        ofp = m.datapath.ofproto
+        for d in m.body:
+            if d.port_no < ofp.OFPP_MAX:
+                up = not (d.state & ofp.OFPPS_LINK_DOWN) and not (d.config & ofp.OFPPC_PORT_DOWN)
+                self._guard("port desc", self._port_state, m.datapath.id, d.port_no, up)
+
+    def _port_state(self, dpid: int, port: int, up: bool) -> None:
+        """ROUTE-FAILOVER: a router link went down or up: recompute, and send each router
+        whose routes changed only the flows that changed (fast-failover groups have
+        already moved the traffic where a backup existed)."""
+        router = self.routers.get(dpid)
+        if router is None or not self.routing.is_router_link(router.name, port):
+            return
+        t0 = time.monotonic()
+        changed = self.routing.port_status(router.name, port, up)
+        if changed is None:
+            return
+        sent = 0
+        by_name = {r.name: (d, r) for d, r in self.routers.items()}
+        for name, routes in changed.items():
+            dpid_, logic = by_name[name]
+            msgs = logic.set_routes(time.monotonic(), routes)
+            dp = self.datapaths.get(dpid_)
+            if dp is not None:
+                self._send(dp, msgs)
+                sent += len(msgs)
+        event = {"time": round(time.time(), 3), "router": router.name, "port": port,
+                 "state": "up" if up else "down", "routers_changed": sorted(changed),
+                 "messages": sent, "compute_ms": round((time.monotonic() - t0) * 1000, 2)}
+        log.info("link %s port %d %s: %d routers changed, %d messages in %.1f ms",
+                 router.name, port, event["state"], len(changed), sent, event["compute_ms"])
+        self.link_events = (self.link_events + [event])[-50:]
+        self._dirty = True
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def flow_stats_reply(self, ev) -> None:
@@ -305,6 +355,9 @@ class InfralabController(app_manager.OSKenApp):
             "time": time.time(),
             "errors": self.errors[-20:],
             "unknown_dpids": sorted(self.unknown_dpids),
+            "routing": {"mode": "shortest-path" if self.routing.enabled else "static",
+                        "down_links": [list(x) for x in self.routing.down_links()],
+                        "recomputes": self.routing.changes, "events": self.link_events[-10:]},
             "routers": {
                 r.name: {"dpid": dpid, "connected": dpid in self.datapaths,
                          "ready": dpid in self.ready, **r.state()}

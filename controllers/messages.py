@@ -79,13 +79,31 @@ class FlowMod:
     cookie_mask: int = 0xFFFFFFFFFFFFFFFF  # for delete: which cookie bits must match
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket of a SELECT or FAST_FAILOVER group; `watch_port`: live while it is up."""
+
+    actions: tuple[Action, ...]
+    watch_port: int | None = None
+
+
+ALL, SELECT, FAST_FAILOVER = "all", "select", "ff"
+
+
 @dataclass
 class GroupMod:
-    """An ALL group: every bucket gets a copy (OVS skips the ingress port)."""
+    """An ALL group (flooding): a copy out of each of `ports` (OVS skips the ingress port);
+    or, with `kind`, a SELECT group (ECMP: one live bucket by a hash of the flow) or a
+    FAST_FAILOVER group (the first live bucket) of `buckets`. `modify` replaces an
+    installed group's buckets; `delete` removes one."""
 
     group_id: int
-    ports: tuple[int, ...]
+    ports: tuple[int, ...] = ()
     delete_all: bool = False
+    kind: str = ALL
+    buckets: tuple[Bucket, ...] = ()
+    modify: bool = False
+    delete: bool = False
 
 
 @dataclass

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .messages import (
+    ALL,
+    FAST_FAILOVER,
+    SELECT,
     Conntrack,
     DecTTL,
     FlowMod,
@@ -67,10 +70,23 @@ def to_ofp(dp: Any, m: Message) -> Any | list[Any]:
     if isinstance(m, GroupMod):
         if m.delete_all:
             return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=ofp.OFPG_ALL)
-        buckets = [parser.OFPBucket(actions=[parser.OFPActionOutput(p)]) for p in m.ports]
-        # ADD then MODIFY would need state; delete-all on connect makes ADD always right.
-        return parser.OFPGroupMod(dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_ALL,
-                                  group_id=m.group_id, buckets=buckets)
+        if m.delete:
+            return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=m.group_id)
+        if m.kind == ALL:
+            buckets = [parser.OFPBucket(actions=[parser.OFPActionOutput(p)]) for p in m.ports]
+        else:
+            buckets = [parser.OFPBucket(
+                weight=1 if m.kind == SELECT else 0,
+                watch_port=b.watch_port if b.watch_port is not None else ofp.OFPP_ANY,
+                watch_group=ofp.OFPG_ANY,
+                actions=[_action(parser, ofp, a) for a in b.actions]) for b in m.buckets]
+        kind = {ALL: ofp.OFPGT_ALL, SELECT: ofp.OFPGT_SELECT,
+                FAST_FAILOVER: ofp.OFPGT_FF}[m.kind]
+        # delete-all on connect, and the logic's own record of what it added, make ADD
+        # right the first time and MODIFY after
+        return parser.OFPGroupMod(dp, command=ofp.OFPGC_MODIFY if m.modify else
+                                  ofp.OFPGC_ADD, type_=kind, group_id=m.group_id,
+                                  buckets=buckets)
     if isinstance(m, PacketOut):
         return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=m.in_port,
                                    actions=[_action(parser, ofp, a) for a in m.actions],

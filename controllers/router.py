@@ -21,12 +21,15 @@ from wire import frames as pk
 
 from .messages import (
     CONTROLLER,
+    FAST_FAILOVER,
     IN_PORT,
     META_MASK,
     REASON_INVALID_TTL,
     REMOVED_DELETE,
     REMOVED_IDLE,
+    SELECT,
     TABLE,
+    Bucket,
     DecTTL,
     FlowMod,
     Group,
@@ -61,6 +64,8 @@ from .pipeline import (
     route_priority,
 )
 from .relay import Relay
+from .spf import NextHop
+from .spf import Route as SpfRoute
 
 log = logging.getLogger("infralab.router")
 
@@ -69,6 +74,7 @@ ARP_TRIES = 3  # then give up: queued packets get ICMP host unreachable
 NEXTHOP_RETRY_S = 2.0  # static-route next hops are asked for until they answer
 PENDING_PER_DEST = 16  # packets held per unresolved destination (RFC 1812 says "small")
 ICMP_ERRORS_PER_S = 200  # token bucket for generated ICMP errors
+ROUTE_GROUP_BASE = 0x10000  # next-hop groups' ids (below: one flood group per interface)
 
 @dataclass
 class Neighbor:
@@ -90,8 +96,15 @@ class Pending:
 @dataclass
 class RouteEntry:
     prefix: IPv4Network
-    via: IPv4Address | None  # None: connected
+    via: IPv4Address | None  # None: connected; else the (first) next hop
     iface: InterfacePlan | None  # for connected routes
+    hops: tuple[NextHop, ...] = ()  # computed (spf.py): equal-cost next hops
+    backup: NextHop | None = None  # computed: loop-free alternate for fast failover
+    origin: str = "connected"  # connected | static | computed
+
+    @property
+    def candidates(self) -> tuple[NextHop, ...]:
+        return self.hops + ((self.backup,) if self.backup is not None else ())
 
 
 @dataclass
@@ -110,7 +123,8 @@ class RouterLogic:
     """Control-plane logic of one router (a switch whose plan is `plan`); the router as
     declared in a topology is topologies.model.Router."""
 
-    def __init__(self, plan: RouterPlan) -> None:
+    def __init__(self, plan: RouterPlan,
+                 computed: dict[IPv4Network, SpfRoute] | None = None) -> None:
         self.plan = plan
         self.name = plan.name
         self.iface_by_port: dict[int, InterfacePlan] = {}
@@ -120,14 +134,15 @@ class RouterLogic:
             for p in iface.ports:
                 self.iface_by_port[p.port] = iface
         self.own_ips = {IPv4Address(i.ip): i for i in plan.interfaces}
-        self.routes: list[RouteEntry] = [
-            RouteEntry(i.network, None, i) for i in plan.interfaces
-        ] + [RouteEntry(IPv4Network(r["prefix"]), IPv4Address(r["via"]), None)
-             for r in plan.routes]
-        self.routes.sort(key=lambda r: r.prefix.prefixlen, reverse=True)
         self.neighbors: dict[IPv4Address, Neighbor] = {}
         self.pending: dict[IPv4Address, Pending] = {}
-        self.next_hops = {r.via for r in self.routes if r.via is not None}
+        self.routes: list[RouteEntry] = []
+        self.next_hops: set[IPv4Address] = set()
+        self.nat_ports = {p.port for i in plan.interfaces for p in i.ports
+                          if any(n["interface"] == i.subnet for n in plan.nat)}
+        self._groups: dict[tuple, tuple[int, tuple[Bucket, ...]]] = {}  # installed
+        self._group_ids: dict[tuple, int] = {}
+        self._build_routes(computed or {})
         self._next_hop_try: float = 0.0
         self.counters = Counters()
         self._icmp_tokens = float(ICMP_ERRORS_PER_S)
@@ -135,6 +150,42 @@ class RouterLogic:
         self.nat = Nat(plan, [NatInterface.from_dict(d) for d in plan.nat]) if plan.nat \
             else None
         self.relay = Relay(plan, RelayConfig.from_dict(plan.relay)) if plan.relay else None
+
+    def _build_routes(self, computed: dict[IPv4Network, SpfRoute]) -> None:
+        """Connected, then written (static) routes, then computed ones for the prefixes
+        neither covers exactly: a written route wins over a computed one (ROUTE-SPF)."""
+        routes = [RouteEntry(i.network, None, i) for i in self.plan.interfaces]
+        routes += [RouteEntry(IPv4Network(r["prefix"]), IPv4Address(r["via"]), None,
+                              origin="static") for r in self.plan.routes]
+        taken = {r.prefix for r in routes}
+        routes += [RouteEntry(c.prefix, c.hops[0].ip, None, c.hops, c.backup, "computed")
+                   for c in computed.values() if c.prefix not in taken and c.hops]
+        routes.sort(key=lambda r: r.prefix.prefixlen, reverse=True)
+        self.routes = routes
+        self.next_hops = {r.via for r in routes if r.via is not None} | \
+            {h.ip for r in routes for h in r.candidates}
+
+    def set_routes(self, now: float, computed: dict[IPv4Network, SpfRoute]) -> list[Message]:
+        """New computed routes (a link went down or up): the flows and groups of the
+        prefixes whose next hops changed, nothing else (ROUTE-FAILOVER)."""
+        old = {r.prefix: r for r in self.routes}
+        self._build_routes(computed)
+        msgs: list[Message] = []
+        new = {r.prefix: r for r in self.routes}
+        for prefix, r in new.items():
+            o = old.get(prefix)
+            if o is None or (o.via, o.hops, o.backup) != (r.via, r.hops, r.backup):
+                msgs += self._route_flows(r)
+        for prefix in old:
+            if prefix not in new:  # unreachable now: the controller answers for it
+                msgs.append(FlowMod(T_ROUTE, route_priority(prefix.prefixlen),
+                                    _route_match(prefix), (Output(CONTROLLER),)))
+        used = {self._group_key(r) for r in self.routes}
+        for key in [k for k in self._groups if k not in used]:
+            gid, _ = self._groups.pop(key)
+            msgs.append(GroupMod(gid, delete=True))  # after the flows that used it moved
+        msgs += self.tick(now)
+        return msgs
 
     # ---- lookups --------------------------------------------------------------------
     def lookup(self, dst: IPv4Address) -> RouteEntry | None:
@@ -158,6 +209,7 @@ class RouterLogic:
             FlowMod(table=0xFF, delete=True, cookie_mask=0),  # every flow: all are ours
             GroupMod(0, (), delete_all=True),
         ]
+        self._groups.clear()
         # Pass-through defaults of the tables later features fill in.
         msgs += [
             FlowMod(T_RELAY, DEFAULT, goto=T_L2),
@@ -184,7 +236,7 @@ class RouterLogic:
                 msgs.append(FlowMod(T_EGRESS, P_HAIRPIN_OUT, {"metadata": (port, META_MASK),
                                     "in_port": port}, (Output(IN_PORT),)))
         for r in self.routes:
-            msgs.append(self._route_flow(r))
+            msgs += self._route_flows(r)
         for n in self.neighbors.values():  # reconnect: re-install what we know
             msgs += self._neighbor_flows(n)
         if self.nat is not None:
@@ -194,10 +246,42 @@ class RouterLogic:
         msgs += self.tick(now)
         return msgs
 
+    def _group_key(self, r: RouteEntry) -> tuple | None:
+        """The next-hop group a route forwards through (routes with the same next hops
+        share one), or None: one next hop, or a NAT's outside port among them (the NAT's
+        post-routing table needs the egress port in the metadata, which a group skips)."""
+        if len(r.candidates) < 2 or any(h.port in self.nat_ports for h in r.candidates):
+            return None
+        return (SELECT if len(r.hops) > 1 else FAST_FAILOVER, r.candidates)
+
+    def _route_flows(self, r: RouteEntry) -> list[Message]:
+        key = self._group_key(r)
+        if key is None:
+            return [self._route_flow(r)]
+        kind, candidates = key
+        buckets = []
+        for h in candidates:
+            nb = self.neighbors.get(h.ip)
+            if nb is not None and nb.port == h.port:
+                buckets.append(Bucket((SetField("eth_src", nb.iface.mac),
+                                       SetField("eth_dst", nb.mac), Output(nb.port)),
+                                      watch_port=nb.port))
+        if not buckets:  # nothing resolved yet: the controller asks (as for one hop)
+            return [FlowMod(T_ROUTE, route_priority(r.prefix.prefixlen),
+                            _route_match(r.prefix), (Output(CONTROLLER),))]
+        msgs: list[Message] = []
+        gid = self._group_ids.setdefault(key, ROUTE_GROUP_BASE + len(self._group_ids))
+        installed = self._groups.get(key)
+        if installed is None or installed[1] != tuple(buckets):
+            msgs.append(GroupMod(gid, kind=kind, buckets=tuple(buckets),
+                                 modify=installed is not None))
+            self._groups[key] = (gid, tuple(buckets))
+        msgs.append(FlowMod(T_ROUTE, route_priority(r.prefix.prefixlen),
+                            _route_match(r.prefix), (DecTTL(), Group(gid))))
+        return msgs
+
     def _route_flow(self, r: RouteEntry) -> FlowMod:
-        match: dict = {"eth_type": pk.ETH_IPV4}
-        if r.prefix.prefixlen:
-            match["ipv4_dst"] = _masked(r.prefix)
+        match = _route_match(r.prefix)
         nb = self.neighbors.get(r.via) if r.via is not None else None
         if nb is None:  # connected subnet (glean) or unresolved next hop: ask the controller
             return FlowMod(T_ROUTE, route_priority(r.prefix.prefixlen), match,
@@ -217,7 +301,9 @@ class RouterLogic:
             FlowMod(T_L2, P_KNOWN_MAC, {"metadata": (idx, META_MASK), "eth_dst": nb.mac},
                     (Output(nb.port),)),
         ]
-        msgs += [self._route_flow(r) for r in self.routes if r.via == nb.ip]
+        for r in self.routes:
+            if r.via == nb.ip or any(h.ip == nb.ip for h in r.candidates):
+                msgs += self._route_flows(r)
         return msgs
 
     # ---- timers ---------------------------------------------------------------------
@@ -414,11 +500,23 @@ class RouterLogic:
             "neighbors": {str(ip): {"mac": n.mac, "port": n.port, "subnet": n.iface.subnet}
                           for ip, n in sorted(self.neighbors.items())},
             "unresolved_next_hops": [str(ip) for ip in self.unresolved_next_hops()],
+            "routes": [{"prefix": str(r.prefix), "origin": r.origin,
+                        "via": [str(h.ip) for h in r.hops] or
+                        ([str(r.via)] if r.via is not None else []),
+                        **({"backup": str(r.backup.ip)} if r.backup else {})}
+                       for r in self.routes if r.origin != "connected"],
             "pending": {str(ip): len(p.packets) for ip, p in self.pending.items()},
             "counters": vars(self.counters).copy(),
             **({"nat": self.nat.state()} if self.nat is not None else {}),
             **({"relay": self.relay.state()} if self.relay is not None else {}),
         }
+
+
+def _route_match(prefix: IPv4Network) -> dict:
+    match: dict = {"eth_type": pk.ETH_IPV4}
+    if prefix.prefixlen:
+        match["ipv4_dst"] = _masked(prefix)
+    return match
 
 
 def _masked(net: IPv4Network) -> str | tuple[str, str]:

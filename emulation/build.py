@@ -493,6 +493,23 @@ class Emulation:
                 run("ovs-vsctl --timeout=10 " + " ".join(
                     f"-- set Controller {u} max_backoff=1000" for u in uuids))
 
+    def link(self, a: str, b: str, up: bool) -> list[str]:
+        """Take the link(s) between nodes a and b down or up (ROUTE-FAILOVER): between two
+        routers, their router-side interfaces, delay node or not (the switches report
+        the port state, the controller reroutes); else as Mininet's `link` does.
+        Returns the interfaces changed."""
+        state = "up" if up else "down"
+        try:
+            ends = self.plan.router_link_ends(a, b)
+        except LookupError:
+            self.net.configLinkStatus(a, b, state)  # raises nothing: Mininet prints
+            return [f"{a}-{b}"]
+        places = {p[2]: p for p in self._places()}  # (one runner per place)
+        for router, intf in ends:
+            run = next(run for run, (bridges, _i, _r) in places.items() if router in bridges)
+            run(f"ip link set {shlex.quote(intf)} {state}")
+        return [intf for _r, intf in ends]
+
     def popen_in(self, node: Any, argv: list[str], *, log: Any, label: str,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
         """A long-running process in `node`'s namespaces (service, delay line, client),

@@ -1,7 +1,7 @@
 """The Mininet CLI with infralab's additions: a script mode that stops at the first failing
 command (unless the line begins with '-') and reports its exit status; commands showing the
-controller's and the services' view (`routers`, `nat`, `leases`, `dnscache`, `trace`) and
-a lab's progress (`lab check NAME`)."""
+controller's and the services' view (`routers`, `routes`, `nat`, `leases`, `dnscache`,
+`trace`), `link A B down` that reroutes, and a lab's progress (`lab check NAME`)."""
 
 from __future__ import annotations
 
@@ -168,6 +168,33 @@ class InfralabCLI(CLI):
         print(text)
         if self.script_mode and not done:
             self.status = 1
+
+    def do_link(self, line: str) -> None:
+        """link A B up|down: between two routers, both router-side interfaces (also across
+        a delay node), and the controller reroutes (ROUTE-FAILOVER); else Mininet's."""
+        words = line.split()
+        if len(words) != 3 or words[2] not in ("up", "down"):
+            print("*** usage: link NODE1 NODE2 up|down")
+            self.status = 2 if self.script_mode else self.status
+            return
+        changed = self.emu.link(words[0], words[1], words[2] == "up")
+        print(f"link {words[0]} {words[1]} {words[2]}: {', '.join(changed)}")
+
+    def do_routes(self, line: str) -> None:
+        """routes [ROUTER]: the routes each router has (computed, written), with next hops
+        (several: ECMP) and the fast-failover backup; and the links that are down."""
+        st = self.emu.controller_status()
+        routing = st.get("routing", {})
+        print(f"routing: {routing.get('mode')}; links down: "
+              + (", ".join(f"{r}:{p}" for r, p in routing.get("down_links", [])) or "none"))
+        for name, r in st.get("routers", {}).items():
+            if line.strip() and name != line.strip():
+                continue
+            print(f"{name}:")
+            for rt in r.get("routes", []):
+                backup = f"  (backup {rt['backup']})" if rt.get("backup") else ""
+                print(f"    {rt['prefix']:<20} via {', '.join(rt['via']):<28} "
+                      f"{rt['origin']}{backup}")
 
     def do_routers(self, _line: str) -> None:
         """Show each router's neighbours, unresolved next hops and counters."""

@@ -17,7 +17,10 @@ File format (topologies/world.yaml is the full example):
       h2: {subnet: lan1, dhcp: true, services: [{name: web, run: "python3 -m http.server 80"}]}
       h3: {subnet: lan1, address: 10.0.1.12, link: {delay: 5ms, loss: 1}}
     links:                            # router-to-router subnets: delay/loss (delay nodes)
-      core: {delay: 20ms}
+      core: {delay: 20ms, cost: 5}    # cost: routing metric (default: the delay in ms, else 1)
+    routing: shortest-path            # default: the controller computes routes from the
+                                      # graph (written routes win); `static`: only those
+    fast_failover: true               # backup next hops in the switches (default true)
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from .model import (
 )
 from .yamlfile import load_yaml, mapping, number, read_text
 
-TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links", "placement"}
+TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links", "placement",
+            "routing", "fast_failover"}
 ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns", "mac"}
-LINK_KEYS = {"bw", "delay", "loss"}
+LINK_KEYS = {"bw", "delay", "loss", "cost"}
 SERVICE_KEYS = {"name", "run", "ready_port"}
 
 
@@ -75,6 +79,12 @@ def _build(data: Any) -> Topology:
     if "name" not in top:
         raise TopologyError("name", "missing: every topology has a name")
     topo = Topology(str(top["name"]), description=str(top.get("description") or ""))
+    if "routing" in top:
+        topo.routing = str(top["routing"])
+    if "fast_failover" in top:
+        if not isinstance(top["fast_failover"], bool):
+            raise TopologyError("fast_failover", "expected true or false")
+        topo.fast_failover = top["fast_failover"]
     ctl = _mapping(top.get("controller"), "controller", {"port"})
     if "port" in ctl:
         port = ctl["port"]
@@ -123,6 +133,7 @@ def _link(data: Any, where: str) -> LinkParams:
         bw=_number(ld["bw"], f"{where}.bw") if "bw" in ld else None,
         delay=str(ld["delay"]) if "delay" in ld else None,
         loss=_number(ld["loss"], f"{where}.loss") if "loss" in ld else None,
+        cost=_number(ld["cost"], f"{where}.cost") if "cost" in ld else None,
     )
 
 

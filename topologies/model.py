@@ -57,10 +57,14 @@ class LinkParams:
     bw: float | None = None  # Mbit/s, shaped with HTB
     delay: str | None = None  # one way, e.g. "20ms"
     loss: float | None = None  # percent of frames dropped, each direction
+    cost: float | None = None  # routing metric (router links); None: from the delay, else 1
 
     @property
     def emulated(self) -> bool:
         return bool(self.delay) or bool(self.loss)
+
+
+ROUTING_MODES = ("shortest-path", "static")
 
 
 @dataclass
@@ -129,6 +133,13 @@ class Topology:
     base_dir: str = "."  # where relative files named by services live ({dir})
     links: dict[str, LinkParams] = field(default_factory=dict)  # transit subnet -> params
     placement: dict[str, str] = field(default_factory=dict)  # router -> server (cluster runs)
+    # ROUTE-SPF: the controller computes routes from the graph (static `routes:` win);
+    # "static": only the routes written down, as before issue 16
+    routing: str = "shortest-path"
+    fast_failover: bool = True  # ROUTE-FAILOVER: a backup next hop in the switch itself
+    # imported topologies (ROUTE-ZOO): a router's place name, and its (longitude, latitude)
+    labels: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     # ---- Python API -------------------------------------------------------------------
     def router(self, name: str) -> Router:
@@ -202,6 +213,9 @@ class Topology:
                                 "'-' or '_' (at most 32)")
         if not self.routers:
             raise TopologyError("routers", "a topology needs at least one router")
+        if self.routing not in ROUTING_MODES:
+            raise TopologyError("routing", f"unknown routing {self.routing!r} (one of "
+                                + ", ".join(ROUTING_MODES) + ")")
         seen: set[str] = set()
         for kind, names in (("routers", self.routers), ("hosts", self.hosts)):
             for n in names:
@@ -308,13 +322,25 @@ def _check_link(lp: LinkParams, where: str) -> None:
     if lp.bw is not None and not (0 < lp.bw <= 10000):
         raise TopologyError(f"{where}.bw", f"bandwidth {lp.bw} Mbit/s not in (0, 10000]")
     if lp.delay is not None:
-        m = re.match(r"^(\d+(\.\d+)?)(us|ms|s)$", lp.delay)
-        if not m:
-            raise TopologyError(f"{where}.delay", f"bad delay {lp.delay!r} (e.g. '5ms')")
-        if float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1}[m.group(3)] > 5:
+        try:
+            seconds = delay_seconds(lp.delay)
+        except ValueError:
+            raise TopologyError(f"{where}.delay", f"bad delay {lp.delay!r} (e.g. '5ms')") \
+                from None
+        if seconds > 5:
             raise TopologyError(f"{where}.delay", f"delay {lp.delay} is over 5 s")
     if lp.loss is not None and not (0 <= lp.loss <= 100):
         raise TopologyError(f"{where}.loss", f"loss {lp.loss} not in [0, 100] %")
+    if lp.cost is not None and not (0 < lp.cost <= 1e6):
+        raise TopologyError(f"{where}.cost", f"cost {lp.cost} not in (0, 1000000]")
+
+
+def delay_seconds(delay: str) -> float:
+    """'20ms' -> 0.02 (the format _check_link accepts)."""
+    m = re.match(r"^(\d+(\.\d+)?)(us|ms|s)$", delay)
+    if not m:
+        raise ValueError(f"bad delay {delay!r}")
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1}[m.group(3)]
 
 
 def _check_space(ip: IPv4Address, where: str) -> None:

@@ -30,7 +30,7 @@ wiring plan (`to_dict`/`from_dict`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Any
 
 from .yamlfile import address, mapping
@@ -110,6 +110,14 @@ class NatInterface:
             out += list(_addresses(IPv4Network(s.outside)))
         out += [IPv4Address(v.address) for v in self.vip]
         return out
+
+    def public_prefixes(self) -> list[IPv4Network]:
+        """The outside space this NAT answers for, as few prefixes as cover it (a static
+        block whole, network and broadcast addresses included): what the router
+        announces out of this interface when routes are computed (ROUTE-SPF)."""
+        nets = [IPv4Network(s.outside) for s in self.static]
+        nets += [IPv4Network(a) for a in self.public_addresses()]
+        return list(collapse_addresses(nets))
 
     def to_dict(self) -> dict:
         return asdict(self)

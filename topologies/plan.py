@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 
-from .model import Topology
+from .model import LinkParams, Topology, delay_seconds
 
 
 @dataclass
@@ -68,6 +68,7 @@ class LinkPlan:
     bw: float | None = None
     delay: str | None = None  # emulated by a delay node between a and b
     loss: float | None = None
+    cost: int = 0  # router links: routing metric in micro-units (1000 = cost 1 = 1 ms)
 
     @property
     def emulated(self) -> bool:
@@ -79,9 +80,22 @@ class Plan:
     name: str
     routers: list[RouterPlan]
     links: list[LinkPlan]
+    routing: str = "shortest-path"  # or "static" (topologies.model.ROUTING_MODES)
+    fast_failover: bool = True  # precompute backup next hops (fast-failover groups)
 
     def router(self, name: str) -> RouterPlan:
         return next(r for r in self.routers if r.name == name)
+
+    def router_link_ends(self, a: str, b: str) -> list[tuple[str, str]]:
+        """(router, interface) at both ends of every link joining routers a and b (their
+        router-side interfaces, also where a delay node sits between them); LookupError
+        when no link joins them."""
+        routers = {r.name for r in self.routers}
+        ends = [e for lk in self.links if {lk.a, lk.b} == {a, b} and {a, b} <= routers
+                for e in ((lk.a, lk.a_intf), (lk.b, lk.b_intf))]
+        if not ends:
+            raise LookupError(f"no link joins routers {a} and {b}")
+        return ends
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -97,7 +111,8 @@ class Plan:
                        r["routes"], r.get("nat", []), r.get("relay"))
             for r in d["routers"]
         ]
-        return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]])
+        return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]],
+                   d.get("routing", "shortest-path"), d.get("fast_failover", True))
 
 
 def router_mac(router_index: int, iface_index: int) -> str:
@@ -137,7 +152,8 @@ def make_plan(topo: Topology) -> Plan:
             iplans[(b, s.name)].ports.append(PortPlan(pb, ib, a, ia))
             lp = topo.links.get(s.name)
             links.append(LinkPlan(a, ia, pa, b, ib, pb, lp.bw if lp else None,
-                                  lp.delay if lp else None, lp.loss if lp else None))
+                                  lp.delay if lp else None, lp.loss if lp else None,
+                                  link_cost(lp)))
             continue
         (rname,) = rnames
         for hname in s.hosts:
@@ -146,4 +162,16 @@ def make_plan(topo: Topology) -> Plan:
             iplans[(rname, s.name)].ports.append(PortPlan(port, ri_, hname, hi))
             hl = topo.hosts[hname].link
             links.append(LinkPlan(hname, hi, 0, rname, ri_, port, hl.bw, hl.delay, hl.loss))
-    return Plan(topo.name, routers, links)
+    return Plan(topo.name, routers, links, topo.routing, topo.fast_failover)
+
+
+COST_UNIT = 1000  # a cost of 1 (one millisecond of delay) in the plan's integer metric
+
+
+def link_cost(lp: LinkParams | None) -> int:
+    """A router link's metric: its `cost:`, else its one-way delay in ms, else 1."""
+    if lp is not None and lp.cost is not None:
+        return max(1, round(lp.cost * COST_UNIT))
+    if lp is not None and lp.delay:
+        return max(1, round(delay_seconds(lp.delay) * 1000 * COST_UNIT))
+    return COST_UNIT

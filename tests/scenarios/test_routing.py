@@ -1,7 +1,11 @@
 """TB-CTRL on a live network: the controller turns OVS switches into IPv4 routers."""
 
 import re
+import subprocess
 
+import pytest
+
+from emulation.build import wait_for
 from infralab.testing import (
     assert_connectivity,
     assert_path,
@@ -9,6 +13,7 @@ from infralab.testing import (
     assert_unreachable,
     http_fetch_check,
     ping_matrix,
+    service_ctl,
 )
 
 CAMPUS = ["c1", "c2", "c3", "c4", "dhcp1", "ldns", "webc", "webd"]  # behind rc's NAT
@@ -52,9 +57,13 @@ def test_tb_ctrl_gateways_answer_ping_on_every_interface(world):
 
 
 def test_tb_ctrl_unrouted_destination_gets_net_unreachable_from_the_router(world):
-    # rc sends everything unknown to ri; ri has no route to 10.99.0.0/16
+    # routes are computed from the graph (ROUTE-SPF): no router has a default route, so
+    # the first router answers for a prefix nobody originates
     out = world.host("c1").cmd("ping -n -c1 -w3 10.99.0.1")
-    assert re.search(r"From 198\.18\.0\.2 icmp_seq=\d+ Destination Net Unreachable", out), out
+    assert re.search(r"From 10\.1\.1\.1 icmp_seq=\d+ Destination Net Unreachable", out), out
+    out = world.host("xs").cmd("ping -n -c1 -w3 203.0.113.5")  # campus space, no NAT rule
+    assert re.search(r"From 198\.18\.10\.1 icmp_seq=\d+ Destination Net Unreachable",
+                     out), out
 
 
 def test_tb_ctrl_silent_address_gets_host_unreachable_after_arp_fails(world):
@@ -66,3 +75,79 @@ def test_tb_ctrl_same_subnet_traffic_is_switched_without_a_router_hop(world):
     out = world.host("c1").cmd("ping -n -c1 -w3 10.1.1.12")
     assert re.search(r"ttl=64 ", out), out
     assert all(ping_matrix(world, ["web1a"], ["web1b"]).values())
+
+
+DC1_NET = "198.51.100.0/25"
+
+
+def route_via(world, router: str, prefix: str) -> list[str]:
+    st = world.controller_status()["routers"][router]
+    return next((r["via"] for r in st["routes"] if r["prefix"] == prefix), [])
+
+
+@pytest.fixture
+def core_restored(world):
+    """Whatever link a test takes down comes back, and the routes with it."""
+    yield
+    world.link("ri", "rs", up=True)
+    wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.6"], 10,
+             "ri routing to dc1 by rs again")
+
+
+def test_route_spf_world_runs_on_computed_routes_with_a_fast_failover_backup(world):
+    """No route is written in world.yaml: the controller's (ROUTE-SPF), and ri's way to
+    data centre 1 has a loop-free backup through rk, installed as a fast-failover group."""
+    st = world.controller_status()
+    assert st["routing"]["mode"] == "shortest-path" and st["routing"]["down_links"] == []
+    assert all(r["origin"] == "computed" for r in st["routers"]["ri"]["routes"])
+    dc1 = next(r for r in st["routers"]["ri"]["routes"] if r["prefix"] == DC1_NET)
+    assert dc1["via"] == ["198.18.0.6"] and dc1["backup"] == "198.18.0.14", dc1
+    groups = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "ri"],
+                            capture_output=True, text=True, check=True).stdout
+    ff = [g for g in groups.splitlines() if "type=ff" in g]
+    assert ff and all(g.count("watch_port") == 2 for g in ff), groups
+
+
+def test_route_failover_core_link_down_reroutes_and_keeps_nat_and_gslb(world, core_restored):
+    """ROUTE-FAILOVER: ri -- rs fails under a live NAT'ed connection: campus -> dc1 moves
+    to ri -- rk -- rs (traceroute before and after), the connection (its PAT binding on rc)
+    lives on, and the GSLB never withdraws a dc1 member."""
+    # (before: to web1b, after: to web1a; a host answers a traceroute's last hop with
+    # port unreachables the kernel rate-limits per destination, about one a second)
+    assert_path(world, "c1", "web1b", ["10.1.1.1", "198.18.0.2", "198.18.0.6",
+                                       "198.51.100.12"])
+
+    def c1_tcp() -> dict[str, str]:  # c1's TCP bindings on rc: inside -> outside
+        return {r["inside"]: r["outside"] for r in world.api("/nat/rc")["rc"]["table"]
+                if r["inside"].startswith("10.1.1.11:") and r.get("proto") == "tcp"}
+
+    earlier = c1_tcp()
+    held = world.host("c1").popen(["curl", "-s", "-m", "30",
+                                   "http://198.51.100.11/hold?s=4"], stdout=subprocess.PIPE)
+
+    def binding() -> tuple[str, str] | None:
+        new = {k: v for k, v in c1_tcp().items() if k not in earlier}
+        return next(iter(new.items()), None)
+
+    outside: tuple[str, str] = wait_for(binding, 10, "c1's connection to web1a bound on rc")
+    gslb_before = service_ctl(world, "gslb.gslb", "status")["pools"]["web"]
+    world.link("ri", "rs", up=False)
+    wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.14"], 10,
+             "the controller routing ri to dc1 by rk")
+    assert world.controller_status()["routing"]["down_links"], "no link seen down"
+    assert_path(world, "c1", "web1a", ["10.1.1.1", "198.18.0.2", "198.18.0.14",
+                                       "198.18.0.18", "198.51.100.11"])
+    assert c1_tcp().get(outside[0]) == outside[1], "the PAT binding changed under the reroute"
+    out, _ = held.communicate(timeout=30)
+    assert out.decode().startswith("web1a dc1"), f"the held connection broke: {out!r}"
+
+    def checked() -> dict | None:  # 3 more checks of each (fall is 2: a withdrawal shows)
+        now = service_ctl(world, "gslb.gslb", "status")["pools"]["web"]
+        return now if all(now[n]["checks"] >= gslb_before[n]["checks"] + 3
+                          for n in ("web1a", "web1b")) else None
+
+    gslb_after = wait_for(checked, 15, "three more health checks of web1a and web1b")
+    for name in ("web1a", "web1b"):
+        assert gslb_after[name]["state"] == "up", gslb_after[name]
+        assert gslb_after[name]["for_s"] > gslb_before[name]["for_s"], \
+            f"{name} changed state during the reroute: {gslb_after[name]}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from controllers.router import RouterLogic
+from controllers.spf import Routing
 from tests.unit.flowsim import FlowSim
 from topologies.model import Topology
 from topologies.plan import make_plan
@@ -35,7 +36,9 @@ class SimNet:
         self.topo = topo
         self.plan = make_plan(topo)
         self.now = 100.0
-        self.routers = {r.name: RouterLogic(r) for r in self.plan.routers}
+        self.routing = Routing(self.plan)
+        self.routers = {r.name: RouterLogic(r, self.routing.routes[r.name])
+                        for r in self.plan.routers}
         self.tables = {name: FlowSim() for name in self.routers}
         for t in self.tables.values():
             t.now = self.now
@@ -76,7 +79,7 @@ class SimNet:
             node, port, data, egress = self.events.popleft()
             if egress:  # leaving `node` on `port`: cross the wire
                 peer = self.wire.get((node, port))
-                if peer is not None:
+                if peer is not None and not self._cut(node, port):
                     self.events.append((peer[0], peer[1], data, False))
                 continue
             self.frames_seen += 1
@@ -84,6 +87,28 @@ class SimNet:
                 self._switch_result(node, self.tables[node].run(port, data))
             else:
                 self._host_rx(self.hosts[node], data)
+
+    def _cut(self, node: str, port: int) -> bool:
+        return node in self.tables and port in self.tables[node].down_ports
+
+    def link(self, a: str, b: str, up: bool, recompute: bool = True) -> int:
+        """Take the link between routers a and b down (or up): both switches see their
+        port's state (fast-failover groups react), and with `recompute` the controller
+        hears of it and pushes what changed. Returns how many messages that took."""
+        (end,) = [(la.a_port, la.b_port) if la.a == a else (la.b_port, la.a_port)
+                  for la in self.plan.links if {la.a, la.b} == {a, b}]
+        sent = 0
+        for router, port in ((a, end[0]), (b, end[1])):
+            (self.tables[router].down_ports.discard if up else
+             self.tables[router].down_ports.add)(port)
+            if not recompute:
+                continue
+            for name, routes in (self.routing.port_status(router, port, up) or {}).items():
+                msgs = self.routers[name].set_routes(self.now, routes)
+                sent += len(msgs)
+                self._from_controller(name, msgs)
+        self.run()
+        return sent
 
     def advance(self, seconds: float, step: float = 0.5) -> None:
         end = self.now + seconds

@@ -69,6 +69,7 @@ def test_tb_ctrl_time_exceeded_quotes_the_original_probe(duo):
 
 def test_tb_ctrl_no_route_gives_net_unreachable():
     t = topologies.load(topologies.builtin("duo"))
+    t.routing = "static"  # only the routes written down: r2 has none back to h4's subnet
     t.routers["r2"].routes.clear()
     t.routers["r2"].routes.append(topologies.Route(
         __import__("ipaddress").IPv4Network("10.0.1.0/24"), IPv4Address("10.255.0.1")))
