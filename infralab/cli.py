@@ -31,12 +31,17 @@ def _log(msg: str) -> None:
 
 
 def _topology(arg: str) -> topologies.Topology:
-    """A path, the name of a topology shipped with infralab ('world', 'duo'), or a
-    generator with parameters ('gen:campus,subnets=8,hosts=10')."""
+    """A path, the name of a topology shipped with infralab ('world', 'duo'), a
+    generator with parameters ('gen:campus,subnets=8,hosts=10') or an imported research
+    topology ('zoo:Abilene', 'sndlib:polska,hosts=2', 'topohub:gabriel/25/0')."""
     if arg.startswith("gen:"):
         from topologies.generators import generate
 
         return generate(arg[4:])
+    from topologies import imported
+
+    if imported.is_imported(arg):
+        return imported.load(arg)
     p = Path(arg)
     if not p.exists() and topologies.builtin(arg).exists():
         p = topologies.builtin(arg)
@@ -170,6 +175,59 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list_topologies(args: argparse.Namespace) -> int:
+    """What `infralab up` can build: shipped files, generators, imported topologies."""
+    from topologies import imported
+    from topologies.generators import GENERATORS
+
+    if args.group:
+        keys = imported.catalogue(args.group)
+        if not keys:
+            raise LookupError(f"no topohub group {args.group!r} (zoo, sndlib, caida, "
+                              "backbone, gabriel)")
+        short = {v: k for k, v in imported.PREFIXES.items() if v}
+        for names in keys.values():
+            for key in names:
+                kind, _, rest = key.partition("/")
+                print(f"{short.get(kind, 'topohub')}:{rest}" if kind in short
+                      else f"topohub:{key}")
+        return 0
+    shipped = sorted(p.stem for p in topologies.HERE.glob("*.yaml"))
+    print("shipped:    " + ", ".join(shipped))
+    print("generators: " + ", ".join(f"gen:{g}" for g in GENERATORS)
+          + "  (e.g. gen:random,routers=20,degree=3,seed=1)")
+    try:
+        groups = imported.catalogue()
+    except topologies.TopologyError as e:
+        print(f"imported:   unavailable ({e.problem})")
+        return 0
+    short = {v: k for k, v in imported.PREFIXES.items() if v}
+    print("imported (topohub; `infralab list-topologies GROUP` lists one group):")
+    for group, names in groups.items():
+        print(f"  {short.get(group, group) + ':':<10} {len(names):>5} topologies, e.g. "
+              f"{short.get(group, group)}:{names[0].partition('/')[2]}")
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    """ROUTE-FAILOVER from another terminal: the routers' interfaces of a running
+    emulation go down or up, and its controller reroutes."""
+    import subprocess
+
+    from emulation import runtime
+    from infralab.labs import find_run
+    from topologies.plan import Plan
+
+    run = Path(args.run) if args.run else find_run(args.topology)
+    if runtime.Manifest.read(run / "manifest.json").remote:
+        raise LookupError("this emulation spans servers: use `link A B down` at its prompt")
+    plan = Plan.from_json((run / "plan.json").read_text())
+    for _router, intf in plan.router_link_ends(args.a, args.b):
+        subprocess.run(["ip", "link", "set", intf, args.state], check=True)
+    _log(f"link {args.a} {args.b} {args.state}")
+    return 0
+
+
 def _write_drawing(drawing: str, out: Path) -> None:
     """SVG as it is, or PNG rendered by librsvg (rsvg-convert)."""
     if out.suffix.lower() == ".png":
@@ -251,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topology", default="world", help="which running emulation")
     p.add_argument("--run", help="its run directory (instead of --topology)")
     p.set_defaults(fn=cmd_capture)
+    p = sub.add_parser("list-topologies", help="what `infralab up` can build: shipped, "
+                       "generated, imported (Topology Zoo, SNDlib, CAIDA...)")
+    p.add_argument("group", nargs="?", help="list one imported group's topologies: zoo, "
+                   "sndlib, caida, backbone, gabriel")
+    p.set_defaults(fn=cmd_list_topologies)
+    p = sub.add_parser("link", help="take a link between two routers of a running "
+                       "emulation down or up (the controller reroutes)")
+    p.add_argument("state", choices=["down", "up"])
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--topology", default="world", help="which running emulation")
+    p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.set_defaults(fn=cmd_link)
     p = sub.add_parser("ladder", help="a ladder diagram of a capture: text, or SVG/PNG with "
                        "-o; of two captures: NAT before/after")
     p.add_argument("pcap", help="a capture (with a second one: the NAT's inside)")

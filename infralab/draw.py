@@ -35,9 +35,45 @@ def _nat_summary(topo: Topology, router: str) -> list[str]:
     return out
 
 
+def geo_dot(topo: Topology) -> str:
+    """An imported topology on its map (ROUTE-ZOO): each router at its longitude and
+    latitude, named by its place, links labelled with their one-way delay; hosts are
+    summed up in the title (one subnet per router)."""
+    xs = [p[0] for p in topo.positions.values()]
+    ys = [p[1] for p in topo.positions.values()]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-6)
+    scale = 10.0 / span  # the map's longer side is 10 inches
+    lines = [f"graph {_q(topo.name)} {{",
+             f'  graph [layout=neato, fontname="Helvetica", fontsize=12, '
+             f'label={_q(f"{topo.description}, {len(topo.hosts)} hosts")}, labelloc=t, '
+             'outputorder=edgesfirst];',
+             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
+             'color="#5b8def", fontname="Helvetica", fontsize=8, margin="0.04,0.02", '
+             'width=0, height=0];',
+             '  edge [fontname="Helvetica", fontsize=7, color="#777777", '
+             'fontcolor="#c77c02"];']
+    for name in topo.routers:
+        pos = topo.positions.get(name)
+        where = f', pos="{(pos[0] - min(xs)) * scale:.3f},{(pos[1] - min(ys)) * scale:.3f}!"' \
+            if pos else ""
+        label = f"{name}\n{topo.labels[name]}" if name in topo.labels else name
+        lines.append(f"  {_q('r:' + name)} [label={_q(label)}{where}];")
+    for s in topo.subnets().values():
+        if s.is_transit:
+            a, b = list(s.routers)
+            lp = topo.links.get(s.name)
+            label = f", label={_q(lp.delay)}" if lp and lp.delay else ""
+            lines.append(f"  {_q('r:' + a)} -- {_q('r:' + b)} [penwidth=1.5{label}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def to_dot(topo: Topology) -> str:
     """Graphviz text for the topology: routers as boxes, subnets as small notes, hosts as
-    ellipses; router-to-router subnets are labelled edges."""
+    ellipses; router-to-router subnets are labelled edges. A topology with coordinates
+    (an imported one) is drawn on its map instead (geo_dot)."""
+    if topo.positions:
+        return geo_dot(topo)
     subnets = topo.subnets()
     lines = [f"graph {_q(topo.name)} {{",
              '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, nodesep=0.25, '

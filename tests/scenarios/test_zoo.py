@@ -1,0 +1,102 @@
+"""ROUTE-ZOO on a live network: Topology Zoo backbones of three sizes built as routed
+networks, reachable end to end on a sample, rerouting when a link on a long path fails."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import deque
+
+import pytest
+
+from emulation.build import Emulation, wait_for
+from infralab.testing import assert_reachable, traceroute
+
+pytest.importorskip("topohub")
+
+from topologies import imported  # noqa: E402
+
+
+def hops_apart(topo, a: str) -> dict[str, int]:
+    """Router hops from router `a` to every router (breadth first over router links)."""
+    subnets = topo.subnets()
+    adj: dict[str, set[str]] = {r: set() for r in topo.routers}
+    for s in subnets.values():
+        if s.is_transit:
+            x, y = s.routers
+            adj[x].add(y)
+            adj[y].add(x)
+    dist, queue = {a: 0}, deque([a])
+    while queue:
+        u = queue.popleft()
+        for v in adj[u]:
+            if v not in dist:
+                dist[v] = dist[u] + 1
+                queue.append(v)
+    return dist
+
+
+def router_of(hop: str, emu: Emulation) -> str:
+    """The router that owns address `hop` (a traceroute hop)."""
+    return next(r.name for r in emu.topo.routers.values()
+                if any(str(i.ip) == hop for i in r.interfaces.values()))
+
+
+@pytest.mark.parametrize("spec, pairs", [
+    ("zoo:Abilene", 40),               # 11 routers, delays from the map
+    ("zoo:Geant2012,delay=off", 40),   # 37 routers
+    ("zoo:Dfn,delay=off", 40),         # 51 routers, 80 links
+])
+def test_route_zoo_backbone_reachable_and_reroutes_around_a_failed_link(spec, pairs):
+    topo = imported.load(spec)
+    with Emulation(topo) as emu:
+        hosts = sorted(topo.hosts)
+        rng = random.Random(16)
+        sample = rng.sample(hosts, min(len(hosts), 8))
+        assert_reachable(emu, sample[:4], sample[4:])  # 16 pairs both ways round
+        # the two routers furthest apart (by hops) and their hosts
+        far = max(((a, b, d) for a in sorted(topo.routers)
+                   for b, d in hops_apart(topo, a).items()), key=lambda x: (x[2], x[0], x[1]))
+        src, dst = f"h{far[0][1:]}", f"h{far[1][1:]}"
+        before = traceroute(emu, src, dst, max_hops=30)  # (routed by distance, not hops)
+        assert before and before[-1] == emu.ip(dst) and "*" not in before, before
+        assert len(before) >= far[2] + 2, f"{far}: fewer hops than the fewest? {before}"
+        # fail a link in the middle of the path that leaves the two connected
+        routers = [router_of(h, emu) for h in before[:-1]]
+        for i in range(len(routers) // 2, len(routers) - 1):
+            a, b = routers[i], routers[i + 1]
+            topo_without = hops_apart(_cut(topo, a, b), routers[0])
+            if routers[-1] in topo_without:
+                break
+        else:
+            pytest.fail(f"every link of {routers} is a bridge")
+        emu.link(a, b, up=False)
+        wait_for(lambda: emu.controller_status()["routing"]["down_links"], 10,
+                 f"the controller seeing {a} -- {b} down")
+
+        def moved() -> list[str] | None:
+            after = traceroute(emu, src, dst, max_hops=len(before) + 8)
+            return after if after and after[-1] == emu.ip(dst) and "*" not in after else None
+
+        after = wait_for(moved, 20, f"{src} -> {dst} reaching it again", interval=0.5)
+        crossed = [router_of(h, emu) for h in after[:-1]]
+        assert not any({x, y} == {a, b} for x, y in zip(crossed, crossed[1:], strict=False)), \
+            f"still over {a} -- {b}: {crossed}"
+        print(f"{spec}: {src} -> {dst} over {routers}; {a} -- {b} down: over {crossed}")
+        if spec == "zoo:Abilene":  # New York -> Los Angeles: at least the fibre's delay
+            out = emu.host("h1").cmd("ping -n -c3 -i0.2 10.0.6.10")
+            rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", out)]
+            assert rtts and min(rtts) >= 2 * 22.6, out
+
+
+def _cut(topo, a: str, b: str):
+    """A copy of `topo` without the router link between a and b (for a reachability
+    question only)."""
+    import copy
+
+    t = copy.deepcopy(topo)
+    for sname in [s.name for s in t.subnets().values() if s.is_transit and
+                  set(s.routers) == {a, b}]:
+        del t.routers[a].interfaces[sname]
+        del t.routers[b].interfaces[sname]
+    return t
