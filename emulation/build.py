@@ -153,6 +153,12 @@ class Emulation:
             self.built.interfaces = sorted({p["intf"] for p in ports})
         self.built.save()
         (self.rundir / "ports.json").write_text(json.dumps(ports, indent=0))
+        if self.topo.files:  # made with the topology (overlay): {dir} is their copy here
+            files = self.rundir / "files"
+            for rel, text in self.topo.files.items():
+                (files / rel).parent.mkdir(parents=True, exist_ok=True)
+                (files / rel).write_text(text)
+            self.topo.base_dir = str(files)
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
         old = signal.signal(signal.SIGTERM, raise_interrupt)
         try:
@@ -504,9 +510,9 @@ class Emulation:
         except LookupError:
             self.net.configLinkStatus(a, b, state)  # raises nothing: Mininet prints
             return [f"{a}-{b}"]
-        places = {p[2]: p for p in self._places()}  # (one runner per place)
-        for router, intf in ends:
-            run = next(run for run, (bridges, _i, _r) in places.items() if router in bridges)
+        places = self._places()
+        for router, intf in ends:  # (on the router's server, in a cluster run)
+            run = next(run for bridges, _intfs, run in places if router in bridges)
             run(f"ip link set {shlex.quote(intf)} {state}")
         return [intf for _r, intf in ends]
 

@@ -30,7 +30,16 @@ def _log(msg: str) -> None:
     print(f"[infralab] {msg}", flush=True)
 
 
-def _topology(arg: str) -> topologies.Topology:
+def _topology(arg: str, overlay: str | None = None) -> topologies.Topology:
+    topo = _base_topology(arg)
+    if overlay:  # the course's services placed on it (topologies/overlay.py)
+        from topologies import overlay as services
+
+        topo = services.load(overlay, topo)
+    return topo
+
+
+def _base_topology(arg: str) -> topologies.Topology:
     """A path, the name of a topology shipped with infralab ('world', 'duo'), a
     generator with parameters ('gen:campus,subnets=8,hosts=10') or an imported research
     topology ('zoo:Abilene', 'sndlib:polska,hosts=2', 'topohub:gabriel/25/0')."""
@@ -57,6 +66,12 @@ def _servers(arg: str | None) -> list | None:
     return resolve([s for s in arg.split(",") if s])
 
 
+def _overlay_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overlay", metavar="FILE|auto", help="add the course's services (DNS "
+                   "hierarchy, GSLB with a data centre per site, NAT edge) to any topology: "
+                   "placed as FILE says, or chosen from the graph with `auto`")
+
+
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--servers", help="spread the topology over these servers (comma-"
                    "separated: simulated ones, or machines reached as root by ssh); the "
@@ -68,7 +83,7 @@ def _cluster_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    topo = _topology(args.file)
+    topo = _topology(args.file, getattr(args, 'overlay', None))
     subnets = topo.subnets()
     print(f"{args.file}: ok: {len(topo.routers)} routers, {len(subnets)} subnets, "
           f"{len(topo.hosts)} hosts")
@@ -78,7 +93,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from emulation.build import Emulation, raise_interrupt
 
-    topo = _topology(args.file)
+    topo = _topology(args.file, getattr(args, 'overlay', None))
     servers = _servers(args.servers)
     signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
@@ -149,7 +164,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
     from infralab.draw import render, to_dot
 
-    topo = _topology(args.file)
+    topo = _topology(args.file, getattr(args, 'overlay', None))
     if args.dot:
         print(to_dot(topo), end="")
         return 0
@@ -265,7 +280,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from infralab.demo import run_demo
 
-    return run_demo(_topology(args.file), log=_log, progress=PROGRESS,
+    return run_demo(_topology(args.file, args.overlay), log=_log, progress=PROGRESS,
                     servers=_servers(args.servers), tunnel=args.tunnel)
 
 
@@ -277,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--script", help="run this Mininet CLI script instead of the prompt; "
                    "exit with the first failing command's status")
     p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
+    _overlay_flag(p)
     _cluster_flags(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(fn=cmd_up)
@@ -287,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_servers)
     p = sub.add_parser("validate", help="check a topology file without building it")
     p.add_argument("file")
+    _overlay_flag(p)
     p.set_defaults(fn=cmd_validate)
     p = sub.add_parser("clean", help="remove what crashed runs left (only infralab's own)")
     p.set_defaults(fn=cmd_clean)
@@ -296,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="topology file, or a shipped name: world, duo, natlab...")
     p.add_argument("-o", "--output", help="NAME.svg or NAME.png (default: <topology>.svg)")
     p.add_argument("--dot", action="store_true", help="print the Graphviz text instead")
+    _overlay_flag(p)
     p.set_defaults(fn=cmd_draw)
     p = sub.add_parser("capture", help="record links of a running emulation (pcap) at "
                        "hosts or router ports, all over the same seconds")
@@ -332,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_ladder)
     p = sub.add_parser("demo", help="build the reference topology and show it working")
     p.add_argument("file", nargs="?", default="world")
+    _overlay_flag(p)
     _cluster_flags(p)
     p.set_defaults(fn=cmd_demo)
     sub.add_parser("controller", help="run the os-ken controller alone "

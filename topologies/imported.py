@@ -6,7 +6,8 @@ one router per node with one host subnet (`hosts=N` hosts, default 1), one /30 l
 edge, each link delayed by its great-circle length at the speed of light in fibre (about
 5 µs per km; `delay=off` keeps only the cost) and costed by that delay; no route is
 written: the controller computes them from the graph (ROUTE-SPF). Node names and
-coordinates are kept for `infralab draw`.
+coordinates are kept for `infralab draw`. `services=on` adds the course's services,
+placed from the graph (topologies/overlay.py).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def parse(spec: str) -> tuple[str, dict[str, str]]:
     opts = {}
     for p in params:
         k, _, v = p.partition("=")
-        if k not in ("hosts", "delay") or not v:
-            raise TopologyError(spec, f"unknown parameter {p!r} (hosts=N, delay=on|off)")
+        if k not in ("hosts", "delay", "services") or not v:
+            raise TopologyError(spec, f"unknown parameter {p!r} (hosts=N, delay=on|off, "
+                                "services=on|off)")
         opts[k] = v
     group = PREFIXES[kind]
     return (f"{group}/{key}" if group else key), opts
@@ -62,12 +64,20 @@ def load(spec: str) -> Topology:
     delay = opts.get("delay", "on")
     if delay not in ("on", "off"):
         raise TopologyError(spec, "delay must be on or off")
+    services = opts.get("services", "off")
+    if services not in ("on", "off"):
+        raise TopologyError(spec, "services must be on or off")
     try:
         data = _topohub().get(key)
     except KeyError:
         raise TopologyError(spec, f"topohub has no topology {key!r} (see `infralab "
                             "list-topologies`)") from None
-    return build(data, key, hosts, delay == "on")
+    topo = build(data, key, hosts, delay == "on")
+    if services == "on":  # the course's DNS, GSLB and NAT, placed from the graph
+        from . import overlay
+
+        overlay.apply(topo, overlay.auto(topo))
+    return topo
 
 
 def build(data: dict, key: str, hosts: int = 1, delay: bool = True) -> Topology:

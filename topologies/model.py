@@ -140,6 +140,9 @@ class Topology:
     # imported topologies (ROUTE-ZOO): a router's place name, and its (longitude, latitude)
     labels: dict[str, str] = field(default_factory=dict)
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # files the services read ({dir}/PATH), made with the topology (the services overlay);
+    # written to the run directory at start, and {dir} then names that copy
+    files: dict[str, str] = field(default_factory=dict)
 
     # ---- Python API -------------------------------------------------------------------
     def router(self, name: str) -> Router:

@@ -10,7 +10,7 @@ from collections import deque
 import pytest
 
 from emulation.build import Emulation, wait_for
-from infralab.testing import assert_reachable, traceroute
+from infralab.testing import assert_dns_record, assert_reachable, traceroute
 
 pytest.importorskip("topohub")
 
@@ -100,3 +100,21 @@ def _cut(topo, a: str, b: str):
         del t.routers[a].interfaces[sname]
         del t.routers[b].interfaces[sname]
     return t
+
+
+def test_route_zoo_course_services_replayed_on_abilene():
+    """The overlay on a real backbone: names resolve from the root down through each
+    region's resolver, the GSLB sends each region to its own data centre, and the campus
+    behind the NAT edge reaches the web by name and is seen by its public address."""
+    topo = imported.load("zoo:Abilene,services=on")
+    with Emulation(topo) as emu:
+        web1, web2 = str(topo.hosts["web1"].address), str(topo.hosts["web2"].address)
+        # New York's site and resolver serve Washington (h3); Seattle's serve L.A. (h6)
+        assert_dns_record(emu, "h3", "www.example.com", "A", {web1})
+        assert_dns_record(emu, "h6", "www.example.com", "A", {web2})
+        assert_dns_record(emu, "h6", "web1.example.com", "A", {web1})  # plain records
+        edge = next(r for r, x in topo.routers.items() if x.nat)  # Chicago's router
+        campus = next(h for h in topo.hosts.values()
+                      if next(iter(topo.subnets()[h.subnet].routers)) == edge)
+        seen = emu.host(campus.name).cmd("curl -s -m8 http://www.example.com/whoami").strip()
+        assert seen.startswith("203.0.113."), f"{campus.name} seen as {seen!r}"
