@@ -9,6 +9,7 @@
     DHCP 4-way exchanges/s           infralab dhcp    vs  Kea 2.2 memfile, persisted (bench/dhcp.py)
     start-up/stop by size (--only scale)  generated campuses vs plain Mininet (bench/scale.py)
     two servers (--only cluster)     link by VXLAN / ssh tunnel vs one machine (bench/cluster.py)
+    convergence after a link fails   fast-failover / recompute vs FRR ospfd (bench/convergence.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     stats.RUNS = max(1, min(args.runs, 20))
     res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
            "kernel": platform.release(), "cpus": len(__import__("os").sched_getaffinity(0))}
-    from bench import dhcp, gslb, nat
+    from bench import convergence, dhcp, gslb, nat
     from bench.dns import bench_dns, report
 
     if args.only == "scale":  # (not in the default run: it builds eight topologies)
@@ -122,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     groups = [("dns", lambda: bench_dns(seconds)), ("gslb", lambda: gslb.bench_gslb(seconds)),
               ("nat", lambda: nat.bench_nat(seconds)), ("dhcp", lambda: dhcp.bench_dhcp(seconds)),
               ("routing", lambda: bench_routing(seconds)),
-              ("startup", lambda: bench_startup(max(2, min(args.hosts, 200))))]
-    if args.only:  # ("routing" is the routing and start-up pair, as always)
+              ("startup", lambda: bench_startup(max(2, min(args.hosts, 200)))),
+              ("convergence", convergence.bench_convergence)]
+    if args.only:  # ("routing": throughput, start-up and convergence together)
         groups = [g for g in groups if g[0] == args.only
-                  or (args.only, g[0]) == ("routing", "startup")]
+                  or (args.only == "routing" and g[0] in ("startup", "convergence"))]
     # minutes in all: a line as each group ends (lines, not a bar: the groups print too)
     with Progress(lines=True).step("bench groups", len(groups)) as step:
         OUT.mkdir(exist_ok=True)
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
               res["start_s.mininet"], "plain Mininet, one OVS switch", 2, lower_is_better=True))
     print(row(f"stop, {res['hosts']} hosts, s", res["stop_s.infralab"], res["stop_s.mininet"],
               "plain Mininet, one OVS switch", 2, lower_is_better=True))
+    if "outage_ms.recompute" in res:
+        convergence.report(res)
     if "auth_qps.infralab" in res:
         report(res)
     if "gslb_qps.infralab" in res:
