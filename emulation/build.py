@@ -499,21 +499,32 @@ class Emulation:
                 run("ovs-vsctl --timeout=10 " + " ".join(
                     f"-- set Controller {u} max_backoff=1000" for u in uuids))
 
-    def link(self, a: str, b: str, up: bool) -> list[str]:
+    def link(self, a: str, b: str, up: bool, wait: bool = False) -> list[str]:
         """Take the link(s) between nodes a and b down or up (ROUTE-FAILOVER): between two
         routers, their router-side interfaces, delay node or not (the switches report
-        the port state, the controller reroutes); else as Mininet's `link` does.
-        Returns the interfaces changed."""
+        the port state, the controller reroutes); else as Mininet's `link` does. With
+        `wait`, return once the controller has rerouted (what a prompt user expects; a
+        convergence measurement must not wait). Returns the interfaces changed."""
         state = "up" if up else "down"
         try:
             ends = self.plan.router_link_ends(a, b)
         except LookupError:
             self.net.configLinkStatus(a, b, state)  # raises nothing: Mininet prints
             return [f"{a}-{b}"]
+        # the link's ends as the controller names them: (router, port)
+        ours = {(r.name, p.port) for r in self.plan.routers for i in r.interfaces
+                for p in i.ports if (r.name, p.intf) in set(ends)}
         places = self._places()
         for router, intf in ends:  # (on the router's server, in a cluster run)
             run = next(run for bridges, _intfs, run in places if router in bridges)
             run(f"ip link set {shlex.quote(intf)} {state}")
+        if wait:
+            def rerouted() -> bool:
+                down = {tuple(x) for x in
+                        self.controller_status().get("routing", {}).get("down_links", [])}
+                return not (ours & down) if up else bool(ours & down)
+
+            wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)
         return [intf for _r, intf in ends]
 
     def popen_in(self, node: Any, argv: list[str], *, log: Any, label: str,

@@ -177,7 +177,12 @@ class InfralabCLI(CLI):
             print("*** usage: link NODE1 NODE2 up|down")
             self.status = 2 if self.script_mode else self.status
             return
-        changed = self.emu.link(words[0], words[1], words[2] == "up")
+        try:  # (returns once the controller has rerouted: the next line sees the result)
+            changed = self.emu.link(words[0], words[1], words[2] == "up", wait=True)
+        except TimeoutError as e:
+            print(f"*** {e}")
+            self.status = 1 if self.script_mode else self.status
+            return
         print(f"link {words[0]} {words[1]} {words[2]}: {', '.join(changed)}")
 
     def do_routes(self, line: str) -> None:

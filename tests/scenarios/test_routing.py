@@ -2,6 +2,7 @@
 
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -151,3 +152,25 @@ def test_route_failover_core_link_down_reroutes_and_keeps_nat_and_gslb(world, co
         assert gslb_after[name]["state"] == "up", gslb_after[name]
         assert gslb_after[name]["for_s"] > gslb_before[name]["for_s"], \
             f"{name} changed state during the reroute: {gslb_after[name]}"
+
+
+def test_route_failover_infralab_link_command_from_another_terminal(world, core_restored):
+    """`infralab link down|up A B` on a running emulation (as a second terminal would):
+    the controller sees the link go and come back and routes accordingly."""
+    def cli(*args: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "infralab", "link", *args, "--run",
+                            str(world.rundir)], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stderr + r.stdout
+
+    assert "link ri rs down" in cli("down", "ri", "rs")
+    wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.14"], 10,
+             "ri routing to dc1 by rk")
+    assert len(world.controller_status()["routing"]["down_links"]) == 1
+    cli("up", "ri", "rs")
+    wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.6"], 10,
+             "ri routing to dc1 directly again")
+    assert world.controller_status()["routing"]["down_links"] == []
+    r = subprocess.run([sys.executable, "-m", "infralab", "link", "down", "rc", "rs",
+                        "--run", str(world.rundir)], capture_output=True, text=True)
+    assert r.returncode == 1 and "no link joins routers rc and rs" in r.stderr, r.stderr

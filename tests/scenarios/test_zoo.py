@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from collections import deque
 
 import pytest
@@ -118,3 +120,23 @@ def test_route_zoo_course_services_replayed_on_abilene():
                       if next(iter(topo.subnets()[h.subnet].routers)) == edge)
         seen = emu.host(campus.name).cmd("curl -s -m8 http://www.example.com/whoami").strip()
         assert seen.startswith("203.0.113."), f"{campus.name} seen as {seen!r}"
+
+
+def test_route_zoo_up_with_a_script_as_a_user_types_it(tmp_path):
+    """`infralab up zoo:Abilene --script FILE`, the CLI's `routes` and `link` commands."""
+    script = tmp_path / "failover.cli"
+    script.write_text("routes r1\nh1 ping -c1 -W2 10.0.6.10\nlink r1 r3 down\n"
+                      "h1 ping -c1 -W2 10.0.6.10\nroutes r1\nlink r1 r3 up\n")
+    r = subprocess.run([sys.executable, "-m", "infralab", "up", "zoo:Abilene,delay=off",
+                        "--script", str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout
+    assert "routing: shortest-path; links down: none" in out, out
+    assert "link r1 r3 down: r1-eth" in out and out.count(" 0% packet loss") == 2, out
+    # New York -> L.A. leaves by Washington (r3) until that link is down, then by Chicago
+    before, after = out.split("infralab> link r1 r3 down", 1)
+    topo = imported.load("zoo:Abilene,delay=off")
+    (washington,) = [str(topo.routers["r3"].interfaces[s].ip)
+                     for s in topo.routers["r3"].interfaces if s in topo.routers["r1"].interfaces]
+    la = re.compile(r"10\.0\.6\.0/24\s+via (\S+)")
+    assert la.search(before).group(1) == washington != la.search(after).group(1), out
