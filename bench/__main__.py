@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", default="hosts,routers", choices=["hosts,routers", "hosts",
                                                                  "routers"],
                     help="with --only scale: which sweeps")
-    ap.add_argument("--only", choices=["routing", "dns", "gslb", "nat", "dhcp", "scale",
-                                       "cluster"],
+    ap.add_argument("--only", choices=["routing", "convergence", "dns", "gslb", "nat", "dhcp",
+                                       "scale", "cluster"],
                     help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             res.update(run())
             partial.write_text(json.dumps(res, indent=1))  # nothing lost if a later group fails
             step.advance()
-    if args.only in ("dns", "gslb", "nat", "dhcp"):
+    if args.only in ("dns", "gslb", "nat", "dhcp", "convergence"):
         OUT.mkdir(exist_ok=True)
         (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))
-        {"dns": report, "gslb": gslb.report, "nat": nat.report,
-         "dhcp": dhcp.report}[args.only](res)
+        {"dns": report, "gslb": gslb.report, "nat": nat.report, "dhcp": dhcp.report,
+         "convergence": convergence.report}[args.only](res)
         return _verdict(res)
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(res, indent=1))

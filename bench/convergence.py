@@ -1,8 +1,8 @@
 """Convergence after a link failure (ROUTE-FAILOVER, issue 16): how long a steady stream
 goes undelivered when the link on its path fails, for
 
-- infralab with fast-failover groups (the switch moves the traffic to the precomputed
-  loop-free backup the moment the port goes down);
+- infralab with fast failover (the switch moves the traffic to the precomputed loop-free
+  backup the moment the port goes down: bundle_load, active-backup);
 - infralab recomputing only (`fast_failover: false`: the controller hears the port go
   down, recomputes and sends the flows that changed);
 - FRR's ospfd on Linux routers (Debian's `frr`; hello 1 s, dead 4 s, BFD where the

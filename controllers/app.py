@@ -175,7 +175,7 @@ class InfralabController(app_manager.OSKenApp):
 
     def _port_state(self, dpid: int, port: int, up: bool) -> None:
         """ROUTE-FAILOVER: a router link went down or up: recompute, and send each router
-        whose routes changed only the flows that changed (fast-failover groups have
+        whose routes changed only the flows that changed (the switches' own failover has
         already moved the traffic where a backup existed)."""
         router = self.routers.get(dpid)
         if router is None or not self.routing.is_router_link(router.name, port):

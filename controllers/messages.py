@@ -57,7 +57,19 @@ class Conntrack:
     nat_src: tuple[str, int, int] | None = None
 
 
-Action = Output | SetField | DecTTL | Group | Conntrack
+@dataclass(frozen=True)
+class Bundle:
+    """Nicira bundle_load: pick one of `ports` for the packet's flow and write it to the
+    metadata (the egress port): a hash of the addresses, protocol and TCP/UDP ports
+    among the live ones (ECMP), or with `failover` the first live one. A port whose
+    link is down is never picked, so the switch moves traffic before the controller
+    knows (OVS's select groups would leave UDP ports out of the hash)."""
+
+    ports: tuple[int, ...]
+    failover: bool = False
+
+
+Action = Output | SetField | DecTTL | Group | Conntrack | Bundle
 
 
 @dataclass
@@ -79,31 +91,13 @@ class FlowMod:
     cookie_mask: int = 0xFFFFFFFFFFFFFFFF  # for delete: which cookie bits must match
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """One bucket of a SELECT or FAST_FAILOVER group; `watch_port`: live while it is up."""
-
-    actions: tuple[Action, ...]
-    watch_port: int | None = None
-
-
-ALL, SELECT, FAST_FAILOVER = "all", "select", "ff"
-
-
 @dataclass
 class GroupMod:
-    """An ALL group (flooding): a copy out of each of `ports` (OVS skips the ingress port);
-    or, with `kind`, a SELECT group (ECMP: one live bucket by a hash of the flow) or a
-    FAST_FAILOVER group (the first live bucket) of `buckets`. `modify` replaces an
-    installed group's buckets; `delete` removes one."""
+    """An ALL group: every bucket gets a copy (OVS skips the ingress port)."""
 
     group_id: int
-    ports: tuple[int, ...] = ()
+    ports: tuple[int, ...]
     delete_all: bool = False
-    kind: str = ALL
-    buckets: tuple[Bucket, ...] = ()
-    modify: bool = False
-    delete: bool = False
 
 
 @dataclass

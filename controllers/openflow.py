@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from os_ken.ofproto import nicira_ext
+
 from .messages import (
-    ALL,
-    FAST_FAILOVER,
-    SELECT,
+    Bundle,
     Conntrack,
     DecTTL,
     FlowMod,
@@ -20,6 +20,10 @@ from .messages import (
     SwitchConfig,
 )
 
+# OVS's NX_HASH_FIELDS_SYMMETRIC_L3L4_UDP (os-ken names only the first two hash fields):
+# addresses, protocol, and TCP, SCTP *and UDP* ports, the same both ways
+SYMMETRIC_L3L4_UDP = 3
+
 
 def _action(parser: Any, ofp: Any, a: object) -> Any:
     if isinstance(a, Output):
@@ -30,6 +34,12 @@ def _action(parser: Any, ofp: Any, a: object) -> Any:
         return parser.OFPActionDecNwTtl()
     if isinstance(a, Group):
         return parser.OFPActionGroup(a.group_id)
+    if isinstance(a, Bundle):
+        return parser.NXActionBundleLoad(
+            algorithm=nicira_ext.NX_BD_ALG_ACTIVE_BACKUP if a.failover else
+            nicira_ext.NX_BD_ALG_HRW, fields=SYMMETRIC_L3L4_UDP, basis=0,
+            slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(a.ports),
+            ofs_nbits=nicira_ext.ofs_nbits(0, 31), dst="metadata", slaves=list(a.ports))
     if isinstance(a, Conntrack):
         nat = []
         if a.nat_src is not None:
@@ -70,23 +80,10 @@ def to_ofp(dp: Any, m: Message) -> Any | list[Any]:
     if isinstance(m, GroupMod):
         if m.delete_all:
             return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=ofp.OFPG_ALL)
-        if m.delete:
-            return parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=m.group_id)
-        if m.kind == ALL:
-            buckets = [parser.OFPBucket(actions=[parser.OFPActionOutput(p)]) for p in m.ports]
-        else:
-            buckets = [parser.OFPBucket(
-                weight=1 if m.kind == SELECT else 0,
-                watch_port=b.watch_port if b.watch_port is not None else ofp.OFPP_ANY,
-                watch_group=ofp.OFPG_ANY,
-                actions=[_action(parser, ofp, a) for a in b.actions]) for b in m.buckets]
-        kind = {ALL: ofp.OFPGT_ALL, SELECT: ofp.OFPGT_SELECT,
-                FAST_FAILOVER: ofp.OFPGT_FF}[m.kind]
-        # delete-all on connect, and the logic's own record of what it added, make ADD
-        # right the first time and MODIFY after
-        return parser.OFPGroupMod(dp, command=ofp.OFPGC_MODIFY if m.modify else
-                                  ofp.OFPGC_ADD, type_=kind, group_id=m.group_id,
-                                  buckets=buckets)
+        buckets = [parser.OFPBucket(actions=[parser.OFPActionOutput(p)]) for p in m.ports]
+        # ADD then MODIFY would need state; delete-all on connect makes ADD always right.
+        return parser.OFPGroupMod(dp, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_ALL,
+                                  group_id=m.group_id, buckets=buckets)
     if isinstance(m, PacketOut):
         return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=m.in_port,
                                    actions=[_action(parser, ofp, a) for a in m.actions],

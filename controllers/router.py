@@ -21,15 +21,13 @@ from wire import frames as pk
 
 from .messages import (
     CONTROLLER,
-    FAST_FAILOVER,
     IN_PORT,
     META_MASK,
     REASON_INVALID_TTL,
     REMOVED_DELETE,
     REMOVED_IDLE,
-    SELECT,
     TABLE,
-    Bucket,
+    Bundle,
     DecTTL,
     FlowMod,
     Group,
@@ -74,7 +72,6 @@ ARP_TRIES = 3  # then give up: queued packets get ICMP host unreachable
 NEXTHOP_RETRY_S = 2.0  # static-route next hops are asked for until they answer
 PENDING_PER_DEST = 16  # packets held per unresolved destination (RFC 1812 says "small")
 ICMP_ERRORS_PER_S = 200  # token bucket for generated ICMP errors
-ROUTE_GROUP_BASE = 0x10000  # next-hop groups' ids (below: one flood group per interface)
 
 @dataclass
 class Neighbor:
@@ -138,10 +135,6 @@ class RouterLogic:
         self.pending: dict[IPv4Address, Pending] = {}
         self.routes: list[RouteEntry] = []
         self.next_hops: set[IPv4Address] = set()
-        self.nat_ports = {p.port for i in plan.interfaces for p in i.ports
-                          if any(n["interface"] == i.subnet for n in plan.nat)}
-        self._groups: dict[tuple, tuple[int, tuple[Bucket, ...]]] = {}  # installed
-        self._group_ids: dict[tuple, int] = {}
         self._build_routes(computed or {})
         self._next_hop_try: float = 0.0
         self.counters = Counters()
@@ -180,10 +173,6 @@ class RouterLogic:
             if prefix not in new:  # unreachable now: the controller answers for it
                 msgs.append(FlowMod(T_ROUTE, route_priority(prefix.prefixlen),
                                     _route_match(prefix), (Output(CONTROLLER),)))
-        used = {self._group_key(r) for r in self.routes}
-        for key in [k for k in self._groups if k not in used]:
-            gid, _ = self._groups.pop(key)
-            msgs.append(GroupMod(gid, delete=True))  # after the flows that used it moved
         msgs += self.tick(now)
         return msgs
 
@@ -209,7 +198,6 @@ class RouterLogic:
             FlowMod(table=0xFF, delete=True, cookie_mask=0),  # every flow: all are ours
             GroupMod(0, (), delete_all=True),
         ]
-        self._groups.clear()
         # Pass-through defaults of the tables later features fill in.
         msgs += [
             FlowMod(T_RELAY, DEFAULT, goto=T_L2),
@@ -246,39 +234,22 @@ class RouterLogic:
         msgs += self.tick(now)
         return msgs
 
-    def _group_key(self, r: RouteEntry) -> tuple | None:
-        """The next-hop group a route forwards through (routes with the same next hops
-        share one), or None: one next hop, or a NAT's outside port among them (the NAT's
-        post-routing table needs the egress port in the metadata, which a group skips)."""
-        if len(r.candidates) < 2 or any(h.port in self.nat_ports for h in r.candidates):
-            return None
-        return (SELECT if len(r.hops) > 1 else FAST_FAILOVER, r.candidates)
-
     def _route_flows(self, r: RouteEntry) -> list[Message]:
-        key = self._group_key(r)
-        if key is None:
+        """A route with several next hops (ECMP) or a backup (fast failover) picks its
+        egress port in the switch, per flow, among the live ones: Nicira's bundle_load
+        writes it to the metadata, as a one-next-hop route writes its port, so the NAT's
+        post-routing table and the egress table (which rewrites the MACs for the
+        neighbour on that port) work alike for both."""
+        if len(r.candidates) < 2:
             return [self._route_flow(r)]
-        kind, candidates = key
-        buckets = []
-        for h in candidates:
-            nb = self.neighbors.get(h.ip)
-            if nb is not None and nb.port == h.port:
-                buckets.append(Bucket((SetField("eth_src", nb.iface.mac),
-                                       SetField("eth_dst", nb.mac), Output(nb.port)),
-                                      watch_port=nb.port))
-        if not buckets:  # nothing resolved yet: the controller asks (as for one hop)
+        ports = tuple(h.port for h in r.candidates
+                      if (nb := self.neighbors.get(h.ip)) is not None and nb.port == h.port)
+        if not ports:  # nothing resolved yet: the controller asks (as for one hop)
             return [FlowMod(T_ROUTE, route_priority(r.prefix.prefixlen),
                             _route_match(r.prefix), (Output(CONTROLLER),))]
-        msgs: list[Message] = []
-        gid = self._group_ids.setdefault(key, ROUTE_GROUP_BASE + len(self._group_ids))
-        installed = self._groups.get(key)
-        if installed is None or installed[1] != tuple(buckets):
-            msgs.append(GroupMod(gid, kind=kind, buckets=tuple(buckets),
-                                 modify=installed is not None))
-            self._groups[key] = (gid, tuple(buckets))
-        msgs.append(FlowMod(T_ROUTE, route_priority(r.prefix.prefixlen),
-                            _route_match(r.prefix), (DecTTL(), Group(gid))))
-        return msgs
+        return [FlowMod(T_ROUTE, route_priority(r.prefix.prefixlen), _route_match(r.prefix),
+                        (DecTTL(), Bundle(ports, failover=len(r.hops) == 1)),
+                        goto=T_POST_NAT)]
 
     def _route_flow(self, r: RouteEntry) -> FlowMod:
         match = _route_match(r.prefix)
@@ -301,6 +272,15 @@ class RouterLogic:
             FlowMod(T_L2, P_KNOWN_MAC, {"metadata": (idx, META_MASK), "eth_dst": nb.mac},
                     (Output(nb.port),)),
         ]
+        if nb.ip in self.next_hops and len(nb.iface.ports) == 1:
+            # a router next hop on a point-to-point link: leaving by its port, a packet is
+            # addressed to it (what a bundle-chosen egress needs; a no-op after a route
+            # that set the same MACs already)
+            macs = (SetField("eth_src", nb.iface.mac), SetField("eth_dst", nb.mac))
+            msgs += [FlowMod(T_EGRESS, P_EGRESS, {"metadata": (nb.port, META_MASK)},
+                             (*macs, Output(nb.port))),
+                     FlowMod(T_EGRESS, P_HAIRPIN_OUT, {"metadata": (nb.port, META_MASK),
+                             "in_port": nb.port}, (*macs, Output(IN_PORT)))]
         for r in self.routes:
             if r.via == nb.ip or any(h.ip == nb.ip for h in r.candidates):
                 msgs += self._route_flows(r)
@@ -359,7 +339,8 @@ class RouterLogic:
         if self.nat is not None:
             out = self.nat.packet_in(now, table, in_port, f, metadata & META_MASK)
             if out is not None:
-                return out.msgs + (self._refusal(now, in_port, f) if out.refused else [])
+                return [self._addressed(m) for m in out.msgs] + \
+                    (self._refusal(now, in_port, f) if out.refused else [])
         if f.ip_dst in self.own_ips:
             return self._local_in(now, in_port, iface, f)
         return self._route_miss(now, in_port, f)
@@ -442,6 +423,22 @@ class RouterLogic:
             p = self.pending[target] = Pending(iface)
         p.packets.append((in_port, f))
         return self.tick(now) if p.tries == 0 else []
+
+    def _addressed(self, m: Message) -> Message:
+        """A packet the NAT sends straight out of a router link, addressed to the
+        neighbour there: when the route's port was chosen in the switch (a bundle), the
+        packet the switch sent up still had its old MACs (the egress table, which the
+        packet-out skips, would have set them)."""
+        if not isinstance(m, PacketOut):
+            return m
+        for i, a in enumerate(m.actions):
+            if isinstance(a, Output):
+                nb = next((n for n in self.neighbors.values() if n.port == a.port and
+                           n.ip in self.next_hops and len(n.iface.ports) == 1), None)
+                if nb is not None:
+                    macs = (SetField("eth_src", nb.iface.mac), SetField("eth_dst", nb.mac))
+                    return dataclasses.replace(m, actions=m.actions[:i] + macs + m.actions[i:])
+        return m
 
     def _refusal(self, now: float, in_port: int, f: pk.Frame) -> list[Message]:
         """ICMP admin-prohibited to an inside host the NAT could not translate. The packet

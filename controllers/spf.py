@@ -2,7 +2,7 @@
 next hops (ECMP), and a loop-free backup next hop for fast failover (ROUTE-FAILOVER).
 
 Pure: the plan and the set of failed links in, every router's computed routes out; the
-router logic turns them into flows and groups, and only what changed is sent again. What
+router logic turns them into flows, and only what changed is sent again. What
 each router may tell its neighbours follows the NAT boundaries the way a real network's
 routing policy would: out of a NAT's outside interface a router announces only that
 interface's own subnet and the NAT's public addresses, so the private space behind a NAT

@@ -527,6 +527,14 @@ class Emulation:
             wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)
         return [intf for _r, intf in ends]
 
+    def router_links(self, router: str, up: bool, wait: bool = False) -> list[str]:
+        """A router failure (or repair): every link to another router goes down (up)."""
+        if router not in {r.name for r in self.plan.routers}:
+            raise LookupError(f"no router {router!r}")
+        peers = sorted({lk.b if lk.a == router else lk.a for lk in self.plan.links
+                        if router in (lk.a, lk.b) and lk.a_port and lk.b_port})
+        return [i for p in peers for i in self.link(router, p, up, wait)]
+
     def popen_in(self, node: Any, argv: list[str], *, log: Any, label: str,
                  env: dict[str, str] | None = None) -> subprocess.Popen:
         """A long-running process in `node`'s namespaces (service, delay line, client),

@@ -1,7 +1,8 @@
 """The Mininet CLI with infralab's additions: a script mode that stops at the first failing
 command (unless the line begins with '-') and reports its exit status; commands showing the
 controller's and the services' view (`routers`, `routes`, `nat`, `leases`, `dnscache`,
-`trace`), `link A B down` that reroutes, and a lab's progress (`lab check NAME`)."""
+`trace`), `link A B down` and `router R down` that reroute, and a lab's progress
+(`lab check NAME`)."""
 
 from __future__ import annotations
 
@@ -184,6 +185,22 @@ class InfralabCLI(CLI):
             self.status = 1 if self.script_mode else self.status
             return
         print(f"link {words[0]} {words[1]} {words[2]}: {', '.join(changed)}")
+
+    def do_router(self, line: str) -> None:
+        """router NAME down|up: the router fails (every link to another router goes down)
+        or is repaired; returns once the controller has rerouted."""
+        words = line.split()
+        if len(words) != 2 or words[1] not in ("up", "down"):
+            print("*** usage: router NAME up|down")
+            self.status = 2 if self.script_mode else self.status
+            return
+        try:
+            changed = self.emu.router_links(words[0], words[1] == "up", wait=True)
+        except (LookupError, TimeoutError) as e:
+            print(f"*** {e}")
+            self.status = 1 if self.script_mode else self.status
+            return
+        print(f"router {words[0]} {words[1]}: {', '.join(changed)}")
 
     def do_routes(self, line: str) -> None:
         """routes [ROUTER]: the routes each router has (computed, written), with next hops

@@ -81,7 +81,7 @@ class Plan:
     routers: list[RouterPlan]
     links: list[LinkPlan]
     routing: str = "shortest-path"  # or "static" (topologies.model.ROUTING_MODES)
-    fast_failover: bool = True  # precompute backup next hops (fast-failover groups)
+    fast_failover: bool = True  # precompute backup next hops for the switches
 
     def router(self, name: str) -> RouterPlan:
         return next(r for r in self.routers if r.name == name)

@@ -97,16 +97,18 @@ def core_restored(world):
 
 def test_route_spf_world_runs_on_computed_routes_with_a_fast_failover_backup(world):
     """No route is written in world.yaml: the controller's (ROUTE-SPF), and ri's way to
-    data centre 1 has a loop-free backup through rk, installed as a fast-failover group."""
+    data centre 1 has a loop-free backup through rk, which the switch itself fails over
+    to (bundle_load, active-backup over the two ports)."""
     st = world.controller_status()
     assert st["routing"]["mode"] == "shortest-path" and st["routing"]["down_links"] == []
     assert all(r["origin"] == "computed" for r in st["routers"]["ri"]["routes"])
     dc1 = next(r for r in st["routers"]["ri"]["routes"] if r["prefix"] == DC1_NET)
     assert dc1["via"] == ["198.18.0.6"] and dc1["backup"] == "198.18.0.14", dc1
-    groups = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "ri"],
-                            capture_output=True, text=True, check=True).stdout
-    ff = [g for g in groups.splitlines() if "type=ff" in g]
-    assert ff and all(g.count("watch_port") == 2 for g in ff), groups
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "ri", "table=3"],
+                           capture_output=True, text=True, check=True).stdout
+    (dc1_flow,) = [f for f in flows.splitlines() if "nw_dst=198.51.100.0/25" in f]
+    assert re.search(r"bundle_load\(symmetric_l3l4\+udp,0,active_backup,ofport,"
+                     r"OXM_OF_METADATA\[0..31\],members:\d+,\d+\)", dc1_flow), dc1_flow
 
 
 def test_route_failover_core_link_down_reroutes_and_keeps_nat_and_gslb(world, core_restored):

@@ -123,16 +123,22 @@ def test_route_zoo_course_services_replayed_on_abilene():
 
 
 def test_route_zoo_up_with_a_script_as_a_user_types_it(tmp_path):
-    """`infralab up zoo:Abilene --script FILE`, the CLI's `routes` and `link` commands."""
+    """`infralab up zoo:Abilene --script FILE`, the CLI's `routes`, `link` and `router`
+    commands (a link fails, then a whole router)."""
     script = tmp_path / "failover.cli"
     script.write_text("routes r1\nh1 ping -c1 -W2 10.0.6.10\nlink r1 r3 down\n"
-                      "h1 ping -c1 -W2 10.0.6.10\nroutes r1\nlink r1 r3 up\n")
+                      "h1 ping -c1 -W2 10.0.6.10\nroutes r1\nlink r1 r3 up\n"
+                      "router r2 down\n-h1 ping -c1 -W2 10.0.2.10\nh1 ping -c1 -W2 10.0.4.10\n"
+                      "router r2 up\nh1 ping -c1 -W2 10.0.2.10\n")
     r = subprocess.run([sys.executable, "-m", "infralab", "up", "zoo:Abilene,delay=off",
                         "--script", str(script)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout
     assert "routing: shortest-path; links down: none" in out, out
-    assert "link r1 r3 down: r1-eth" in out and out.count(" 0% packet loss") == 2, out
+    assert "link r1 r3 down: r1-eth" in out and out.count(" 0% packet loss") == 4, out
+    # Chicago (r2) failed: its own hosts are cut off, Seattle is reached the other way
+    assert "router r2 down: " in out and "r2-eth1" in out and \
+        out.count("100% packet loss") == 1, out
     # New York -> L.A. leaves by Washington (r3) until that link is down, then by Chicago
     before, after = out.split("infralab> link r1 r3 down", 1)
     topo = imported.load("zoo:Abilene,delay=off")
@@ -140,3 +146,22 @@ def test_route_zoo_up_with_a_script_as_a_user_types_it(tmp_path):
                      for s in topo.routers["r3"].interfaces if s in topo.routers["r1"].interfaces]
     la = re.compile(r"10\.0\.6\.0/24\s+via (\S+)")
     assert la.search(before).group(1) == washington != la.search(after).group(1), out
+
+
+def test_route_spf_ecmp_spreads_flows_on_the_switches():
+    """Two equal paths h1 -> h4 (r1 - r2 - r4, r1 - r3 - r4): the bundle on r1
+    sends different flows (source ports) different ways, one flow always one way."""
+    from tests.unit.test_spf import SQUARE
+    from topologies import loader
+
+    with Emulation(loader.loads(SQUARE)) as emu:
+        def second_hop(sport: int) -> str:
+            out = emu.host("h1").cmd(f"traceroute -n -q1 -w2 -f2 -m2 --sport={sport} "
+                                     "10.0.4.10")
+            m = re.search(r"^\s*2\s+(\S+)", out, re.M)
+            assert m and m.group(1) != "*", out
+            return m.group(1)
+
+        hops = {second_hop(sport) for sport in range(40000, 40016)}
+        assert hops == {"10.255.0.2", "10.255.0.6"}, hops  # r2 and r3
+        assert len({second_hop(40001) for _ in range(4)}) == 1

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from controllers.messages import (
-    ALL,
     CONTROLLER,
     IN_PORT,
+    META_MASK,
     REASON_ACTION,
     REASON_INVALID_TTL,
     REASON_NO_MATCH,
-    SELECT,
     TABLE,
+    Bundle,
     Conntrack,
     DecTTL,
     FlowMod,
@@ -126,7 +126,7 @@ class FlowSim:
 
     def __init__(self) -> None:
         self.flows: list[FlowMod] = []
-        self.groups: dict[int, GroupMod] = {}
+        self.groups: dict[int, tuple[int, ...]] = {}
         self.down_ports: set[int] = set()  # ports whose link is down (bucket liveness)
         self.invalid_ttl_to_controller = False
         self.now = 0.0  # the clock idle timeouts are measured with (set by the caller)
@@ -152,15 +152,8 @@ class FlowSim:
             elif isinstance(m, GroupMod):
                 if m.delete_all:
                     self.groups.clear()
-                elif m.delete:
-                    self.groups.pop(m.group_id, None)
-                    self.flows = [f for f in self.flows if Group(m.group_id) not in f.actions]
-                elif m.modify != (m.group_id in self.groups):
-                    raise AssertionError(f"group {m.group_id}: "
-                                         + ("MODIFY of a missing group" if m.modify else
-                                            "ADD of an existing group"))
                 else:
-                    self.groups[m.group_id] = m
+                    self.groups[m.group_id] = m.ports
             elif isinstance(m, SwitchConfig):
                 self.invalid_ttl_to_controller = m.invalid_ttl_to_controller
             elif isinstance(m, PacketOut):
@@ -201,28 +194,21 @@ class FlowSim:
                 res.outputs.append((a.port, data))
         return res
 
-    def _group(self, gid: int, in_port: int, raw: bytes, res: Result) -> None:
-        g = self.groups.get(gid)
-        if g is None:
-            return
-        if g.kind == ALL:
-            res.outputs += [(p, raw) for p in g.ports if p != in_port]
-            return
-        live = [b for b in g.buckets if b.watch_port not in self.down_ports]
+    def _bundle(self, b: Bundle, in_port: int, raw: bytes, metadata: int) -> int:
+        """The port bundle_load picks (written to the metadata's low 32 bits): among the
+        live ones, the first (failover) or one by a hash of the 5-tuple (as OVS's
+        symmetric_l3l4+udp), or none (0) when every one is down."""
+        live = [p for p in b.ports if p not in self.down_ports]
         if not live:
-            return
-        if g.kind == SELECT:  # a hash of the 5-tuple picks one, as OVS's dp_hash does
-            f = _fields(raw, in_port, 0)
-            key = repr([f.get(k) for k in ("ipv4_src", "ipv4_dst", "ip_proto",
-                                           "tcp_src", "tcp_dst", "udp_src", "udp_dst")])
-            bucket = live[zlib.crc32(key.encode()) % len(live)]
+            return metadata & ~META_MASK
+        if b.failover:
+            port = live[0]
         else:
-            bucket = live[0]
-        for a in bucket.actions:
-            if isinstance(a, SetField):
-                raw = _rewrite(raw, a.field, a.value)
-            elif isinstance(a, Output) and a.port != in_port:
-                res.outputs.append((a.port, raw))
+            f = _fields(raw, in_port, 0)
+            key = repr([f.get(k) for k in ("ipv4_src", "ipv4_dst", "ip_proto", "tcp_src",
+                                           "tcp_dst", "udp_src", "udp_dst")])
+            port = live[zlib.crc32(key.encode()) % len(live)]
+        return (metadata & ~META_MASK) | port
 
     def run(self, in_port: int, raw: bytes) -> Result:
         """Send `raw` into the pipeline at `in_port`; collect outputs and packet-ins."""
@@ -267,7 +253,11 @@ class FlowSim:
                     elif a.port != in_port:
                         res.outputs.append((a.port, raw))
                 elif isinstance(a, Group):
-                    self._group(a.group_id, in_port, raw, res)
+                    for p in self.groups.get(a.group_id, ()):
+                        if p != in_port:
+                            res.outputs.append((p, raw))
+                elif isinstance(a, Bundle):
+                    metadata = self._bundle(a, in_port, raw, metadata)
             if flow.metadata is not None:
                 value, mask = flow.metadata
                 metadata = (metadata & ~mask) | (value & mask)

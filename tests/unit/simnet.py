@@ -93,7 +93,7 @@ class SimNet:
 
     def link(self, a: str, b: str, up: bool, recompute: bool = True) -> int:
         """Take the link between routers a and b down (or up): both switches see their
-        port's state (fast-failover groups react), and with `recompute` the controller
+        port's state (bundles stop picking it), and with `recompute` the controller
         hears of it and pushes what changed. Returns how many messages that took."""
         (end,) = [(la.a_port, la.b_port) if la.a == a else (la.b_port, la.a_port)
                   for la in self.plan.links if {la.a, la.b} == {a, b}]

@@ -8,11 +8,14 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 import topologies
-from controllers.messages import FAST_FAILOVER, SELECT, GroupMod
+from controllers.messages import Bundle, FlowMod
+from controllers.pipeline import T_ROUTE
+from controllers.router import _masked
 from controllers.spf import Graph, compute
 from tests.unit.simnet import SimNet
 from topologies import loader
 from topologies.plan import make_plan
+from wire import frames as pk
 
 # r1 -- r2 -- r4 and r1 -- r3 -- r4 (a square: two equal paths from h1 to h4), plus a
 # long way round r1 -- r5 -- r4 with cost 5; no route written anywhere
@@ -79,8 +82,7 @@ def test_route_spf_ecmp_spreads_flows_over_both_equal_paths():
         IPv4Address("10.255.0.2"), IPv4Address("10.255.0.6")}
     # one flow always takes one path (no reordering within a flow)
     assert len(hops_seen(net, "h1", "h4", 2, [5000] * 6)) == 1
-    groups = [g for g in net.tables["r1"].groups.values() if g.kind == SELECT]
-    assert len(groups) == 1 and len(groups[0].buckets) == 2
+    assert bundles(net, "r1", LAN4) == [Bundle((2, 3))]  # by the 5-tuple, UDP ports too
 
 
 def test_route_cost_and_delay_steer_the_path():
@@ -94,11 +96,18 @@ def test_route_cost_and_delay_steer_the_path():
     assert [h.router for h in compute(Graph(make_plan(t)))["r1"][LAN4].hops] == ["r5"]
 
 
-def test_route_failover_fast_failover_group_moves_traffic_before_any_recompute():
+def bundles(net: SimNet, router: str, prefix: IPv4Network) -> list[Bundle]:
+    """The bundle_load actions of `router`'s route flow for `prefix`."""
+    (flow,) = [f for f in net.tables[router].table(T_ROUTE)
+               if f.match.get("ipv4_dst") == _masked(prefix)]
+    return [a for a in flow.actions if isinstance(a, Bundle)]
+
+
+def test_route_failover_fast_failover_moves_traffic_before_any_recompute():
     net = SimNet(loader.loads(TRIANGLE))
     route = net.routing.routes["r1"][IPv4Network("10.0.2.0/24")]
     assert [h.router for h in route.hops] == ["r2"] and route.backup.router == "r3"
-    assert any(g.kind == FAST_FAILOVER for g in net.tables["r1"].groups.values())
+    assert bundles(net, "r1", IPv4Network("10.0.2.0/24")) == [Bundle((2, 3), failover=True)]
     assert net.ping("h1", "h2").icmp_type == 0
     net.link("r1", "r2", up=False, recompute=False)  # only the switches know
     ans = net.ping("h1", "h2")
@@ -109,7 +118,7 @@ def test_route_failover_fast_failover_group_moves_traffic_before_any_recompute()
 def test_route_failover_without_a_backup_needs_the_recompute():
     t = loader.loads(SQUARE)
     net = SimNet(t)
-    # r1 -- r2 down: r1 still has r3 (the ECMP group's bucket liveness), for every flow
+    # r1 -- r2 down: r1 still has r3 (the bundle picks live ports only), for every flow
     net.link("r1", "r2", up=False, recompute=False)
     assert hops_seen(net, "h1", "h4", 2, range(5000, 5008)) == {IPv4Address("10.255.0.6")}
     net.link("r1", "r3", up=False, recompute=False)  # now both equal paths are gone
@@ -128,11 +137,18 @@ def test_route_failover_without_a_backup_needs_the_recompute():
 
 def test_route_failover_recompute_sends_only_what_changed():
     net = SimNet(loader.loads(SQUARE))
-    everything = sum(len(r.connect(net.now)) for r in net.routers.values())
-    sent = net.link("r1", "r5", up=False)
-    assert 0 < sent < everything // 4, (sent, everything)
-    # r2 and r3 never route through r1 -- r5 for anything but that link's own /30
-    assert net.routing.routes["r4"][LAN4.__class__("10.0.1.0/24")].hops  # still routed
+    before = {r: dict(t) for r, t in net.routing.routes.items()}
+    (port,) = [a.port for a in net.routing.graph.adjacent["r1"] if a.neighbour == "r5"]
+    changed = net.routing.port_status("r1", port, False)
+    assert changed and set(changed) < set(net.routers), "every router was sent something"
+    for name, routes in changed.items():
+        msgs = net.routers[name].set_routes(net.now, routes)
+        sent = {m.match.get("ipv4_dst") for m in msgs
+                if isinstance(m, FlowMod) and m.table == T_ROUTE}
+        moved = {p for p in routes.keys() | before[name].keys()
+                 if routes.get(p) != before[name].get(p)}
+        assert sent == {_masked(p) for p in moved}, (name, sent, moved)
+    assert "r2" not in changed and "r3" not in changed  # nothing of theirs used r1 -- r5
 
 
 def test_route_spf_written_routes_win_over_computed_ones():
@@ -175,28 +191,30 @@ def test_route_spf_nat_boundaries_keep_private_space_private():
     assert routes["na"][IPv4Network("198.51.100.0/25")].hops[0].router == "ri"
 
 
-def test_route_spf_group_ids_are_shared_and_released():
-    net = SimNet(loader.loads(SQUARE))
-    r1 = net.routers["r1"]
-    before = {g for g in net.tables["r1"].groups if g >= 0x10000}
-    assert before  # the ECMP group (shared by every prefix behind r4)
-    msgs = []
-    for a, b in (("r1", "r2"), ("r1", "r3")):
-        msgs += [m for m in (net.routing.port_status(a, *[
-            x.port for x in net.routing.graph.adjacent[a] if x.neighbour == b], False)
-            or {}).items()]
-    for name, routes in msgs:
-        net._from_controller(name, net.routers[name].set_routes(net.now, routes))
-    left = {g for g in net.tables["r1"].groups if g >= 0x10000}
-    assert not (before & left), "a group no route uses was left installed"
-    assert not any(isinstance(m, GroupMod) and m.delete for m in r1.connect(net.now)[3:])
+def test_route_spf_ecmp_and_failover_work_through_a_nat_outside_port():
+    """The chosen port goes to the metadata like a single next hop's, so the NAT's
+    post-routing table still sees its outside port: a PAT over two equal uplinks."""
+    t = loader.loads(SQUARE.replace(
+        "r1: {interfaces: {lan1: 10.0.1.1/24, a: 10.255.0.1/30, b: 10.255.0.5/30, "
+        "e: 10.255.0.17/30}}",
+        "r1:\n    interfaces: {lan1: 10.0.1.1/24, a: 10.255.0.1/30, b: 10.255.0.5/30, "
+        "e: 10.255.0.17/30}\n    nat: {a: {pat: 10.255.0.1}, b: {pat: 10.255.0.5}}"))
+    net = SimNet(t)
+    assert bundles(net, "r1", LAN4) == [Bundle((2, 3))]
+    seen = set()
+    for sport in range(5000, 5012):
+        net.udp("h1", "h4", sport, 7)
+        f = net.last("h4")
+        assert f is not None and f.proto == pk.PROTO_UDP, "the datagram did not arrive"
+        seen.add(f.ip_src)
+    assert seen == {IPv4Address("10.255.0.1"), IPv4Address("10.255.0.5")}  # both uplinks
 
 
 def test_route_failover_can_be_left_to_the_recompute_alone():
     t = loader.loads(TRIANGLE.replace("name: triangle", "name: triangle\nfast_failover: false"))
     net = SimNet(t)
     assert net.routing.routes["r1"][IPv4Network("10.0.2.0/24")].backup is None
-    assert not any(g.kind == FAST_FAILOVER for g in net.tables["r1"].groups.values())
+    assert bundles(net, "r1", IPv4Network("10.0.2.0/24")) == []
     net.link("r1", "r2", up=False, recompute=False)
     assert net.ping("h1", "h2") is None  # nothing in the switch moves the traffic
     net.link("r1", "r2", up=False)
