@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .model import Topology, TopologyError
-from .routing import Graph, static_routes
+from .routing import Graph
 
 MAX_HOSTS = 245  # hosts .10 to .254 of a /24
 
@@ -105,8 +105,8 @@ def chain(routers: int = 4, hosts: int = 2) -> Topology:
 def fattree(k: int = 4, hosts: int = 0) -> Topology:
     """A k-ary fat-tree of routers (Al-Fares et al.): k pods of k/2 edge and k/2
     aggregation routers, (k/2)^2 core routers, `hosts` per edge router (default k/2, so
-    k^3/4 hosts). Every edge subnet is 10.<pod>.<edge>.0/24; routes are shortest paths
-    computed here, equal-cost choices spread by source and destination."""
+    k^3/4 hosts). Every edge subnet is 10.<pod>.<edge>.0/24; the controller routes it,
+    spreading flows over the equal paths (ECMP)."""
     hosts = hosts or k // 2
     if k % 2 or not 2 <= k <= 16 or not 1 <= hosts <= MAX_HOSTS:
         raise TopologyError("gen:fattree", f"k must be even, 2..16, and hosts 1..{MAX_HOSTS}")
@@ -123,14 +123,13 @@ def fattree(k: int = 4, hosts: int = 0) -> Topology:
         for a in range(half):
             for j in range(half):
                 g.link(f"a{p}x{a}", f"c{a}x{j}")
-    static_routes(g)
     return t.validate()
 
 
 def leafspine(spines: int = 2, leaves: int = 4, hosts: int = 4) -> Topology:
     """Every leaf router linked to every spine router; `hosts` on each leaf's subnet
-    10.<i/256>.<i%256>.0/24. Leaf-to-leaf routes go over a spine chosen per source and
-    destination, so traffic spreads over the spines."""
+    10.<i/256>.<i%256>.0/24. Leaf-to-leaf flows spread over every spine (ECMP, by the
+    controller's routes)."""
     if not 1 <= spines <= 16 or not 2 <= leaves <= 200 or not 1 <= hosts <= MAX_HOSTS:
         raise TopologyError("gen:leafspine", f"spines must be 1..16, leaves 2..200 and "
                             f"hosts 1..{MAX_HOSTS}")
@@ -141,14 +140,13 @@ def leafspine(spines: int = 2, leaves: int = 4, hosts: int = 4) -> Topology:
         g.lan(f"l{i}", f"n{i}", f"10.{i // 256}.{i % 256}", hosts)
         for j in range(1, spines + 1):
             g.link(f"l{i}", f"s{j}")
-    static_routes(g)
     return t.validate()
 
 
 def random(routers: int = 10, degree: float = 3, seed: int = 1, hosts: int = 2) -> Topology:
     """A random connected graph of `routers` routers with average degree `degree` (a
     random spanning tree, then random extra links), the same for the same `seed`; one
-    subnet of `hosts` hosts per router; shortest-path routes computed here."""
+    subnet of `hosts` hosts per router; routes from the controller (shortest paths)."""
     if not 2 <= routers <= 250 or not 1 <= hosts <= MAX_HOSTS:
         raise TopologyError("gen:random", f"routers must be 2..250 and hosts 1..{MAX_HOSTS}")
     low = 2 * (routers - 1) / routers
@@ -171,7 +169,6 @@ def random(routers: int = 10, degree: float = 3, seed: int = 1, hosts: int = 2) 
         pairs.add((a, b))
     for a, b in sorted(pairs):
         g.link(f"r{a}", f"r{b}")
-    static_routes(g)
     return t.validate()
 
 

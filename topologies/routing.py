@@ -1,14 +1,11 @@
-"""Routes for generated topologies: a graph of routers joined by /30 links, and static
-routes along shortest paths (hop count) to every router's host subnets.
-
-Where several neighbours are equally close to a destination, the one taken is chosen by
-the source and destination together, so traffic between different pairs spreads over the
-equal paths (a static stand-in for ECMP: one path per pair, not per flow).
+"""The graph builder of generated and imported topologies: routers joined by /30 links in
+10.255.0.0/16 and host subnets, written straight into a Topology. No route is written: the
+controller computes them from the graph (controllers/spf.py, ROUTE-SPF), with ECMP over
+equal paths per flow.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 from .model import Topology, TopologyError
@@ -53,34 +50,3 @@ class Graph:
         self.topo.interface(b, f"k{self.links}", f"{ip_b}/30")
         self.adjacent.setdefault(a, []).append((b, ip_b))
         self.adjacent.setdefault(b, []).append((a, ip_a))
-
-
-def distances(g: Graph, to: str) -> dict[str, int]:
-    """Hop count from every router to `to` (breadth first)."""
-    dist = {to: 0}
-    queue = deque([to])
-    while queue:
-        r = queue.popleft()
-        for nb, _ in g.adjacent[r]:
-            if nb not in dist:
-                dist[nb] = dist[r] + 1
-                queue.append(nb)
-    return dist
-
-
-def static_routes(g: Graph) -> None:
-    """Every router gets a route to every other router's host subnets, via a neighbour
-    one hop closer to it; raises TopologyError when the graph is not connected."""
-    order = {r: i for i, r in enumerate(sorted(g.adjacent))}
-    for dest, prefixes in g.subnets.items():
-        dist = distances(g, dest)
-        if len(dist) < len(g.adjacent):
-            lost = sorted(set(g.adjacent) - set(dist))
-            raise TopologyError("gen", f"routers {', '.join(lost[:5])} cannot reach {dest}")
-        for src in g.adjacent:
-            if src == dest:
-                continue
-            closer = sorted((nb, ip) for nb, ip in g.adjacent[src] if dist[nb] == dist[src] - 1)
-            _, via = closer[(order[src] + order[dest]) % len(closer)]
-            for prefix in prefixes:
-                g.topo.route(src, prefix, via)
