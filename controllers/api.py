@@ -7,6 +7,8 @@
     POST /relay/<router>?defence=on|off   switch the starvation defence live
     POST /relay/<router>?snooping=on|off  switch rogue-server snooping live
     GET  /status                the controller's status document
+    GET  /routes[/<router>]     each router's routes (ROUTE-SPF) and the links that are down
+    GET  /routing               the routing state alone: mode, links down, recomputes
 
 Listens on the root namespace's loopback only (never inside the emulation) and runs in
 the controller's own green threads, so it reads the same state the handlers change.
@@ -31,6 +33,13 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
     parts = [p for p in url.path.split("/") if p]
     if method == "GET" and parts == ["status"]:
         return 200, app.status_doc()
+    if method == "GET" and parts == ["routing"]:
+        return 200, app.routing_view()
+    if method == "GET" and parts[:1] == ["routes"] and len(parts) <= 2:
+        view = app.routes_view(parts[1] if len(parts) == 2 else None)
+        if len(parts) == 2 and not view["routers"]:
+            return 404, {"error": f"no router {parts[1]!r}"}
+        return 200, view
     if method == "GET" and parts[:1] == ["nat"] and len(parts) <= 2:
         view = app.nat_view(parts[1] if len(parts) == 2 else None)
         if len(parts) == 2 and not view:

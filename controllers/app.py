@@ -305,6 +305,17 @@ class InfralabController(app_manager.OSKenApp):
                 for r in self.routers.values()
                 if r.nat is not None and router in (None, r.name)}
 
+    def routing_view(self) -> dict:
+        return {"mode": "shortest-path" if self.routing.enabled else "static",
+                "down_links": [list(x) for x in self.routing.down_links()],
+                "recomputes": self.routing.changes, "events": self.link_events[-10:]}
+
+    def routes_view(self, router: str | None = None) -> dict:
+        """Routes of every router (or one), with the routing state: the API's answer."""
+        return {"routing": self.routing_view(),
+                "routers": {r.name: r.route_table() for r in self.routers.values()
+                            if router in (None, r.name)}}
+
     def nat_set(self, router: str, iface: str, mapping: str | None,
                 filtering: str | None) -> dict:
         """Change a NAT's mapping/filtering behaviour live; returns the new state."""
@@ -355,9 +366,7 @@ class InfralabController(app_manager.OSKenApp):
             "time": time.time(),
             "errors": self.errors[-20:],
             "unknown_dpids": sorted(self.unknown_dpids),
-            "routing": {"mode": "shortest-path" if self.routing.enabled else "static",
-                        "down_links": [list(x) for x in self.routing.down_links()],
-                        "recomputes": self.routing.changes, "events": self.link_events[-10:]},
+            "routing": self.routing_view(),
             "routers": {
                 r.name: {"dpid": dpid, "connected": dpid in self.datapaths,
                          "ready": dpid in self.ready, **r.state()}

@@ -492,16 +492,21 @@ class RouterLogic:
                           (Output(in_port),))]
 
     # ---- views ----------------------------------------------------------------------
+    def route_table(self) -> list[dict]:
+        """The routes that are not connected: prefix, origin, next hops (several: ECMP),
+        backup (what `routes` at the prompt shows; kept out of the status file, which is
+        rewritten on every change and would grow with routers x prefixes)."""
+        return [{"prefix": str(r.prefix), "origin": r.origin,
+                 "via": [str(h.ip) for h in r.hops] or ([str(r.via)] if r.via else []),
+                 **({"backup": str(r.backup.ip)} if r.backup else {})}
+                for r in self.routes if r.origin != "connected"]
+
     def state(self) -> dict:
         return {
             "neighbors": {str(ip): {"mac": n.mac, "port": n.port, "subnet": n.iface.subnet}
                           for ip, n in sorted(self.neighbors.items())},
             "unresolved_next_hops": [str(ip) for ip in self.unresolved_next_hops()],
-            "routes": [{"prefix": str(r.prefix), "origin": r.origin,
-                        "via": [str(h.ip) for h in r.hops] or
-                        ([str(r.via)] if r.via is not None else []),
-                        **({"backup": str(r.backup.ip)} if r.backup else {})}
-                       for r in self.routes if r.origin != "connected"],
+            "routes": len(self.routes),  # (the table itself: route_table(), by the API)
             "pending": {str(ip): len(p.packets) for ip, p in self.pending.items()},
             "counters": vars(self.counters).copy(),
             **({"nat": self.nat.state()} if self.nat is not None else {}),

@@ -62,20 +62,24 @@ class Graph:
         self.origins: dict[IPv4Network, set[str]] = {}
         addr: dict[tuple[str, int], tuple[str, IPv4Address]] = {}
         nat_on: dict[tuple[str, str], frozenset[IPv4Network]] = {}
+        names = {r.name for r in plan.routers}
         for r in plan.routers:
             for iface in r.interfaces:
-                self.origins.setdefault(iface.network, set()).add(r.name)
+                link = bool(iface.ports) and all(p.peer in names for p in iface.ports)
+                if plan.announce_links or not link:  # (else: OSPF's prefix-suppression)
+                    self.origins.setdefault(iface.network, set()).add(r.name)
                 for p in iface.ports:
                     addr[(r.name, p.port)] = (iface.subnet, IPv4Address(iface.ip))
             for d in r.nat:
                 nat = NatInterface.from_dict(d)
                 own = next(i.network for i in r.interfaces if i.subnet == nat.interface)
-                # (a PAT on the interface's own address is reached as connected already)
-                public = frozenset(p for p in nat.public_prefixes() if not p.subnet_of(own))
+                # (a PAT on the interface's own address is reached by the link's prefix,
+                # unless link prefixes are suppressed)
+                public = frozenset(p for p in nat.public_prefixes()
+                                   if not (p.subnet_of(own) and plan.announce_links))
                 for net in public:
                     self.origins.setdefault(net, set()).add(r.name)
                 nat_on[(r.name, nat.interface)] = public | {own}
-        names = set(self.routers)
         for lp in plan.links:
             if lp.a not in names or lp.b not in names:
                 continue  # a host's access link

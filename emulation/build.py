@@ -520,8 +520,7 @@ class Emulation:
             run(f"ip link set {shlex.quote(intf)} {state}")
         if wait:
             def rerouted() -> bool:
-                down = {tuple(x) for x in
-                        self.controller_status().get("routing", {}).get("down_links", [])}
+                down = {tuple(x) for x in self.api("/routing")["down_links"]}
                 return not (ours & down) if up else bool(ours & down)
 
             wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)

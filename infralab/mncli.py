@@ -205,15 +205,18 @@ class InfralabCLI(CLI):
     def do_routes(self, line: str) -> None:
         """routes [ROUTER]: the routes each router has (computed, written), with next hops
         (several: ECMP) and the fast-failover backup; and the links that are down."""
-        st = self.emu.controller_status()
+        try:
+            st = self.emu.api(f"/routes/{line.strip()}" if line.strip() else "/routes")
+        except OSError as e:
+            print(f"*** {e}")
+            self.status = 1 if self.script_mode else self.status
+            return
         routing = st.get("routing", {})
         print(f"routing: {routing.get('mode')}; links down: "
               + (", ".join(f"{r}:{p}" for r, p in routing.get("down_links", [])) or "none"))
-        for name, r in st.get("routers", {}).items():
-            if line.strip() and name != line.strip():
-                continue
+        for name, table in st.get("routers", {}).items():
             print(f"{name}:")
-            for rt in r.get("routes", []):
+            for rt in table:
                 backup = f"  (backup {rt['backup']})" if rt.get("backup") else ""
                 print(f"    {rt['prefix']:<20} via {', '.join(rt['via']):<28} "
                       f"{rt['origin']}{backup}")

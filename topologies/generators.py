@@ -113,6 +113,7 @@ def fattree(k: int = 4, hosts: int = 0) -> Topology:
     half = k // 2
     t = Topology(f"fattree{k}x{hosts}", description=f"generated: {k}-ary fat-tree, "
                  f"{k * half * hosts} hosts")
+    t.announce_links = False  # flows grow with the subnets, not the links
     g = Graph(t)
     for p in range(k):
         for e in range(half):
@@ -135,6 +136,7 @@ def leafspine(spines: int = 2, leaves: int = 4, hosts: int = 4) -> Topology:
                             f"hosts 1..{MAX_HOSTS}")
     t = Topology(f"leafspine{spines}x{leaves}x{hosts}", description=f"generated: {spines} "
                  f"spines, {leaves} leaves, {hosts} hosts each")
+    t.announce_links = False  # flows grow with the subnets, not the links
     g = Graph(t)
     for i in range(1, leaves + 1):
         g.lan(f"l{i}", f"n{i}", f"10.{i // 256}.{i % 256}", hosts)
@@ -158,6 +160,7 @@ def random(routers: int = 10, degree: float = 3, seed: int = 1, hosts: int = 2) 
     rng = rnd.Random(seed)
     t = Topology(f"random{routers}d{degree:g}s{seed}", description=f"generated: {routers} "
                  f"routers, average degree {degree:g}, seed {seed}")
+    t.announce_links = False  # flows grow with the subnets, not the links
     g = Graph(t)
     for i in range(1, routers + 1):
         g.lan(f"r{i}", f"n{i}", f"10.{i // 256}.{i % 256}", hosts)

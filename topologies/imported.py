@@ -90,6 +90,7 @@ def build(data: dict, key: str, hosts: int = 1, delay: bool = True) -> Topology:
     gname = data.get("graph", {}).get("name") or key
     t = Topology(name, description=f"{gname} ({key}): {len(nodes)} routers, "
                  f"{len(data['edges'])} links")
+    t.announce_links = False  # flows grow with the nodes, not the links (up to 1,000)
     g = Graph(t)
     router = {}
     for i, n in enumerate(nodes, start=1):

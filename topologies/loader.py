@@ -21,6 +21,8 @@ File format (topologies/world.yaml is the full example):
     routing: shortest-path            # default: the controller computes routes from the
                                       # graph (written routes win); `static`: only those
     fast_failover: true               # backup next hops in the switches (default true)
+    announce_links: true              # route link prefixes everywhere (false: host subnets
+                                      # and NAT addresses only, fewer flows)
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from .model import (
 from .yamlfile import load_yaml, mapping, number, read_text
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links", "placement",
-            "routing", "fast_failover"}
+            "routing", "fast_failover", "announce_links"}
 ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns", "mac"}
 LINK_KEYS = {"bw", "delay", "loss", "cost"}
@@ -81,10 +83,11 @@ def _build(data: Any) -> Topology:
     topo = Topology(str(top["name"]), description=str(top.get("description") or ""))
     if "routing" in top:
         topo.routing = str(top["routing"])
-    if "fast_failover" in top:
-        if not isinstance(top["fast_failover"], bool):
-            raise TopologyError("fast_failover", "expected true or false")
-        topo.fast_failover = top["fast_failover"]
+    for key in ("fast_failover", "announce_links"):
+        if key in top:
+            if not isinstance(top[key], bool):
+                raise TopologyError(key, "expected true or false")
+            setattr(topo, key, top[key])
     ctl = _mapping(top.get("controller"), "controller", {"port"})
     if "port" in ctl:
         port = ctl["port"]

@@ -137,6 +137,10 @@ class Topology:
     # "static": only the routes written down, as before issue 16
     routing: str = "shortest-path"
     fast_failover: bool = True  # ROUTE-FAILOVER: a backup next hop in the switch itself
+    # ROUTE-SPF: route the router-to-router link prefixes everywhere (False: only host
+    # subnets and NAT addresses, as OSPF's prefix-suppression: flow tables then grow with
+    # the subnets, not the links - the research generators and imported networks)
+    announce_links: bool = True
     # imported topologies (ROUTE-ZOO): a router's place name, and its (longitude, latitude)
     labels: dict[str, str] = field(default_factory=dict)
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)

@@ -82,6 +82,7 @@ class Plan:
     links: list[LinkPlan]
     routing: str = "shortest-path"  # or "static" (topologies.model.ROUTING_MODES)
     fast_failover: bool = True  # precompute backup next hops for the switches
+    announce_links: bool = True  # route router-to-router link prefixes network-wide
 
     def router(self, name: str) -> RouterPlan:
         return next(r for r in self.routers if r.name == name)
@@ -112,7 +113,8 @@ class Plan:
             for r in d["routers"]
         ]
         return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]],
-                   d.get("routing", "shortest-path"), d.get("fast_failover", True))
+                   d.get("routing", "shortest-path"), d.get("fast_failover", True),
+                   d.get("announce_links", True))
 
 
 def router_mac(router_index: int, iface_index: int) -> str:
@@ -162,7 +164,8 @@ def make_plan(topo: Topology) -> Plan:
             iplans[(rname, s.name)].ports.append(PortPlan(port, ri_, hname, hi))
             hl = topo.hosts[hname].link
             links.append(LinkPlan(hname, hi, 0, rname, ri_, port, hl.bw, hl.delay, hl.loss))
-    return Plan(topo.name, routers, links, topo.routing, topo.fast_failover)
+    return Plan(topo.name, routers, links, topo.routing, topo.fast_failover,
+                topo.announce_links)
 
 
 COST_UNIT = 1000  # a cost of 1 (one millisecond of delay) in the plan's integer metric

@@ -82,8 +82,8 @@ DC1_NET = "198.51.100.0/25"
 
 
 def route_via(world, router: str, prefix: str) -> list[str]:
-    st = world.controller_status()["routers"][router]
-    return next((r["via"] for r in st["routes"] if r["prefix"] == prefix), [])
+    table = world.api(f"/routes/{router}")["routers"][router]
+    return next((r["via"] for r in table if r["prefix"] == prefix), [])
 
 
 @pytest.fixture
@@ -101,8 +101,9 @@ def test_route_spf_world_runs_on_computed_routes_with_a_fast_failover_backup(wor
     to (bundle_load, active-backup over the two ports)."""
     st = world.controller_status()
     assert st["routing"]["mode"] == "shortest-path" and st["routing"]["down_links"] == []
-    assert all(r["origin"] == "computed" for r in st["routers"]["ri"]["routes"])
-    dc1 = next(r for r in st["routers"]["ri"]["routes"] if r["prefix"] == DC1_NET)
+    ri = world.api("/routes/ri")["routers"]["ri"]
+    assert ri and all(r["origin"] == "computed" for r in ri)
+    dc1 = next(r for r in ri if r["prefix"] == DC1_NET)
     assert dc1["via"] == ["198.18.0.6"] and dc1["backup"] == "198.18.0.14", dc1
     flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "ri", "table=3"],
                            capture_output=True, text=True, check=True).stdout
@@ -137,7 +138,7 @@ def test_route_failover_core_link_down_reroutes_and_keeps_nat_and_gslb(world, co
     world.link("ri", "rs", up=False)
     wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.14"], 10,
              "the controller routing ri to dc1 by rk")
-    assert world.controller_status()["routing"]["down_links"], "no link seen down"
+    assert world.api("/routing")["down_links"], "no link seen down"
     assert_path(world, "c1", "web1a", ["10.1.1.1", "198.18.0.2", "198.18.0.14",
                                        "198.18.0.18", "198.51.100.11"])
     assert c1_tcp().get(outside[0]) == outside[1], "the PAT binding changed under the reroute"
@@ -168,11 +169,11 @@ def test_route_failover_infralab_link_command_from_another_terminal(world, core_
     assert "link ri rs down" in cli("down", "ri", "rs")
     wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.14"], 10,
              "ri routing to dc1 by rk")
-    assert len(world.controller_status()["routing"]["down_links"]) == 1
+    assert len(world.api("/routing")["down_links"]) == 1
     cli("up", "ri", "rs")
     wait_for(lambda: route_via(world, "ri", DC1_NET) == ["198.18.0.6"], 10,
              "ri routing to dc1 directly again")
-    assert world.controller_status()["routing"]["down_links"] == []
+    assert world.api("/routing")["down_links"] == []
     r = subprocess.run([sys.executable, "-m", "infralab", "link", "down", "rc", "rs",
                         "--run", str(world.rundir)], capture_output=True, text=True)
     assert r.returncode == 1 and "no link joins routers rc and rs" in r.stderr, r.stderr

@@ -219,3 +219,17 @@ def test_route_failover_can_be_left_to_the_recompute_alone():
     assert net.ping("h1", "h2") is None  # nothing in the switch moves the traffic
     net.link("r1", "r2", up=False)
     assert net.ping("h1", "h2").icmp_type == 0
+
+
+def test_route_spf_link_prefixes_can_be_suppressed_to_keep_tables_small():
+    """announce_links: false (as OSPF's prefix-suppression): host subnets are routed, the
+    routers' link prefixes are not (but a NAT address on a link still is)."""
+    t = loader.loads(SQUARE.replace("name: square", "name: square\nannounce_links: false"))
+    t.nat("r4", {"f": {"pat": "10.255.0.22"}})  # a PAT on r4's own address on link f
+    routes = compute(Graph(make_plan(t)))
+    assert LAN4 in routes["r1"]
+    assert not [p for p in routes["r1"] if p.subnet_of(IPv4Network("10.255.0.0/16"))
+                and p.prefixlen == 30], routes["r1"].keys()
+    assert routes["r1"][IPv4Network("10.255.0.22/32")].hops  # the PAT address is routed
+    full = compute(Graph(make_plan(loader.loads(SQUARE))))
+    assert len(full["r1"]) == 4 and len(routes["r1"]) == 2  # (3 links + lan4; lan4 + PAT)
