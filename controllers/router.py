@@ -159,8 +159,8 @@ class RouterLogic:
             {h.ip for r in routes for h in r.candidates}
 
     def set_routes(self, now: float, computed: dict[IPv4Network, SpfRoute]) -> list[Message]:
-        """New computed routes (a link went down or up): the flows and groups of the
-        prefixes whose next hops changed, nothing else (ROUTE-FAILOVER)."""
+        """New computed routes (a link went down or up): the flows of the prefixes whose
+        next hops changed, nothing else (ROUTE-FAILOVER)."""
         old = {r.prefix: r for r in self.routes}
         self._build_routes(computed)
         msgs: list[Message] = []
@@ -261,7 +261,7 @@ class RouterLogic:
 
     def _forward_flow(self, priority: int, match: dict, nb: Neighbor) -> FlowMod:
         return FlowMod(T_ROUTE, priority, match,
-                       (DecTTL(), SetField("eth_src", nb.iface.mac), SetField("eth_dst", nb.mac)),
+                       (DecTTL(), *_addressing(nb)),
                        goto=T_POST_NAT, metadata=(nb.port, META_MASK))
 
     def _neighbor_flows(self, nb: Neighbor) -> list[Message]:
@@ -272,11 +272,10 @@ class RouterLogic:
             FlowMod(T_L2, P_KNOWN_MAC, {"metadata": (idx, META_MASK), "eth_dst": nb.mac},
                     (Output(nb.port),)),
         ]
-        if nb.ip in self.next_hops and len(nb.iface.ports) == 1:
-            # a router next hop on a point-to-point link: leaving by its port, a packet is
-            # addressed to it (what a bundle-chosen egress needs; a no-op after a route
-            # that set the same MACs already)
-            macs = (SetField("eth_src", nb.iface.mac), SetField("eth_dst", nb.mac))
+        if self._is_link_next_hop(nb):
+            # leaving by its port, a packet is addressed to it (what a bundle-chosen egress
+            # needs; a no-op after a route that set the same MACs already)
+            macs = _addressing(nb)
             msgs += [FlowMod(T_EGRESS, P_EGRESS, {"metadata": (nb.port, META_MASK)},
                              (*macs, Output(nb.port))),
                      FlowMod(T_EGRESS, P_HAIRPIN_OUT, {"metadata": (nb.port, META_MASK),
@@ -433,12 +432,16 @@ class RouterLogic:
             return m
         for i, a in enumerate(m.actions):
             if isinstance(a, Output):
-                nb = next((n for n in self.neighbors.values() if n.port == a.port and
-                           n.ip in self.next_hops and len(n.iface.ports) == 1), None)
+                nb = next((n for n in self.neighbors.values()
+                           if n.port == a.port and self._is_link_next_hop(n)), None)
                 if nb is not None:
-                    macs = (SetField("eth_src", nb.iface.mac), SetField("eth_dst", nb.mac))
-                    return dataclasses.replace(m, actions=m.actions[:i] + macs + m.actions[i:])
+                    return dataclasses.replace(
+                        m, actions=m.actions[:i] + _addressing(nb) + m.actions[i:])
         return m
+
+    def _is_link_next_hop(self, nb: Neighbor) -> bool:
+        """A router next hop alone on a point-to-point link (its port reaches only it)."""
+        return nb.ip in self.next_hops and len(nb.iface.ports) == 1
 
     def _refusal(self, now: float, in_port: int, f: pk.Frame) -> list[Message]:
         """ICMP admin-prohibited to an inside host the NAT could not translate. The packet
@@ -512,6 +515,11 @@ class RouterLogic:
             **({"nat": self.nat.state()} if self.nat is not None else {}),
             **({"relay": self.relay.state()} if self.relay is not None else {}),
         }
+
+
+def _addressing(nb: Neighbor) -> tuple[SetField, SetField]:
+    """The MACs of a frame routed to neighbour `nb`."""
+    return SetField("eth_src", nb.iface.mac), SetField("eth_dst", nb.mac)
 
 
 def _route_match(prefix: IPv4Network) -> dict:
