@@ -55,6 +55,7 @@ class InfralabController(app_manager.OSKenApp):
         self.routing = Routing(plan)  # ROUTE-SPF: routes from the graph and link states
         self.routers = {r.dpid: RouterLogic(r, self.routing.routes[r.name])
                         for r in plan.routers}
+        self.dpid_of = {r.name: r.dpid for r in plan.routers}
         self.link_events: list[dict] = []  # link down/up seen, with the recompute time
         self.datapaths: dict[int, Any] = {}  # os-ken Datapath objects
         self.ready: set[int] = set()
@@ -185,10 +186,9 @@ class InfralabController(app_manager.OSKenApp):
         if changed is None:
             return
         sent = 0
-        by_name = {r.name: (d, r) for d, r in self.routers.items()}
         for name, routes in changed.items():
-            dpid_, logic = by_name[name]
-            msgs = logic.set_routes(time.monotonic(), routes)
+            dpid_ = self.dpid_of[name]
+            msgs = self.routers[dpid_].set_routes(time.monotonic(), routes)
             dp = self.datapaths.get(dpid_)
             if dp is not None:
                 self._send(dp, msgs)

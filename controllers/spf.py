@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from topologies.natconfig import NatInterface
-from topologies.plan import Plan
+from topologies.plan import COST_UNIT, Plan
 
 
 @dataclass(frozen=True, order=True)
@@ -87,20 +87,21 @@ class Graph:
                                         ((lp.b, lp.b_port), (lp.a, lp.a_port))):
                 subnet, ip = addr[(me, mp)]
                 self.adjacent[me].append(Adjacency(
-                    me, mp, subnet, ip, nb, np_, lp.cost or 1000,
+                    me, mp, subnet, ip, nb, np_, lp.cost or COST_UNIT,
                     nat_on.get((me, subnet))))
-        self.peer_ip = {(a.router, a.port): a.ip for adj in self.adjacent.values() for a in adj}
+        # every router link's end, (router, port) -> its adjacency
+        self.ends: dict[Link, Adjacency] = {(a.router, a.port): a
+                                            for adj in self.adjacent.values() for a in adj}
 
-    def link_of(self, a: str, b: str) -> list[Link]:
-        """The links between routers a and b, each named by a's end."""
-        return [(x.router, x.port) for x in self.adjacent.get(a, []) if x.neighbour == b]
+    def reverse(self, a: Adjacency) -> Adjacency:
+        """The neighbour's side of adjacency `a` (its announcements are what a.router
+        hears, its address is the next hop)."""
+        return self.ends[(a.neighbour, a.neighbour_port)]
 
     def canonical(self, link: Link) -> Link:
         """The same link named by its end that sorts first (so either end finds it)."""
-        for x in self.adjacent.get(link[0], []):
-            if x.port == link[1]:
-                return min(link, (x.neighbour, x.neighbour_port))
-        return link
+        a = self.ends.get(link)
+        return min(link, (a.neighbour, a.neighbour_port)) if a is not None else link
 
 
 def _announces(a: Adjacency, prefix: IPv4Network) -> bool:
@@ -165,9 +166,10 @@ def _next_hops(adj: list[Adjacency], dist: dict[str, int], r: str, prefix: IPv4N
     alternates: list[tuple[int, NextHop]] = []
     for a in adj:
         nb = a.neighbour
-        if nb not in dist or not _announces(_reverse(g, a), prefix):
+        back = g.reverse(a)
+        if nb not in dist or not _announces(back, prefix):
             continue
-        hop = NextHop(g.peer_ip[(nb, a.neighbour_port)], a.port, nb)
+        hop = NextHop(back.ip, a.port, nb)
         if dist[nb] + a.cost == dist[r]:
             best.append(hop)
         elif dist[nb] < a.cost + dist[r]:
@@ -175,11 +177,6 @@ def _next_hops(adj: list[Adjacency], dist: dict[str, int], r: str, prefix: IPv4N
     best.sort()
     backup = min(alternates)[1] if len(best) == 1 and alternates else None
     return tuple(best), backup
-
-
-def _reverse(g: Graph, a: Adjacency) -> Adjacency:
-    """The neighbour's side of adjacency `a` (its announcements are what r hears)."""
-    return next(x for x in g.adjacent[a.neighbour] if x.port == a.neighbour_port)
 
 
 class Routing:
@@ -197,7 +194,7 @@ class Routing:
         self.changes = 0  # recomputations that changed something
 
     def is_router_link(self, router: str, port: int) -> bool:
-        return (router, port) in self.graph.peer_ip
+        return (router, port) in self.graph.ends
 
     def down_links(self) -> list[Link]:
         return sorted({self.graph.canonical(e) for e in self.down_ends})
@@ -207,13 +204,14 @@ class Routing:
         whose routes changed; None when no link changed state (or it is no router link)."""
         if not self.is_router_link(router, port):
             return None
-        before = set(self.down_links())
+        before = self.down_links()
         (self.down_ends.discard if up else self.down_ends.add)((router, port))
-        if set(self.down_links()) == before:
+        after = self.down_links()
+        if after == before:
             return None
         if not self.enabled:
             return {}
-        new = compute(self.graph, self.down_links(), self.backups)
+        new = compute(self.graph, after, self.backups)
         changed = {r: routes for r, routes in new.items() if routes != self.routes.get(r)}
         self.routes = new
         if changed:
