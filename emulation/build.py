@@ -511,11 +511,9 @@ class Emulation:
         except LookupError:
             self.net.configLinkStatus(a, b, state)  # raises nothing: Mininet prints
             return [f"{a}-{b}"]
-        # the link's ends as the controller names them: (router, port)
-        ours = {(r.name, p.port) for r in self.plan.routers for i in r.interfaces
-                for p in i.ports if (r.name, p.intf) in set(ends)}
+        ours = {(router, port) for router, _intf, port in ends}  # as the controller names them
         places = self._places()
-        for router, intf in ends:  # (on the router's server, in a cluster run)
+        for router, intf, _port in ends:  # (on the router's server, in a cluster run)
             run = next(run for bridges, _intfs, run in places if router in bridges)
             run(f"ip link set {shlex.quote(intf)} {state}")
         if wait:
@@ -524,7 +522,7 @@ class Emulation:
                 return not (ours & down) if up else bool(ours & down)
 
             wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)
-        return [intf for _r, intf in ends]
+        return [intf for _r, intf, _p in ends]
 
     def router_links(self, router: str, up: bool, wait: bool = False) -> list[str]:
         """A router failure (or repair): every link to another router goes down (up)."""

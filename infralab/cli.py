@@ -237,7 +237,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     if runtime.Manifest.read(run / "manifest.json").remote:
         raise LookupError("this emulation spans servers: use `link A B down` at its prompt")
     plan = Plan.from_json((run / "plan.json").read_text())
-    for _router, intf in plan.router_link_ends(args.a, args.b):
+    for _router, intf, _port in plan.router_link_ends(args.a, args.b):
         subprocess.run(["ip", "link", "set", intf, args.state], check=True)
     _log(f"link {args.a} {args.b} {args.state}")
     return 0

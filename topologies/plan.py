@@ -87,13 +87,13 @@ class Plan:
     def router(self, name: str) -> RouterPlan:
         return next(r for r in self.routers if r.name == name)
 
-    def router_link_ends(self, a: str, b: str) -> list[tuple[str, str]]:
-        """(router, interface) at both ends of every link joining routers a and b (their
-        router-side interfaces, also where a delay node sits between them); LookupError
-        when no link joins them."""
+    def router_link_ends(self, a: str, b: str) -> list[tuple[str, str, int]]:
+        """(router, interface, OpenFlow port) at both ends of every link joining routers a
+        and b (their router-side interfaces, also where a delay node sits between them);
+        LookupError when no link joins them."""
         routers = {r.name for r in self.routers}
         ends = [e for lk in self.links if {lk.a, lk.b} == {a, b} and {a, b} <= routers
-                for e in ((lk.a, lk.a_intf), (lk.b, lk.b_intf))]
+                for e in ((lk.a, lk.a_intf, lk.a_port), (lk.b, lk.b_intf, lk.b_port))]
         if not ends:
             raise LookupError(f"no link joins routers {a} and {b}")
         return ends
