@@ -83,7 +83,7 @@ def _cluster_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    topo = _topology(args.file, getattr(args, 'overlay', None))
+    topo = _topology(args.file, args.overlay)
     subnets = topo.subnets()
     print(f"{args.file}: ok: {len(topo.routers)} routers, {len(subnets)} subnets, "
           f"{len(topo.hosts)} hosts")
@@ -93,7 +93,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from emulation.build import Emulation, raise_interrupt
 
-    topo = _topology(args.file, getattr(args, 'overlay', None))
+    topo = _topology(args.file, args.overlay)
     servers = _servers(args.servers)
     signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
@@ -164,7 +164,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
     from infralab.draw import render, to_dot
 
-    topo = _topology(args.file, getattr(args, 'overlay', None))
+    topo = _topology(args.file, args.overlay)
     if args.dot:
         print(to_dot(topo), end="")
         return 0
@@ -200,11 +200,10 @@ def cmd_list_topologies(args: argparse.Namespace) -> int:
         if not keys:
             raise LookupError(f"no topohub group {args.group!r} (zoo, sndlib, caida, "
                               "backbone, gabriel)")
-        short = {v: k for k, v in imported.PREFIXES.items() if v}
         for names in keys.values():
             for key in names:
                 kind, _, rest = key.partition("/")
-                print(f"{short.get(kind, 'topohub')}:{rest}" if kind in short
+                print(f"{imported.SHORT[kind]}:{rest}" if kind in imported.SHORT
                       else f"topohub:{key}")
         return 0
     shipped = sorted(p.stem for p in topologies.HERE.glob("*.yaml"))
@@ -216,11 +215,11 @@ def cmd_list_topologies(args: argparse.Namespace) -> int:
     except topologies.TopologyError as e:
         print(f"imported:   unavailable ({e.problem})")
         return 0
-    short = {v: k for k, v in imported.PREFIXES.items() if v}
     print("imported (topohub; `infralab list-topologies GROUP` lists one group):")
     for group, names in groups.items():
-        print(f"  {short.get(group, group) + ':':<10} {len(names):>5} topologies, e.g. "
-              f"{short.get(group, group)}:{names[0].partition('/')[2]}")
+        short = imported.SHORT.get(group, group)
+        print(f"  {short + ':':<10} {len(names):>5} topologies, e.g. "
+              f"{short}:{names[0].partition('/')[2]}")
     return 0
 
 

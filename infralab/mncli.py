@@ -44,6 +44,12 @@ class InfralabCLI(CLI):
             self.status = 0
         return stop
 
+    def _fail(self, text: str, status: int = 1) -> None:
+        """Say what went wrong; in a script, the command fails with `status` (2: usage)."""
+        print(text)
+        if self.script_mode:
+            self.status = status
+
     def default(self, line: str) -> None:
         if not self.script_mode:
             return super().default(line)
@@ -75,9 +81,8 @@ class InfralabCLI(CLI):
         words = line.split()
         if words[:1] == ["set"]:
             if len(words) != 5:
-                print("*** usage: nat set ROUTER IFACE MAPPING FILTERING "
-                      "(endpoint-independent | address-dependent | address-and-port-dependent)")
-                self.status = 1 if self.script_mode else self.status
+                self._fail("*** usage: nat set ROUTER IFACE MAPPING FILTERING (endpoint-"
+                           "independent | address-dependent | address-and-port-dependent)")
                 return
             _, router, iface, mapping, filtering = words
             try:
@@ -86,15 +91,13 @@ class InfralabCLI(CLI):
                 i = st["interfaces"][iface]
                 print(f"{router}/{iface}: mapping {i['mapping']}, filtering {i['filtering']}")
             except (OSError, ValueError) as e:
-                print(f"*** nat set: {e}")
-                self.status = 1 if self.script_mode else self.status
+                self._fail(f"*** nat set: {e}")
             return
         try:
             print(render_table(self.emu.api(f"/nat/{line.strip()}" if line.strip()
                                             else "/nat")))
         except (OSError, ValueError) as e:
-            print(f"*** nat: {e}")
-            self.status = 1 if self.script_mode else self.status
+            self._fail(f"*** nat: {e}")
 
     def _ask_services(self, kind: str, host: str | None, command: str,
                       what: str) -> list[tuple[str, list]]:
@@ -112,11 +115,9 @@ class InfralabCLI(CLI):
                 out.append((h, control_request(self.emu.service_dir(label) / "control",
                                                command)))
             except OSError as e:
-                print(f"*** {what}: {label}: {e}")
-                self.status = 1 if self.script_mode else self.status
+                self._fail(f"*** {what}: {label}: {e}")
         if not found:
-            print(f"*** {what}: no service named '{kind}' in this topology")
-            self.status = 1 if self.script_mode else self.status
+            self._fail(f"*** {what}: no service named '{kind}' in this topology")
         return out
 
     def do_leases(self, line: str) -> None:
@@ -162,8 +163,7 @@ class InfralabCLI(CLI):
             return
         lab = LABS.get(words[1]) if words[0] == "check" and len(words) == 2 else None
         if lab is None:
-            print(f"*** usage: lab check NAME (one of: {', '.join(LABS)}) | lab list")
-            self.status = 2 if self.script_mode else self.status
+            self._fail(f"*** usage: lab check NAME (one of: {', '.join(LABS)}) | lab list", 2)
             return
         text, done = check(lab, self.emu.rundir)
         print(text)
@@ -175,14 +175,12 @@ class InfralabCLI(CLI):
         a delay node), and the controller reroutes (ROUTE-FAILOVER); else Mininet's."""
         words = line.split()
         if len(words) != 3 or words[2] not in ("up", "down"):
-            print("*** usage: link NODE1 NODE2 up|down")
-            self.status = 2 if self.script_mode else self.status
+            self._fail("*** usage: link NODE1 NODE2 up|down", 2)
             return
         try:  # (returns once the controller has rerouted: the next line sees the result)
             changed = self.emu.link(words[0], words[1], words[2] == "up", wait=True)
         except TimeoutError as e:
-            print(f"*** {e}")
-            self.status = 1 if self.script_mode else self.status
+            self._fail(f"*** {e}")
             return
         print(f"link {words[0]} {words[1]} {words[2]}: {', '.join(changed)}")
 
@@ -191,14 +189,12 @@ class InfralabCLI(CLI):
         or is repaired; returns once the controller has rerouted."""
         words = line.split()
         if len(words) != 2 or words[1] not in ("up", "down"):
-            print("*** usage: router NAME up|down")
-            self.status = 2 if self.script_mode else self.status
+            self._fail("*** usage: router NAME up|down", 2)
             return
         try:
             changed = self.emu.router_links(words[0], words[1] == "up", wait=True)
         except (LookupError, TimeoutError) as e:
-            print(f"*** {e}")
-            self.status = 1 if self.script_mode else self.status
+            self._fail(f"*** {e}")
             return
         print(f"router {words[0]} {words[1]}: {', '.join(changed)}")
 
@@ -208,8 +204,7 @@ class InfralabCLI(CLI):
         try:
             st = self.emu.api(f"/routes/{line.strip()}" if line.strip() else "/routes")
         except OSError as e:
-            print(f"*** {e}")
-            self.status = 1 if self.script_mode else self.status
+            self._fail(f"*** {e}")
             return
         routing = st.get("routing", {})
         print(f"routing: {routing.get('mode')}; links down: "

@@ -22,6 +22,7 @@ US_PER_KM = 5.0  # light in fibre: about 200,000 km/s
 MAX_NODES = 1000
 PREFIXES = {"zoo": "topozoo", "sndlib": "sndlib", "caida": "caida", "backbone": "backbone",
             "gabriel": "gabriel", "topohub": ""}
+SHORT = {group: prefix for prefix, group in PREFIXES.items() if group}  # topozoo -> zoo
 
 
 def is_imported(spec: str) -> bool:
