@@ -33,7 +33,8 @@ PUBLIC = "203.0.113"  # the NAT's PAT addresses: 203.0.113.1, .2, ... one per ro
 KEYS = {"dns", "gslb", "sites", "nat"}
 
 
-def _adjacent(topo: Topology) -> dict[str, set[str]]:
+def router_adjacency(topo: Topology) -> dict[str, set[str]]:
+    """Each router's neighbours over router-to-router links."""
     adj: dict[str, set[str]] = {r: set() for r in topo.routers}
     for s in topo.subnets().values():
         if s.is_transit:
@@ -43,7 +44,8 @@ def _adjacent(topo: Topology) -> dict[str, set[str]]:
     return adj
 
 
-def _hops(adj: dict[str, set[str]], start: str) -> dict[str, int]:
+def hops(adj: dict[str, set[str]], start: str) -> dict[str, int]:
+    """Router hops from `start` to every router it reaches (breadth first)."""
     dist, queue = {start: 0}, deque([start])
     while queue:
         u = queue.popleft()
@@ -56,11 +58,11 @@ def _hops(adj: dict[str, set[str]], start: str) -> dict[str, int]:
 
 def auto(topo: Topology) -> dict:
     """A placement chosen from the graph alone (deterministic)."""
-    adj = _adjacent(topo)
+    adj = router_adjacency(topo)
     routers = sorted(topo.routers, key=lambda r: (len(r), r))
-    hops = {r: _hops(adj, r) for r in routers}
-    central = sorted(routers, key=lambda r: (max(hops[r].values()), r))
-    a, b, _ = max(((x, y, d) for x in routers for y, d in hops[x].items()),
+    dist = {r: hops(adj, r) for r in routers}
+    central = sorted(routers, key=lambda r: (max(dist[r].values()), r))
+    a, b, _ = max(((x, y, d) for x in routers for y, d in dist[x].items()),
                   key=lambda t: (t[2], t[0] < t[1]))
     others = [r for r in central if r not in (a, b)] or central
     dns = {"root": central[0], "tld": others[min(1, len(others) - 1)],
@@ -144,9 +146,9 @@ def apply(topo: Topology, placement: dict[str, Any]) -> Topology:
         add(f"ldns{i}", r, "ldns", f"overlay.sites[{i - 1}]", [Service("resolver", resolve, 53)])
         add(f"web{i}", r, "web", f"overlay.sites[{i - 1}]", [Service("web", web % f"dc{i}", 80)])
     # every host's resolver: its region's (the nearest site by router hops)
-    adj = _adjacent(topo)
-    hops = {i: _hops(adj, r) for i, r in enumerate(sites, start=1)}
-    region_of = {r: min(hops, key=lambda i: (hops[i].get(r, 1 << 30), i))
+    adj = router_adjacency(topo)
+    dist = {i: hops(adj, r) for i, r in enumerate(sites, start=1)}
+    region_of = {r: min(dist, key=lambda i: (dist[i].get(r, 1 << 30), i))
                  for r in topo.routers}
     subnets = topo.subnets()
     for h in topo.hosts.values():
