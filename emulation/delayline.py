@@ -11,22 +11,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import select
 import signal
 import socket
 import time
 from collections import deque
 
+from topologies.model import delay_seconds
+
 ETH_P_ALL = 0x0003
-
-
-def parse_delay(text: str) -> float:
-    """'20ms' / '1.5s' / '500us' -> seconds."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(us|ms|s)", text.strip())
-    if not m:
-        raise ValueError(f"bad delay {text!r} (e.g. '20ms')")
-    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
 
 
 class DelayLine:
@@ -114,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", type=float, default=0.0, help="percent of frames dropped")
     p.add_argument("--seed", type=int)
     args = p.parse_args(argv)
-    run(args.a, args.b, parse_delay(args.delay), args.loss, args.seed)
+    run(args.a, args.b, delay_seconds(args.delay), args.loss, args.seed)
     return 0
 
 

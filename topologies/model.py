@@ -343,10 +343,11 @@ def _check_link(lp: LinkParams, where: str) -> None:
 
 
 def delay_seconds(delay: str) -> float:
-    """'20ms' -> 0.02 (the format _check_link accepts)."""
+    """'20ms' / '1.5s' / '500us' -> seconds (the format _check_link accepts; the delay
+    line reads its --delay with it too)."""
     m = re.match(r"^(\d+(\.\d+)?)(us|ms|s)$", delay)
     if not m:
-        raise ValueError(f"bad delay {delay!r}")
+        raise ValueError(f"bad delay {delay!r} (e.g. '20ms')")
     return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1}[m.group(3)]
 
 

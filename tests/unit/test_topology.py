@@ -124,7 +124,8 @@ def test_tb_topo_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_tb_topo_links_section_takes_delay_on_transit_subnets_only(tmp_path):
-    from emulation.delayline import DelayLine, parse_delay
+    from emulation.delayline import DelayLine
+    from topologies.model import delay_seconds as parse_delay
 
     f = tmp_path / "t.yaml"
     f.write_text("name: t\nrouters:\n  r1: {interfaces: {lan: 10.0.1.1/24, core: 10.9.0.1/30}}\n"
