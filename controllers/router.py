@@ -132,6 +132,7 @@ class RouterLogic:
                 self.iface_by_port[p.port] = iface
         self.own_ips = {IPv4Address(i.ip): i for i in plan.interfaces}
         self.neighbors: dict[IPv4Address, Neighbor] = {}
+        self.on_port: dict[int, Neighbor] = {}  # the neighbour last learned on each port
         self.pending: dict[IPv4Address, Pending] = {}
         self.routes: list[RouteEntry] = []
         self.next_hops: set[IPv4Address] = set()
@@ -378,6 +379,7 @@ class RouterLogic:
         old = self.neighbors.get(ip)
         nb = Neighbor(ip, mac, port, iface, now)
         self.neighbors[ip] = nb
+        self.on_port[port] = nb
         msgs: list[Message] = []
         if old is None or (old.mac, old.port) != (mac, port):
             log.info("%s: neighbour %s is %s on port %d", self.name, ip, mac, port)
@@ -432,9 +434,8 @@ class RouterLogic:
             return m
         for i, a in enumerate(m.actions):
             if isinstance(a, Output):
-                nb = next((n for n in self.neighbors.values()
-                           if n.port == a.port and self._is_link_next_hop(n)), None)
-                if nb is not None:
+                nb = self.on_port.get(a.port)  # (a NAT packet-out: no scan of neighbours)
+                if nb is not None and self._is_link_next_hop(nb):
                     return dataclasses.replace(
                         m, actions=m.actions[:i] + _addressing(nb) + m.actions[i:])
         return m
