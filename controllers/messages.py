@@ -69,7 +69,17 @@ class Bundle:
     failover: bool = False
 
 
-Action = Output | SetField | DecTTL | Group | Conntrack | Bundle
+@dataclass(frozen=True)
+class FinTimeout:
+    """Nicira fin_timeout: once this flow sees a TCP FIN or RST, its idle timeout drops
+    to `idle` (unless already shorter). RFC 5382 REQ-5 (a closing connection's binding
+    idles out after the transitory timeout) done by the switch itself, with no copy of
+    the packet to the controller and no flow-mod."""
+
+    idle: int
+
+
+Action = Output | SetField | DecTTL | Group | Conntrack | Bundle | FinTimeout
 
 
 @dataclass

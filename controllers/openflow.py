@@ -10,6 +10,7 @@ from .messages import (
     Bundle,
     Conntrack,
     DecTTL,
+    FinTimeout,
     FlowMod,
     Group,
     GroupMod,
@@ -40,6 +41,8 @@ def _action(parser: Any, ofp: Any, a: object) -> Any:
             nicira_ext.NX_BD_ALG_HRW, fields=SYMMETRIC_L3L4_UDP, basis=0,
             slave_type=nicira_ext.NXM_OF_IN_PORT, n_slaves=len(a.ports),
             ofs_nbits=nicira_ext.ofs_nbits(0, 31), dst="metadata", slaves=list(a.ports))
+    if isinstance(a, FinTimeout):
+        return parser.NXActionFinTimeout(fin_idle_timeout=a.idle, fin_hard_timeout=0)
     if isinstance(a, Conntrack):
         nat = []
         if a.nat_src is not None:

@@ -67,7 +67,6 @@ P_L2 = 100  # router: a frame not for the router -> switched in its subnet
 P_L3 = 200  # router: to the router's MAC -> routed
 P_LOCAL = 300  # router: to one of the router's addresses -> controller
 P_OWN_PAT = 310  # NAT: TCP/UDP to a PAT address that is the router's own -> PRE_NAT
-P_TCP_CLOSE = 320  # NAT: a copy of an inbound FIN/RST to the PAT -> controller
 P_RELAY = 350  # relay: DHCP on a relay port -> RELAY
 P_ARP = 400  # router: ARP -> controller
 
@@ -121,7 +120,7 @@ class Band:
 
 
 BANDS: dict[Table, tuple[Band, ...]] = {
-    Table.CLASSIFY: (Band(ROUTER, P_L2, P_LOCAL), Band(NAT, P_OWN_PAT, P_TCP_CLOSE),
+    Table.CLASSIFY: (Band(ROUTER, P_L2, P_LOCAL), Band(NAT, P_OWN_PAT, P_OWN_PAT),
                      Band(RELAY, P_RELAY, P_RELAY), Band(ROUTER, P_ARP, P_ARP)),
     Table.RELAY: (Band(ROUTER, DEFAULT, DEFAULT), Band(RELAY, 1, 0xFFFF)),
     Table.PRE_NAT: (Band(ROUTER, DEFAULT, DEFAULT), Band(NAT, 1, 0xFFFF)),

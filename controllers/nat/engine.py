@@ -23,7 +23,7 @@ from topologies.plan import RouterPlan
 from wire import frames as pk
 
 from ..messages import TABLE, FlowMod, Message, Output, PacketOut, SetField
-from ..pipeline import COOKIE_NAT, T_CLASSIFY, T_POST_NAT, T_PRE_NAT
+from ..pipeline import COOKIE_NAT, T_POST_NAT, T_PRE_NAT
 from . import flows, icmp, journal
 from .conntrack import CT_ZONE_BASE, ConntrackView
 from .ports import PortAllocator
@@ -87,9 +87,6 @@ class Nat:
                   egress_port: int) -> Outcome | None:
         """A packet sent up from `table` (`egress_port`: where POST_NAT would send it).
         None: not the NAT's; the router goes on with it (its own address, a route miss)."""
-        if table == T_CLASSIFY and f.proto == pk.PROTO_TCP and \
-                self.rules.kind_of_public(f.ip_dst) is Kind.PAT:
-            return Outcome(self._tcp_closing(f))  # a copy: the switch forwards the packet
         if table == T_POST_NAT:
             return self._outbound(now, f, egress_port)
         if table == T_PRE_NAT and self.rules.is_hairpin(f):
@@ -118,7 +115,7 @@ class Nat:
         msgs: list[Message] = []
         for c in self.configs.values():
             msgs += flows.rule_flows(self.rules, c, self.ports[c.interface], self.own_ips,
-                                     self.zone, self.ifaces[c.interface].mac)
+                                     self.zone)
         for e in self.table:  # reconnect: re-install what is still live
             for key, b in e.bindings.items():
                 msgs += self._binding_flows(e, key, b)
@@ -255,29 +252,6 @@ class Nat:
             port = self.port_alloc.alloc(pub, f.proto, sport)
             return (pub, port, True) if port is not None else None
         return None
-
-    # ---- TCP closing (RFC 5382 REQ-5) ------------------------------------------------------
-    def _tcp_closing(self, f: pk.Frame) -> list[Message]:
-        """The copy of a FIN/RST from a remote: move its binding to the transitory timeout
-        (re-adding the out flow with the same match keeps its counters in OVS)."""
-        ports = frame_ports(f)
-        if ports is None or f.ip_dst is None or f.ip_src is None:
-            return []
-        e = self.table.find_outside(pk.PROTO_TCP, f.ip_dst, ports[1])
-        if e is None:
-            return []
-        c = self.configs[e.iface]
-        msgs: list[Message] = []
-        for key, b in e.bindings.items():
-            if b.closing or (key and key[0] != f.ip_src):
-                continue
-            b.closing = True
-            msgs += [m for m in self._binding_flows(e, key, b)
-                     if isinstance(m, FlowMod) and m.table == T_POST_NAT]
-        for m in msgs:
-            assert isinstance(m, FlowMod)
-            m.idle_timeout = c.timeouts["tcp_transitory"]
-        return msgs
 
     # ---- inbound ---------------------------------------------------------------------------
     def _inbound(self, now: float, in_port: int, f: pk.Frame) -> Outcome | None:

@@ -8,7 +8,16 @@ from ipaddress import IPv4Address, IPv4Network
 from topologies.natconfig import AD, APD, EI, NatInterface
 from wire import frames as pk
 
-from ..messages import CONTROLLER, META_MASK, Conntrack, FlowMod, Message, Output, SetField
+from ..messages import (
+    CONTROLLER,
+    META_MASK,
+    Conntrack,
+    FinTimeout,
+    FlowMod,
+    Message,
+    Output,
+    SetField,
+)
 from ..pipeline import (
     ALL_TABLES,
     COOKIE_NAT,
@@ -22,7 +31,6 @@ from ..pipeline import (
     P_POOL,
     P_REFUSED,
     P_STATIC,
-    P_TCP_CLOSE,
     P_VIP,
     T_CLASSIFY,
     T_EGRESS,
@@ -57,7 +65,7 @@ def icmp_errors_up(table: int, match: dict) -> list[Message]:
 
 
 def rule_flows(rules: Rules, c: NatInterface, ports: list[int], own_ips: set[IPv4Address],
-               zone: int, iface_mac: str) -> list[Message]:
+               zone: int) -> list[Message]:
     """Everything one outside interface's rules install when the switch connects."""
     msgs: list[Message] = []
     for port in ports:
@@ -92,8 +100,6 @@ def rule_flows(rules: Rules, c: NatInterface, ports: list[int], own_ips: set[IPv
     msgs += hairpin_misses(rules, c)
     if c.pat and c.conntrack:
         msgs += conntrack_flows(c, ports, zone)
-    elif c.pat:
-        msgs += tcp_close_copies(c, ports, iface_mac)
     for v in c.vip:
         msgs.append(flow(T_PRE_NAT, P_MISS, {"ipv4_dst": v.address, "ip_proto": proto_number(
             v.proto), f"{v.proto}_dst": v.port}, (Output(CONTROLLER),)))
@@ -136,39 +142,27 @@ def conntrack_flows(c: NatInterface, ports: list[int], zone: int) -> list[Messag
     return msgs
 
 
-def tcp_close_copies(c: NatInterface, ports: list[int], iface_mac: str) -> list[FlowMod]:
-    """RFC 5382 REQ-5: a TCP binding whose connection is closing idles out after the
-    transitory timeout, not the established one. The switch copies the remote's FIN
-    or RST to the PAT address to the controller (and translates the packet as usual);
-    the controller then shortens that binding's idle timeout."""
-    assert c.pat is not None
-    return [flow(T_CLASSIFY, P_TCP_CLOSE, {
-        "in_port": port, "eth_dst": iface_mac, "ip_proto": pk.PROTO_TCP,
-        "ipv4_dst": c.pat.address, "tcp_flags": (bit, bit)}, (Output(CONTROLLER),),
-        goto=T_PRE_NAT) for port in ports for bit in (TCP_FIN, TCP_RST)]
-
-
 def refusal_drop(port: int, src: IPv4Address) -> FlowMod:
     """A refused host's packets are dropped for a second: no packet-in storm."""
     return flow(T_POST_NAT, P_REFUSED, {"metadata": (port, META_MASK), "ipv4_src": str(src)},
                 (), hard_timeout=1)
 
 
-def timeout_of(c: NatInterface, e: Entry, b: Binding | None = None) -> int:
+def timeout_of(c: NatInterface, e: Entry) -> int:
     if e.kind is Kind.POOL:
         return c.timeouts["pool"]
-    if b is not None and b.closing:
-        return c.timeouts["tcp_transitory"]
     return c.timeouts[L4[e.proto]]
 
 
 def binding_flows(c: NatInterface, ports: list[int], e: Entry, remote: tuple,
                   b: Binding) -> list[FlowMod]:
     """The pair of flows that carry one binding: the timed one reports its removal
-    (FlowRemoved ends the binding); both share the binding's cookie."""
+    (FlowRemoved ends the binding); both share the binding's cookie. A PAT's TCP pair
+    both report and both carry fin_timeout: a FIN or RST either way moves the binding
+    to the transitory timeout in the switch (RFC 5382 REQ-5)."""
     if e.proto == pk.PROTO_ICMP:
         return []  # echo ids are rewritten by the controller: no flows
-    timeout = timeout_of(c, e, b)
+    timeout = timeout_of(c, e)
     timed = {"idle_timeout": timeout, "notify_removed": True, "cookie": b.cookie}
     if e.kind is Kind.POOL:
         return [flow(T_POST_NAT, P_POOL, {"metadata": (port, META_MASK),
@@ -210,6 +204,11 @@ def binding_flows(c: NatInterface, ports: list[int], e: Entry, remote: tuple,
         in_m["ipv4_src"] = str(remote[0])
     if fgrain == 2:
         in_m[f"{l4}_src"] = remote[1]
+    fin: tuple = ()
+    back: dict = {"cookie": b.cookie}
+    if e.proto == pk.PROTO_TCP:
+        fin = (FinTimeout(c.timeouts["tcp_transitory"]),)
+        back["notify_removed"] = True
     return [flow(T_POST_NAT, P_PAT, {**out_m, "metadata": (port, META_MASK)},
-                 rewrite("src", e.outside), goto=T_EGRESS, **timed) for port in ports] + [
-        flow(T_PRE_NAT, P_PAT, in_m, rewrite("dst", e.inside), goto=T_ROUTE, cookie=b.cookie)]
+                 rewrite("src", e.outside) + fin, goto=T_EGRESS, **timed) for port in ports] + [
+        flow(T_PRE_NAT, P_PAT, in_m, rewrite("dst", e.inside) + fin, goto=T_ROUTE, **back)]

@@ -54,7 +54,6 @@ class Binding:
     remote: tuple  # () | (ip,) | (ip, port): the remote this binding's flows match
     packets: int = 0
     bytes: int = 0
-    closing: bool = False  # TCP: FIN/RST seen, idles out after the transitory timeout
 
 
 @dataclass

@@ -24,6 +24,7 @@ from controllers.messages import (
     Bundle,
     Conntrack,
     DecTTL,
+    FinTimeout,
     FlowMod,
     Group,
     GroupMod,
@@ -258,6 +259,10 @@ class FlowSim:
                             res.outputs.append((p, raw))
                 elif isinstance(a, Bundle):
                     metadata = self._bundle(a, in_port, raw, metadata)
+                elif isinstance(a, FinTimeout) and fields.get("ip_proto") == 6 and \
+                        raw[14 + (raw[14] & 0xF) * 4 + 13] & 0x05:  # FIN or RST
+                    if not flow.idle_timeout or flow.idle_timeout > a.idle:
+                        flow.idle_timeout = a.idle  # (as OVS: only ever shortened)
             if flow.metadata is not None:
                 value, mask = flow.metadata
                 metadata = (metadata & ~mask) | (value & mask)

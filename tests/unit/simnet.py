@@ -54,6 +54,7 @@ class SimNet:
             self.wire[(link.b, link.b_port)] = (link.a, link.a_port)
         self.events: deque = deque()
         self.frames_seen = 0
+        self.packet_ins = 0  # sent up to the controller, all routers
         for name, r in self.routers.items():
             self._from_controller(name, r.connect(self.now))
         self.run()
@@ -67,6 +68,7 @@ class SimNet:
         for port, data in res.outputs:
             self.events.append((router, port, data, True))
         for in_port, data, why, table, metadata in res.packet_ins:
+            self.packet_ins += 1
             msgs = self.routers[router].packet_in(self.now, in_port, data, why, table, metadata)
             self._from_controller(router, msgs)
 

@@ -298,7 +298,10 @@ def test_nat_pat_conntrack_fast_path_flows_and_table():
     assert [e["event"] for e in ev] == ["create", "expire"] and ev[1]["age"] == 8.0
 
 
-def test_nat_timeout_tcp_binding_moves_to_transitory_after_the_remotes_fin(net):
+@pytest.mark.parametrize("closer", ["srv", "c1"])
+def test_nat_timeout_tcp_binding_moves_to_transitory_after_a_fin(net, closer):
+    """RFC 5382 REQ-5: a FIN either way moves the binding to the transitory timeout, in
+    the switch (fin_timeout): no copy of the FIN reaches the controller."""
     text = NATNET.replace("timeouts: {udp: 30, pool: 20, icmp: 10}",
                           "timeouts: {udp: 30, pool: 20, icmp: 10, tcp: 600, "
                           "tcp_transitory: 60}")
@@ -310,10 +313,19 @@ def test_nat_timeout_tcp_binding_moves_to_transitory_after_the_remotes_fin(net):
     n.advance(120)
     n.tcp("c1", "srv", 40000, 80, flags=0x10)  # still there after 120 s (< 600)
     assert len(nat.entries) == 1
-    n.tcp("srv", PAT, 80, 40000, flags=0x11)  # the server's FIN, copied to the controller
-    fin = n.last("c1", pk.PROTO_TCP)
-    assert fin is not None and fin.l4[13] == 0x11  # ... and still delivered
-    n.advance(61)
+    ins = n.packet_ins
+    if closer == "srv":
+        n.tcp("srv", PAT, 80, 40000, flags=0x11)  # the server's FIN ...
+        fin = n.last("c1", pk.PROTO_TCP)
+        assert fin is not None and fin.l4[13] == 0x11  # ... delivered
+    else:
+        n.tcp("c1", "srv", 40000, 80, flags=0x11)
+        fin = n.last("srv", pk.PROTO_TCP)
+        assert fin is not None and fin.l4[13] == 0x11
+    assert n.packet_ins == ins  # the switch saw the FIN: the controller did not
+    n.advance(59)
+    assert len(nat.entries) == 1  # not yet: 59 s idle
+    n.advance(2)
     assert not nat.entries  # transitory timeout (60 s), not the established 600 s
 
 
