@@ -106,6 +106,11 @@ class Emulation:
         self.controller: subprocess.Popen | None = None
         self.services: dict[str, subprocess.Popen] = {}
         self.delay_nodes: dict[str, LinkPlan] = {}  # delay node name -> the link it delays
+        # issue 17: OVS's datapath ("kernel" | "user") and how links are emulated
+        # ("netem" | "delayline"), each with why (`infralab up` prints both)
+        self.datapath, self.datapath_why = "user", ""
+        self.link_emulation, self.link_emulation_why = "delayline", ""
+        self.link_records: list[dict] = []  # links.json (emulation.linkemu)
         self._stopped = False
         # supervision (issue 8): how to start each service again, and which were stopped
         # on purpose (stop_service) and so stay down
@@ -134,7 +139,11 @@ class Emulation:
             except ServerError as e:
                 raise BuildError(str(e)) from None
         self._check_names_free()
+        self._choose_kernel_paths()
         self.manifest = runtime.Manifest.create(self.topo.name)
+        if self.datapath == "kernel" and not self.servers and \
+                not runtime.link_exists("ovs-system"):
+            self.built.kernel_datapaths = ["ovs-system"]  # ours: the first bridge makes it
         from controllers.nat import conntrack_zones
 
         self.built.conntrack_zones = conntrack_zones(self.plan)
@@ -408,7 +417,7 @@ class Emulation:
         for r in self.plan.routers:
             # batch: ovs-vsctl runs as a subprocess; unbatched, Mininet types it into a
             # pty, whose 4096-byte line limit cut a 60-port bridge's command (no bridge)
-            net.addSwitch(r.name, cls=switch_cls, datapath="user", protocols="OpenFlow13",
+            net.addSwitch(r.name, cls=switch_cls, datapath=self.datapath, protocols="OpenFlow13",
                           batch=True, failMode="secure", dpid=f"{r.dpid:016x}", **on(r.name))
         step = self.progress.step("links", len(self.plan.links))
         for link in self.plan.links:
@@ -416,7 +425,8 @@ class Emulation:
             if link.a_port:
                 kw["port1"] = link.a_port
             extra = {"intf": TCIntf, "bw": link.bw} if link.bw else {}
-            if link.emulated:  # a -- dlyN -- b: the delay node repeats frames, late
+            if link.emulated and self.link_emulation == "delayline":
+                # a -- dlyN -- b: the delay node repeats frames, late
                 d = f"{DELAY_NODE_PREFIX}{len(self.delay_nodes) + 1}"
                 self.delay_nodes[d] = link
                 if self.where:
@@ -443,6 +453,7 @@ class Emulation:
         self.built.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
         self._start_delay_nodes()
+        self._shape_links()
         hosts = [h for h in net.hosts if h.name not in self.delay_nodes]
         with self.progress.step("host set-up", len(hosts)) as step:
             for group in _chunks(hosts, SETUP_BATCH):  # each host's shell works in parallel
@@ -474,6 +485,80 @@ class Emulation:
                 "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; "
                 f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
                 f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH; {mounts}")
+
+    def _choose_kernel_paths(self) -> None:
+        """Kernel datapath and netem where this kernel has them (`auto`), else userspace
+        OVS and the delay line; an impossible choice fails here, before anything exists.
+        Cluster runs keep userspace OVS and delay lines (the servers' kernels are not
+        probed) unless the topology asks otherwise."""
+        from emulation import kernel
+
+        dp_mode, link_mode = self.topo.datapath, self.topo.link_emulation
+        remote = bool(self.servers)
+        try:
+            if remote and dp_mode == "auto":
+                self.datapath, self.datapath_why = "user", "cluster run: userspace datapath"
+            else:
+                self.datapath, self.datapath_why = kernel.choose_datapath(
+                    dp_mode, kernel.probe("openvswitch", load=dp_mode != "user"))
+            netem = (kernel.Module("sch_netem", False, "cluster run")
+                     if remote and link_mode == "auto" else
+                     kernel.probe("sch_netem", load=link_mode != "delayline"))
+            self.link_emulation, self.link_emulation_why = kernel.choose_links(
+                link_mode, netem, self.plan.links)
+        except ValueError as e:
+            raise BuildError(str(e)) from None
+        self.log(f"datapath: {self.datapath} ({self.datapath_why})")
+        self.log(f"links: {self.link_emulation} ({self.link_emulation_why})")
+
+    def _shape_links(self) -> None:
+        """netem on both ends of every emulated link (after Mininet's TCIntf made the HTB
+        of a `bw` link, under which netem goes); links.json for live changes."""
+        from emulation import linkemu
+
+        def ns_pid(name: str) -> int | None:
+            return None if name in self.topo.routers else self.net[name].pid
+
+        for link in self.plan.links:
+            d = next((d for d, lk in self.delay_nodes.items() if lk is link), None)
+            mech = ("netem" if self.link_emulation == "netem" else
+                    "delayline" if d else "none")
+            rec = linkemu.record(link.a, link.b, link.a_intf, link.b_intf, mech,
+                                 delay=link.delay, loss=link.loss, shape=link.shape,
+                                 bw=link.bw, a_pid=ns_pid(link.a), b_pid=ns_pid(link.b),
+                                 delay_node=d)
+            self.link_records.append(rec)
+            if mech == "netem" and link.emulated:
+                for (_pid, line), end in zip(linkemu.netem_lines(rec), (link.a, link.b),
+                                             strict=True):  # (a switch's shell: root ns)
+                    out = self.net[end].cmd(line + " 2>&1; echo rc=$?")
+                    if "rc=0" not in out:
+                        raise BuildError(f"netem on link {link.a} -- {link.b}: {out.strip()}")
+                self.log(linkemu.describe(rec))
+        self._save_link_records()
+
+    def _save_link_records(self) -> None:
+        tmp = self.rundir / "links.json.tmp"
+        tmp.write_text(json.dumps({"records": self.link_records}, indent=1))
+        tmp.replace(self.rundir / "links.json")
+
+    def set_link(self, a: str, b: str, changes: dict) -> list[str]:
+        """Change what the link(s) between nodes a and b do, live (issue 17): netem on
+        both ends, or the delay node's line. Returns a description of each link."""
+        from emulation import linkemu
+
+        if self.servers:
+            raise BuildError("live link changes are not supported in cluster runs yet")
+        out = []
+        for i in linkemu.find(self.link_records, a, b):
+            rec = self.link_records[i]
+            d = rec.get("delay_node")
+            pid = (self.services[f"{d}.delayline"].pid if d else None)
+            rec = self.link_records[i] = linkemu.change(
+                rec, changes, delay_line_pid=pid, settings_dir=self.rundir)
+            out.append(linkemu.describe(rec))
+        self._save_link_records()
+        return out
 
     def _places(self) -> list[tuple[list[str], list[str], Callable[[str], str]]]:
         """Per place (this machine, or each server): the bridges and router-side
@@ -571,7 +656,8 @@ class Emulation:
                          "gso off tso off >/dev/null 2>&1")
             logf = open(self.rundir / f"{d}.log", "wb")
             cmd = [sys.executable, "-m", "emulation.delayline", "--a", a, "--b", b,
-                   "--delay", link.delay or "0ms", "--loss", str(link.loss or 0)]
+                   "--delay", link.delay or "0ms", "--loss", str(link.loss or 0),
+                   "--settings", str(self.rundir / f"{d}.json")]
             label = f"{d}.delayline"
             self.services[label] = self.popen_in(node, cmd, log=logf, label=label)
             self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "

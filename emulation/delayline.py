@@ -4,12 +4,15 @@ A delay node sits in the middle of a link (`router -- dlyN -- router`, or host -
 router) and repeats every Ethernet frame from one side to the other after `delay`,
 dropping a `loss` share of them: to both ends it is a wire that is long (and lossy).
 `DelayLine` is the pure part (a FIFO per direction, clock and randomness injected); `run`
-is the packet loop over two AF_PACKET sockets. Constant delay keeps frames in order.
+is the packet loop over two AF_PACKET sockets. Constant delay keeps frames in order (also
+across a change: a frame never leaves before the one queued ahead of it). SIGUSR1 makes it
+read new settings from its `--settings` file (`infralab link set`: emulation/linkemu.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import select
 import signal
@@ -52,7 +55,15 @@ class DelayLine:
         return self.queue[0][0] if self.queue else None
 
 
-def run(a: str, b: str, delay: float, loss: float, seed: int | None = None) -> None:
+def read_settings(path: str) -> tuple[float, float]:
+    """(delay seconds, loss percent) from a settings file: {"delay": "80ms", "loss": 2}."""
+    with open(path) as f:
+        d = json.load(f)
+    return delay_seconds(str(d.get("delay") or "0ms")), float(d.get("loss") or 0)
+
+
+def run(a: str, b: str, delay: float, loss: float, seed: int | None = None,
+        settings: str | None = None) -> None:
     """Repeat frames between interfaces `a` and `b` until SIGTERM/SIGINT."""
     socks = {}
     for name in (a, b):
@@ -64,11 +75,23 @@ def run(a: str, b: str, delay: float, loss: float, seed: int | None = None) -> N
     lines = {a: DelayLine(delay, loss, rng), b: DelayLine(delay, loss, rng)}  # by input side
     out_of = {a: socks[b], b: socks[a]}
     stop = []
+    reload: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    signal.signal(signal.SIGUSR1, lambda *_: reload.append(1))
     fds = {socks[n].fileno(): n for n in socks}
     print(f"delayline {a} <-> {b}: delay {delay * 1000:.1f}ms loss {loss}%", flush=True)
     while not stop:
+        if reload and settings:
+            reload.clear()
+            try:
+                delay, loss = read_settings(settings)
+            except (OSError, ValueError) as e:
+                print(f"delayline: settings {settings} not read: {e}", flush=True)
+            else:
+                for line in lines.values():
+                    line.delay, line.loss = delay, loss / 100.0
+                print(f"delayline: now delay {delay * 1000:.1f}ms loss {loss}%", flush=True)
         now = time.monotonic()
         dues = [t for t in (lines[a].next_due(), lines[b].next_due()) if t is not None]
         timeout = max(0.0, min(dues) - now) if dues else 0.5
@@ -106,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay", default="0ms")
     p.add_argument("--loss", type=float, default=0.0, help="percent of frames dropped")
     p.add_argument("--seed", type=int)
+    p.add_argument("--settings", help="JSON file re-read on SIGUSR1 ({delay, loss})")
     args = p.parse_args(argv)
-    run(args.a, args.b, delay_seconds(args.delay), args.loss, args.seed)
+    run(args.a, args.b, delay_seconds(args.delay), args.loss, args.seed, args.settings)
     return 0
 
 

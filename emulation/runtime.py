@@ -175,6 +175,20 @@ def ovs_bridges() -> set[str]:
     return set(r.stdout.split()) if r.returncode == 0 else set()
 
 
+def kernel_bridges() -> set[str]:
+    """OVS bridges on the kernel datapath (datapath_type system, or the default)."""
+    r = sh("ovs-vsctl", "--timeout=5", "--bare", "--columns=name,datapath_type", "list",
+           "Bridge")
+    if r.returncode:
+        return set()
+    out, lines = set(), r.stdout.strip().split("\n\n")
+    for rec in lines:
+        words = rec.split()
+        if words and (len(words) == 1 or words[1] == "system"):
+            out.add(words[0])
+    return out
+
+
 def link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
@@ -190,6 +204,9 @@ class Manifest:
     interfaces: list[str] = field(default_factory=list)
     processes: dict[str, dict] = field(default_factory=dict)  # label -> {"pid", "start", "group"}
     conntrack_zones: list[int] = field(default_factory=list)  # OVS ct zones to flush
+    # OVS kernel datapaths this run brought into being (ovs-system): removed once no
+    # bridge uses them
+    kernel_datapaths: list[str] = field(default_factory=list)
     # cluster runs: server name -> {"ip", "key", "bridges", "interfaces"} held there
     remote: dict[str, dict] = field(default_factory=dict)
 
@@ -209,7 +226,8 @@ class Manifest:
         d = json.loads(path.read_text())
         return cls(path, d.get("topology", ""), d.get("owner", {}), d.get("bridges", []),
                    d.get("interfaces", []), d.get("processes", {}),
-                   d.get("conntrack_zones", []), d.get("remote", {}))
+                   d.get("conntrack_zones", []), d.get("remote", {}),
+                   d.get("kernel_datapaths", []))
 
     @property
     def dir(self) -> Path:
@@ -218,7 +236,8 @@ class Manifest:
     def save(self) -> None:
         doc = {"topology": self.topology, "owner": self.owner, "bridges": self.bridges,
                "interfaces": self.interfaces, "processes": self.processes,
-               "conntrack_zones": self.conntrack_zones, "remote": self.remote}
+               "conntrack_zones": self.conntrack_zones, "remote": self.remote,
+               "kernel_datapaths": self.kernel_datapaths}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.path)
@@ -296,6 +315,10 @@ class Manifest:
                 removed.append(f"interface {intf}")
         for zone in self.conntrack_zones:  # our NAT's entries in OVS's shared conntrack
             sh("ovs-appctl", "--timeout=5", "dpctl/flush-conntrack", f"zone={zone}")
+        for dp in self.kernel_datapaths:  # (not a leftover: an orderly stop ends it too)
+            if link_exists(dp) and not kernel_bridges():
+                sh("ovs-dpctl", "del-dp", f"system@{dp}")
+                log(f"removed kernel datapath {dp}")
         for name, srv in self.remote.items():  # the same on each server, in one ssh each
             script = "; ".join(
                 [f"ovs-vsctl --timeout=5 br-exists {b} && ovs-vsctl --timeout=5 del-br {b} "

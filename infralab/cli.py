@@ -72,6 +72,26 @@ def _overlay_flag(p: argparse.ArgumentParser) -> None:
                    "placed as FILE says, or chosen from the graph with `auto`")
 
 
+def _kernel_flags(p: argparse.ArgumentParser) -> None:
+    from topologies.model import DATAPATHS, LINK_EMULATIONS
+
+    p.add_argument("--datapath", choices=DATAPATHS, help="OVS's datapath (default: the "
+                   "topology's, else auto: kernel where the openvswitch module is)")
+    p.add_argument("--link-emulation", choices=LINK_EMULATIONS, help="netem or the "
+                   "user-space delay line (default: the topology's, else auto: netem "
+                   "where the kernel has it)")
+
+
+def _built(args: argparse.Namespace) -> topologies.Topology:
+    """The topology `up`/`demo` build: --overlay added, --datapath/--link-emulation set."""
+    topo = _topology(args.file, args.overlay)
+    if args.datapath:
+        topo.datapath = args.datapath
+    if args.link_emulation:
+        topo.link_emulation = args.link_emulation
+    return topo.validate()
+
+
 def _cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--servers", help="spread the topology over these servers (comma-"
                    "separated: simulated ones, or machines reached as root by ssh); the "
@@ -93,7 +113,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from emulation.build import Emulation, raise_interrupt
 
-    topo = _topology(args.file, args.overlay)
+    topo = _built(args)
     servers = _servers(args.servers)
     signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
@@ -225,7 +245,8 @@ def cmd_list_topologies(args: argparse.Namespace) -> int:
 
 def cmd_link(args: argparse.Namespace) -> int:
     """ROUTE-FAILOVER from another terminal: the routers' interfaces of a running
-    emulation go down or up, and its controller reroutes."""
+    emulation go down or up, and its controller reroutes. `link set A B --delay 80ms`
+    (issue 17): what the link does changes live (netem, or the delay node's line)."""
     import subprocess
 
     from emulation import runtime
@@ -233,12 +254,39 @@ def cmd_link(args: argparse.Namespace) -> int:
     from topologies.plan import Plan
 
     run = Path(args.run) if args.run else find_run(args.topology)
-    if runtime.Manifest.read(run / "manifest.json").remote:
-        raise LookupError("this emulation spans servers: use `link A B down` at its prompt")
+    manifest = runtime.Manifest.read(run / "manifest.json")
+    if manifest.remote:
+        raise LookupError("this emulation spans servers: use `link A B ...` at its prompt")
+    if args.state == "set":
+        return _link_set(args, run, manifest)
     plan = Plan.from_json((run / "plan.json").read_text())
     for _router, intf, _port in plan.router_link_ends(args.a, args.b):
         subprocess.run(["ip", "link", "set", intf, args.state], check=True)
     _log(f"link {args.a} {args.b} {args.state}")
+    return 0
+
+
+def _link_set(args: argparse.Namespace, run: Path, manifest) -> int:
+    import json
+
+    from emulation import linkemu
+
+    changes = linkemu.coerce({k: getattr(args, k) for k in linkemu.SETTABLE
+                              if getattr(args, k, None) is not None})
+    if not changes:
+        raise ValueError("nothing to set: give --delay, --loss, --jitter, --rate...")
+    path = run / "links.json"
+    records = json.loads(path.read_text())["records"]
+    for i in linkemu.find(records, args.a, args.b):
+        rec = records[i]
+        d = rec.get("delay_node")
+        proc = manifest.processes.get(f"service:{d}.delayline") if d else None
+        records[i] = linkemu.change(rec, changes, delay_line_pid=proc["pid"] if proc else None,
+                                    settings_dir=run)
+        _log(linkemu.describe(records[i]))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"records": records}, indent=1))
+    tmp.replace(path)
     return 0
 
 
@@ -279,7 +327,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from infralab.demo import run_demo
 
-    return run_demo(_topology(args.file, args.overlay), log=_log, progress=PROGRESS,
+    return run_demo(_built(args), log=_log, progress=PROGRESS,
                     servers=_servers(args.servers), tunnel=args.tunnel)
 
 
@@ -292,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "exit with the first failing command's status")
     p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
     _overlay_flag(p)
+    _kernel_flags(p)
     _cluster_flags(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(fn=cmd_up)
@@ -332,10 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "sndlib, caida, backbone, gabriel")
     p.set_defaults(fn=cmd_list_topologies)
     p = sub.add_parser("link", help="take a link between two routers of a running "
-                       "emulation down or up (the controller reroutes)")
-    p.add_argument("state", choices=["down", "up"])
+                       "emulation down or up (the controller reroutes), or `set` what a "
+                       "link does (delay, loss...) live")
+    p.add_argument("state", choices=["down", "up", "set"])
     p.add_argument("a")
     p.add_argument("b")
+    for key in ("delay", "loss", "jitter", "distribution", "loss-correlation", "duplicate",
+                "corrupt", "reorder", "rate", "queue"):
+        p.add_argument(f"--{key}", help="with set: e.g. --delay 80ms, --loss 2%%, --rate 10 "
+                       "(Mbit/s), --queue 100 (packets)" if key == "delay" else None)
     p.add_argument("--topology", default="world", help="which running emulation")
     p.add_argument("--run", help="its run directory (instead of --topology)")
     p.set_defaults(fn=cmd_link)
@@ -350,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the reference topology and show it working")
     p.add_argument("file", nargs="?", default="world")
     _overlay_flag(p)
+    _kernel_flags(p)
     _cluster_flags(p)
     p.set_defaults(fn=cmd_demo)
     sub.add_parser("controller", help="run the os-ken controller alone "

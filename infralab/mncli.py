@@ -172,10 +172,23 @@ class InfralabCLI(CLI):
 
     def do_link(self, line: str) -> None:
         """link A B up|down: between two routers, both router-side interfaces (also across
-        a delay node), and the controller reroutes (ROUTE-FAILOVER); else Mininet's."""
+        a delay node), and the controller reroutes (ROUTE-FAILOVER); else Mininet's.
+        link A B delay 80ms loss 2 ...: what the link does, changed live (netem, or the
+        delay node's line)."""
         words = line.split()
+        if len(words) >= 4 and len(words) % 2 == 0:
+            from emulation import linkemu
+
+            try:
+                changes = linkemu.parse_changes(words[2:])
+                for text in self.emu.set_link(words[0], words[1], changes):
+                    print(f"link {text}")
+            except (ValueError, LookupError, RuntimeError) as e:
+                self._fail(f"*** {e}")
+            return
         if len(words) != 3 or words[2] not in ("up", "down"):
-            self._fail("*** usage: link NODE1 NODE2 up|down", 2)
+            self._fail("*** usage: link NODE1 NODE2 up|down, or link NODE1 NODE2 FIELD "
+                       "VALUE... (delay 80ms loss 2 jitter 5ms rate 10 ...)", 2)
             return
         try:  # (returns once the controller has rerouted: the next line sees the result)
             changed = self.emu.link(words[0], words[1], words[2] == "up", wait=True)

@@ -13,6 +13,18 @@ import pytest
 SCENARIO_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 
 
+def pytest_report_header(config):
+    """Which kernel features the scenarios run on (issue 17): the datapath and the link
+    emulation `auto` picks here, and why (probed without loading anything)."""
+    from emulation import kernel
+
+    ovs, netem = kernel.probe("openvswitch", load=False), kernel.probe("sch_netem", load=False)
+    return [f"kernel {os.uname().release}: openvswitch module: {ovs.how}; "
+            f"sch_netem: {netem.how}",
+            "scenarios run on: " + ("kernel" if ovs.present else "userspace") + " datapath, "
+            + ("netem" if netem.present else "delay-line") + " links"]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).startswith(SCENARIO_DIR):

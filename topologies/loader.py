@@ -23,6 +23,14 @@ File format (topologies/world.yaml is the full example):
     fast_failover: true               # backup next hops in the switches (default true)
     announce_links: true              # route link prefixes everywhere (false: host subnets
                                       # and NAT addresses only, fewer flows)
+    datapath: auto                    # OVS: kernel where the openvswitch module is, else user
+    link_emulation: auto              # netem where the kernel has it, else the delay line
+
+Links (hosts' `link:` and `links:`) take, besides bw/delay/loss/cost, what netem can do:
+jitter (with distribution: uniform, normal, pareto, paretonormal), loss_correlation,
+gilbert_elliott {p, r, bad_loss, good_loss}, duplicate, corrupt, reorder (percents), rate
+(Mbit/s) and queue (packets). Without netem only delay and loss can be emulated, and a
+link asking for more is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -45,10 +53,11 @@ from .model import (
 from .yamlfile import load_yaml, mapping, number, read_text
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links", "placement",
-            "routing", "fast_failover", "announce_links"}
+            "routing", "fast_failover", "announce_links", "datapath", "link_emulation"}
 ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns", "mac"}
-LINK_KEYS = {"bw", "delay", "loss", "cost"}
+LINK_KEYS = {"bw", "delay", "loss", "cost", "jitter", "distribution", "loss_correlation",
+             "gilbert_elliott", "duplicate", "corrupt", "reorder", "rate", "queue"}
 SERVICE_KEYS = {"name", "run", "ready_port"}
 
 
@@ -81,8 +90,9 @@ def _build(data: Any) -> Topology:
     if "name" not in top:
         raise TopologyError("name", "missing: every topology has a name")
     topo = Topology(str(top["name"]), description=str(top.get("description") or ""))
-    if "routing" in top:
-        topo.routing = str(top["routing"])
+    for key in ("routing", "datapath", "link_emulation"):
+        if key in top:
+            setattr(topo, key, str(top[key]))
     for key in ("fast_failover", "announce_links"):
         if key in top:
             if not isinstance(top[key], bool):
@@ -132,11 +142,21 @@ def _build(data: Any) -> Topology:
 
 def _link(data: Any, where: str) -> LinkParams:
     ld = _mapping(data, where, LINK_KEYS)
+
+    def num(key: str) -> float | None:
+        return _number(ld[key], f"{where}.{key}") if key in ld else None
+
+    ge = ld.get("gilbert_elliott")
+    queue = ld.get("queue")
     return LinkParams(
-        bw=_number(ld["bw"], f"{where}.bw") if "bw" in ld else None,
-        delay=str(ld["delay"]) if "delay" in ld else None,
-        loss=_number(ld["loss"], f"{where}.loss") if "loss" in ld else None,
-        cost=_number(ld["cost"], f"{where}.cost") if "cost" in ld else None,
+        bw=num("bw"), delay=str(ld["delay"]) if "delay" in ld else None, loss=num("loss"),
+        cost=num("cost"), jitter=str(ld["jitter"]) if "jitter" in ld else None,
+        distribution=str(ld["distribution"]) if "distribution" in ld else None,
+        loss_correlation=num("loss_correlation"),
+        gilbert_elliott=dict(_mapping(ge, f"{where}.gilbert_elliott")) if ge is not None
+        else None,
+        duplicate=num("duplicate"), corrupt=num("corrupt"), reorder=num("reorder"),
+        rate=num("rate"), queue=queue,
     )
 
 

@@ -51,17 +51,44 @@ class TopologyError(ConfigFileError):
 
 @dataclass
 class LinkParams:
-    """Properties of a link: bandwidth (HTB), delay and loss (a user-space delay node,
-    since the kernel has no netem; see emulation/delayline.py)."""
+    """Properties of a link: bandwidth (HTB), and what a real link does to packets (delay,
+    loss...). Where the kernel has netem, netem does all of it on both ends; elsewhere a
+    user-space delay node does delay and loss (emulation/delayline.py) and the fields
+    only netem can do (NETEM_ONLY) are refused with a clear error."""
 
     bw: float | None = None  # Mbit/s, shaped with HTB
     delay: str | None = None  # one way, e.g. "20ms"
     loss: float | None = None  # percent of frames dropped, each direction
     cost: float | None = None  # routing metric (router links); None: from the delay, else 1
+    jitter: str | None = None  # netem: delay varies by up to this ("5ms"), needs delay
+    distribution: str | None = None  # netem: of the jitter (uniform when not given)
+    loss_correlation: float | None = None  # netem: percent, each loss depends on the last
+    gilbert_elliott: dict[str, float] | None = None  # netem gemodel: bursts of loss
+    duplicate: float | None = None  # netem: percent of frames sent twice
+    corrupt: float | None = None  # netem: percent of frames with a flipped bit
+    reorder: float | None = None  # netem: percent of frames sent at once (others: delayed)
+    rate: float | None = None  # netem: Mbit/s, the link's own serialisation rate
+    queue: int | None = None  # netem: the queue's limit, packets
 
     @property
     def emulated(self) -> bool:
-        return bool(self.delay) or bool(self.loss)
+        return bool(self.delay) or bool(self.loss) or bool(self.netem_only())
+
+    def netem_only(self) -> list[str]:
+        """The fields set that only netem can emulate (the delay line cannot)."""
+        return [f for f in NETEM_ONLY if getattr(self, f) not in (None, 0)]
+
+    def shape(self) -> dict:
+        """The netem-only fields that are set, for the plan (JSON-ready)."""
+        return {f: getattr(self, f) for f in self.netem_only()}
+
+
+NETEM_ONLY = ("jitter", "distribution", "loss_correlation", "gilbert_elliott", "duplicate",
+              "corrupt", "reorder", "rate", "queue")
+DISTRIBUTIONS = ("uniform", "normal", "pareto", "paretonormal")
+GILBERT_KEYS = ("p", "r", "bad_loss", "good_loss")  # netem: gemodel p r 1-h 1-k, percents
+DATAPATHS = ("auto", "kernel", "user")  # OVS: kernel module, or userspace (netdev)
+LINK_EMULATIONS = ("auto", "netem", "delayline")
 
 
 ROUTING_MODES = ("shortest-path", "static")
@@ -141,6 +168,10 @@ class Topology:
     # subnets and NAT addresses, as OSPF's prefix-suppression: flow tables then grow with
     # the subnets, not the links - the research generators and imported networks)
     announce_links: bool = True
+    # OVS's datapath and how links are emulated: "auto" picks the kernel's (openvswitch
+    # module, sch_netem) where it has them, else userspace OVS and the delay line
+    datapath: str = "auto"
+    link_emulation: str = "auto"
     # imported topologies (ROUTE-ZOO): a router's place name, and its (longitude, latitude)
     labels: dict[str, str] = field(default_factory=dict)
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -220,9 +251,11 @@ class Topology:
                                 "'-' or '_' (at most 32)")
         if not self.routers:
             raise TopologyError("routers", "a topology needs at least one router")
-        if self.routing not in ROUTING_MODES:
-            raise TopologyError("routing", f"unknown routing {self.routing!r} (one of "
-                                + ", ".join(ROUTING_MODES) + ")")
+        for key, allowed in (("routing", ROUTING_MODES), ("datapath", DATAPATHS),
+                             ("link_emulation", LINK_EMULATIONS)):
+            if getattr(self, key) not in allowed:
+                raise TopologyError(key, f"unknown {key} {getattr(self, key)!r} (one of "
+                                    + ", ".join(allowed) + ")")
         seen: set[str] = set()
         for kind, names in (("routers", self.routers), ("hosts", self.hosts)):
             for n in names:
@@ -259,7 +292,7 @@ class Topology:
             if sname not in subnets or not subnets[sname].is_transit:
                 raise TopologyError(f"links.{sname}", f"{sname!r} is not a subnet joining two "
                                     "routers (give a host's access link `link:` instead)")
-            _check_link(lp, f"links.{sname}")
+            check_link(lp, f"links.{sname}")
         for r in self.routers.values():
             for i, rt in enumerate(r.routes):
                 if not any(rt.via in iface.network and rt.via != iface.ip
@@ -312,7 +345,7 @@ class Topology:
                     raise TopologyError(f"{where}.address", f"{h.address} is also {other}'s")
                 if other == h.name:
                     break
-        _check_link(h.link, f"{where}.link")
+        check_link(h.link, f"{where}.link")
         if h.mac is not None and not re.match(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$", h.mac):
             raise TopologyError(f"{where}.mac", f"not a MAC address: {h.mac!r} "
                                 "(lower-case, colon-separated)")
@@ -325,25 +358,59 @@ class Topology:
                 raise TopologyError(f"{where}.services[{i}].run", "empty command")
 
 
-def _check_link(lp: LinkParams, where: str) -> None:
+def check_link(lp: LinkParams, where: str) -> None:
+    """Raise TopologyError (naming `where` and the field) for a link that cannot be."""
     if lp.bw is not None and not (0 < lp.bw <= 10000):
         raise TopologyError(f"{where}.bw", f"bandwidth {lp.bw} Mbit/s not in (0, 10000]")
-    if lp.delay is not None:
+    for key in ("delay", "jitter"):
+        value = getattr(lp, key)
+        if value is None:
+            continue
         try:
-            seconds = delay_seconds(lp.delay)
+            seconds = delay_seconds(value)
         except ValueError:
-            raise TopologyError(f"{where}.delay", f"bad delay {lp.delay!r} (e.g. '5ms')") \
+            raise TopologyError(f"{where}.{key}", f"bad {key} {value!r} (e.g. '5ms')") \
                 from None
         if seconds > 5:
-            raise TopologyError(f"{where}.delay", f"delay {lp.delay} is over 5 s")
-    if lp.loss is not None and not (0 <= lp.loss <= 100):
-        raise TopologyError(f"{where}.loss", f"loss {lp.loss} not in [0, 100] %")
+            raise TopologyError(f"{where}.{key}", f"{key} {value} is over 5 s")
+    for key in ("loss", "loss_correlation", "duplicate", "corrupt", "reorder"):
+        value = getattr(lp, key)
+        if value is not None and not (0 <= value <= 100):
+            raise TopologyError(f"{where}.{key}", f"{key} {value} not in [0, 100] %")
     if lp.cost is not None and not (0 < lp.cost <= 1e6):
         raise TopologyError(f"{where}.cost", f"cost {lp.cost} not in (0, 1000000]")
+    if lp.rate is not None and not (0 < lp.rate <= 100000):
+        raise TopologyError(f"{where}.rate", f"rate {lp.rate} Mbit/s not in (0, 100000]")
+    if lp.rate is not None and lp.bw is not None:
+        raise TopologyError(f"{where}.rate", "give bw (HTB shaping) or rate (netem's own "
+                            "serialisation rate), not both")
+    if lp.queue is not None and not (isinstance(lp.queue, int) and 1 <= lp.queue <= 1000000):
+        raise TopologyError(f"{where}.queue", f"queue {lp.queue!r}: a number of packets, "
+                            "1..1000000")
+    if lp.distribution is not None and lp.distribution not in DISTRIBUTIONS:
+        raise TopologyError(f"{where}.distribution", f"unknown distribution "
+                            f"{lp.distribution!r} (one of {', '.join(DISTRIBUTIONS)})")
+    needs = (("jitter", "delay"), ("distribution", "jitter"), ("reorder", "delay"),
+             ("loss_correlation", "loss"))
+    for key, base in needs:
+        if getattr(lp, key) and not getattr(lp, base):
+            raise TopologyError(f"{where}.{key}", f"{key} needs {base} as well")
+    if lp.gilbert_elliott is not None:
+        ge = lp.gilbert_elliott
+        unknown = set(ge) - set(GILBERT_KEYS)
+        if unknown or "p" not in ge:
+            raise TopologyError(f"{where}.gilbert_elliott", "expected {p, r, bad_loss, "
+                                "good_loss} in percent (p: good->bad; r: bad->good)")
+        for k, v in ge.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 100:
+                raise TopologyError(f"{where}.gilbert_elliott.{k}", f"{v!r} not in [0, 100] %")
+        if lp.loss:
+            raise TopologyError(f"{where}.gilbert_elliott", "give loss or gilbert_elliott "
+                                "(a loss model of its own), not both")
 
 
 def delay_seconds(delay: str) -> float:
-    """'20ms' / '1.5s' / '500us' -> seconds (the format _check_link accepts; the delay
+    """'20ms' / '1.5s' / '500us' -> seconds (the format check_link accepts; the delay
     line reads its --delay with it too)."""
     m = re.match(r"^(\d+(\.\d+)?)(us|ms|s)$", delay)
     if not m:

@@ -69,10 +69,11 @@ class LinkPlan:
     delay: str | None = None  # emulated by a delay node between a and b
     loss: float | None = None
     cost: int = 0  # router links: routing metric in micro-units (1000 = cost 1 = 1 ms)
+    shape: dict = field(default_factory=dict)  # what only netem does (LinkParams.shape)
 
     @property
     def emulated(self) -> bool:
-        return bool(self.delay) or bool(self.loss)
+        return bool(self.delay) or bool(self.loss) or bool(self.shape)
 
 
 @dataclass
@@ -155,7 +156,7 @@ def make_plan(topo: Topology) -> Plan:
             lp = topo.links.get(s.name)
             links.append(LinkPlan(a, ia, pa, b, ib, pb, lp.bw if lp else None,
                                   lp.delay if lp else None, lp.loss if lp else None,
-                                  link_cost(lp)))
+                                  link_cost(lp), lp.shape() if lp else {}))
             continue
         (rname,) = rnames
         for hname in s.hosts:
@@ -163,7 +164,8 @@ def make_plan(topo: Topology) -> Plan:
             ri_, hi = f"{rname}-eth{port}", f"{hname}-eth0"
             iplans[(rname, s.name)].ports.append(PortPlan(port, ri_, hname, hi))
             hl = topo.hosts[hname].link
-            links.append(LinkPlan(hname, hi, 0, rname, ri_, port, hl.bw, hl.delay, hl.loss))
+            links.append(LinkPlan(hname, hi, 0, rname, ri_, port, hl.bw, hl.delay, hl.loss,
+                                  shape=hl.shape()))
     return Plan(topo.name, routers, links, topo.routing, topo.fast_failover,
                 topo.announce_links)
 

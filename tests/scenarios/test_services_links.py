@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -68,9 +69,10 @@ def test_tb_topo_failing_service_aborts_the_build_and_leaves_nothing():
     assert emu.manifest.leftovers() == [] and not emu.manifest.dir.exists()
 
 
-def test_tb_topo_link_delay_and_loss_are_emulated_on_host_and_router_links():
-    """No netem here: delay nodes repeat frames late. Ping RTT shows 2x the one-way delay
-    of each delayed link on the path; loss drops about its share; TCP still works."""
+def test_tb_topo_link_delay_is_emulated_on_host_and_router_links():
+    """Delay on a host link and on a router link (netem on both ends, or delay nodes that
+    repeat frames late): ping RTT shows 2x the one-way delay of each delayed link on the
+    path, and TCP still works. (Loss is measured over 1,000 probes in test_links.)"""
     t = small(Service("web", "{python} -m http.server 8080 --bind {ip} --directory {run}",
                       ready_port=8080), bw=None, n=4)
     t.interface("sr4", "core", "10.255.0.1/30")
@@ -79,25 +81,28 @@ def test_tb_topo_link_delay_and_loss_are_emulated_on_host_and_router_links():
     t.route("sr4", "10.0.9.0/24", "10.255.0.2")
     t.route("rx4", "default", "10.255.0.1")
     t.host("far4", "far", "10.0.9.10")
-    t.host("lossy4", "lan2", "10.0.2.20").link.loss = 30
     t.hosts["srv4"].link.delay = "15ms"
     t.links["core"] = LinkParams(delay="25ms")
     with Emulation(t) as emu:
-        assert sorted(emu.delay_nodes) == ["dly1", "dly2", "dly3"]
+        if emu.link_emulation == "delayline":
+            assert sorted(emu.delay_nodes) == ["dly1", "dly2"]
+        else:
+            assert not emu.delay_nodes
+            qd = subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True)
+            ours = [x for x in qd.stdout.splitlines() if "netem" in x and
+                    re.search(r"dev (sr4|rx4)-eth", x)]
+            assert len(ours) == 3, qd.stdout  # srv4's router end, both ends of the core
         near = emu.host("cli4").cmd("ping -n -c5 -i0.2 10.0.1.10")
         far = emu.host("cli4").cmd("ping -n -c5 -i0.2 10.0.9.10")
         rtt_near = float(re.search(r"= [\d.]+/([\d.]+)/", near).group(1))
         rtt_far = float(re.search(r"= [\d.]+/([\d.]+)/", far).group(1))
         assert 30 <= rtt_near < 60 and 50 <= rtt_far < 90, (near, far)
-        lossy = emu.host("lossy4").cmd("ping -n -q -c60 -i0.05 -W1 10.0.2.1")
-        lost = float(re.search(r"([\d.]+)% packet loss", lossy).group(1))
-        assert 20 <= lost <= 80, lossy  # 30% each way: ~51% of echoes lost
         (emu.service_dir("srv4.web") / "f.txt").write_text("x" * 200_000)
         out = emu.host("cli4").cmd("curl -s -o /dev/null -w '%{http_code} %{size_download}' "
                                    "http://10.0.1.10:8080/f.txt")
         assert out.strip() == "200 200000", out
-        print(f"TB-TOPO delay: RTT {rtt_near:.1f} ms over a 15 ms link, {rtt_far:.1f} ms over "
-              f"a 25 ms link; {lost:.0f}% of pings lost at 30% loss per direction")
+        print(f"TB-TOPO delay ({emu.link_emulation}): RTT {rtt_near:.1f} ms over a 15 ms "
+              f"link, {rtt_far:.1f} ms over a 25 ms link")
         manifest = emu.manifest
     assert manifest.leftovers() == []
 
