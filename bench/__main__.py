@@ -10,6 +10,8 @@
     start-up/stop by size (--only scale)  generated campuses vs plain Mininet (bench/scale.py)
     two servers (--only cluster)     link by VXLAN / ssh tunnel vs one machine (bench/cluster.py)
     convergence after a link fails   fast-failover / recompute vs FRR ospfd (bench/convergence.py)
+    kernel paths (--only kernel)     kernel vs userspace datapath, netem vs delay line
+                                     (bench/kernel.py)
 
 The peer topology has the same hosts and subnets; as in Mininet's linuxrouter example each
 subnet is an OVS switch (userspace datapath, the only OVS this kernel runs) in front of
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "routers"],
                     help="with --only scale: which sweeps")
     ap.add_argument("--only", choices=["routing", "convergence", "dns", "gslb", "nat", "dhcp",
-                                       "scale", "cluster"],
+                                       "scale", "cluster", "kernel"],
                     help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
@@ -111,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             if res[key]:
                 scale.report(res[key], what)
                 print(f"plot: {scale.plot(res[key], OUT / svg, what)}")
+        return 0
+    if args.only == "kernel":  # (not in the default run: it needs a kernel with both)
+        from bench import kernel
+
+        res.update(kernel.bench_kernel(seconds))
+        OUT.mkdir(exist_ok=True)
+        (OUT / "kernel.json").write_text(json.dumps(res, indent=1))
+        kernel.report(res)
         return 0
     if args.only == "cluster":  # (not in the default run: two simulated servers)
         from bench import cluster

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Which smoke test, if any, this boot asked for: prints "check", "demo", "lab" or a cluster
+# Which smoke test, if any, this boot asked for: prints "check", "demo", "lab", "kernel" or a cluster
 # role ("clustera", "clusterb": vm/cluster-role.sh) and exits 0,
 # or exits 1 (the unit is skipped). vm/smoke.sh asks through QEMU's firmware config
 # (-fw_cfg name=opt/infralab.smoke,string=MODE), which works however the disk boots;
@@ -12,6 +12,6 @@ if [ -z "$mode" ]; then
 fi
 case "$mode" in
   1|check) echo check ;;
-  demo|lab|clustera|clusterb) echo "$mode" ;;
+  demo|lab|kernel|clustera|clusterb) echo "$mode" ;;
   *) exit 1 ;;
 esac

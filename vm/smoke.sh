@@ -4,16 +4,32 @@
 # run infralab inside, and pass when it reports INFRALAB-SMOKE-PASS on the serial console.
 # SMOKE=check (default): `infralab validate world` + `infralab up duo`;
 # SMOKE=demo: `make demo`, offline, as a student would run it;
-# SMOKE=lab: the NAT lab's steps as typed at the prompt (labs/nat.cli), then `lab check nat`.
+# SMOKE=lab: the NAT lab's steps as typed at the prompt (labs/nat.cli), then `lab check nat`;
+# SMOKE=kernel: the kernel datapath and netem chosen by auto, the routing, NAT, link and
+# DHCP scenario tests on them, and kernel/userspace ratios (vm/kernel-smoke.sh).
+# TREE=1: attach this checkout's committed code (git archive HEAD) as a second disk; the
+# guest runs it in the image's environment (no rebuild for a code change).
 # KVM when usable, else software emulation. The image is not changed (-snapshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v qemu-system-x86_64 >/dev/null; then  # (its own tool, installed when missing)
-  apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null 2>&1 || {
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-x86; }
 fi
+[ -f "${OUT:-vm/out}/infralab.img" ] || { echo "vm-smoke: no image; run 'make vm' first"; exit 1; }
 OUT=${OUT:-vm/out}
 SMOKE=${SMOKE:-check}
 LIMIT=${LIMIT:-$([ "$SMOKE" = check ] && echo 1200 || echo 5400)}
+extra=()
+if [ -n "${SMOKE_ENV:-}" ]; then  # e.g. SMOKE_ENV="KERNEL_BENCH=0": settings for the guest
+  extra+=(-fw_cfg "name=opt/infralab.env,string=$SMOKE_ENV")
+fi
+if [ "${TREE:-0}" = 1 ]; then
+  git archive --format=tar HEAD > "$OUT/tree.tar"
+  extra+=(-drive "file=$OUT/tree.tar,format=raw,if=none,id=tree,readonly=on"
+          -device ide-hd,drive=tree,bus=ahci.1)
+fi
 log=$OUT/smoke-$SMOKE.log
 rm -f "$log"  # a verdict comes only from this run's console
 boot() {  # $@: acceleration options. Gives up early when the kernel has not started
@@ -21,7 +37,7 @@ boot() {  # $@: acceleration options. Gives up early when the kernel has not sta
   echo "vm-smoke: booting the disk ($*), SMOKE=$SMOKE, at most ${LIMIT}s; console in $log"
   timeout "$LIMIT" qemu-system-x86_64 "$@" -m 3072 -smp 2 -nographic -no-reboot \
     -drive "file=$OUT/infralab.img,format=raw,if=none,id=disk" \
-    -device ahci,id=ahci -device ide-hd,drive=disk,bus=ahci.0,bootindex=0 \
+    -device ahci,id=ahci -device ide-hd,drive=disk,bus=ahci.0,bootindex=0 "${extra[@]}" \
     -fw_cfg "name=opt/infralab.smoke,string=$SMOKE" -snapshot -nic none \
     </dev/null >"$log" 2>&1 &
   local pid=$! waited=0
@@ -41,6 +57,7 @@ fi
 if ! grep -q "INFRALAB-SMOKE" "$log" 2>/dev/null; then
   boot -machine accel=tcg  # software emulation: slow, but it works anywhere
 fi
+grep -a "KERNEL-SMOKE" "$log" | tr -d '\r' || true
 if grep -q "INFRALAB-SMOKE-PASS" "$log"; then
   echo "vm-smoke: PASS ($SMOKE, booted from the disk's own boot loader)"
 else
