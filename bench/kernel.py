@@ -56,7 +56,7 @@ def bench_kernel(seconds: int) -> dict:
                 return measure(emu)
         return run
 
-    def hosts(emu: Emulation) -> tuple:
+    def hosts(emu: Emulation) -> tuple[Any, Any]:
         return emu.host("bl0"), emu.host("bh0")
 
     measures: dict[str, Callable[[], float]] = {}

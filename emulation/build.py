@@ -453,7 +453,6 @@ class Emulation:
         self.built.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
         self._start_delay_nodes()
-        self._shape_links()
         hosts = [h for h in net.hosts if h.name not in self.delay_nodes]
         with self.progress.step("host set-up", len(hosts)) as step:
             for group in _chunks(hosts, SETUP_BATCH):  # each host's shell works in parallel
@@ -468,6 +467,9 @@ class Emulation:
             run("; ".join(f"ethtool -K {shlex.quote(i)} tx off >/dev/null 2>&1"
                           for i in intfs) or "true")
         net.start()
+        # after the switches have their ports: OVS deletes a qdisc it finds on a port it
+        # adds (and keeps its first look at it after that), so netem and HTB go on now
+        self._shape_links()
         self._controller_backoff()
         self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
 
@@ -528,6 +530,11 @@ class Emulation:
                                  bw=link.bw, a_pid=ns_pid(link.a), b_pid=ns_pid(link.b),
                                  delay_node=d)
             self.link_records.append(rec)
+            if link.bw and not self.servers:  # a router end's HTB again (as Mininet's
+                for end, intf in ((link.a, link.a_intf), (link.b, link.b_intf)):  # TCReapply)
+                    if end in self.topo.routers:  # (no address there to disturb)
+                        i = self.net[end].intf(intf)
+                        i.config(**i.params)
             if mech == "netem" and link.emulated:
                 for (_pid, line), end in zip(linkemu.netem_lines(rec), (link.a, link.b),
                                              strict=True):  # (a switch's shell: root ns)

@@ -226,8 +226,8 @@ class Manifest:
         d = json.loads(path.read_text())
         return cls(path, d.get("topology", ""), d.get("owner", {}), d.get("bridges", []),
                    d.get("interfaces", []), d.get("processes", {}),
-                   d.get("conntrack_zones", []), d.get("remote", {}),
-                   d.get("kernel_datapaths", []))
+                   conntrack_zones=d.get("conntrack_zones", []), remote=d.get("remote", {}),
+                   kernel_datapaths=d.get("kernel_datapaths", []))
 
     @property
     def dir(self) -> Path:

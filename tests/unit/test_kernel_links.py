@@ -142,3 +142,12 @@ def test_delay_line_change_keeps_frames_in_order():
     line.push(b"b", 0.05)  # due at 0.06, but "a" (due 0.1) is ahead of it
     assert line.due(0.07) == []
     assert line.due(0.1) == [b"a", b"b"]
+
+
+def test_the_manifest_keeps_the_kernel_datapath_apart_from_the_cluster_servers(tmp_path):
+    from emulation.runtime import Manifest
+
+    m = Manifest(tmp_path / "manifest.json", "t", kernel_datapaths=["ovs-system"])
+    m.save()
+    back = Manifest.read(tmp_path / "manifest.json")
+    assert back.kernel_datapaths == ["ovs-system"] and back.remote == {}
