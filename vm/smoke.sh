@@ -23,7 +23,7 @@ SMOKE=${SMOKE:-check}
 LIMIT=${LIMIT:-$([ "$SMOKE" = check ] && echo 1200 || echo 5400)}
 extra=()
 if [ -n "${SMOKE_ENV:-}" ]; then  # e.g. SMOKE_ENV="KERNEL_BENCH=0": settings for the guest
-  extra+=(-fw_cfg "name=opt/infralab.env,string=$SMOKE_ENV")
+  extra+=(-fw_cfg "name=opt/infralab.env,string=${SMOKE_ENV//,/,,}")  # (QEMU: ,, is a comma)
 fi
 if [ "${TREE:-0}" = 1 ]; then
   git archive --format=tar HEAD > "$OUT/tree.tar"
