@@ -27,7 +27,7 @@ if [ -n "${SMOKE_ENV:-}" ]; then  # e.g. SMOKE_ENV="KERNEL_BENCH=0": settings fo
 fi
 if [ "${TREE:-0}" = 1 ]; then
   git archive --format=tar HEAD > "$OUT/tree.tar"
-  extra+=(-drive "file=$OUT/tree.tar,format=raw,if=none,id=tree,readonly=on"
+  extra+=(-drive "file=$OUT/tree.tar,format=raw,if=none,id=tree"
           -device ide-hd,drive=tree,bus=ahci.1)
 fi
 log=$OUT/smoke-$SMOKE.log
