@@ -27,7 +27,7 @@ sh ovs-dpctl show | head -3
 EOF
 grep -E "^bridges:|system@" /tmp/dp.log | sed 's/^/KERNEL-SMOKE: /'
 if grep -q "netdev" /tmp/dp.log; then say "FAIL: a bridge is on the userspace datapath"; fail=1; fi
-tests=${KERNEL_TESTS:-tests/scenarios/test_links.py,tests/scenarios/test_routing.py,tests/scenarios/test_nat.py,tests/scenarios/test_dhcp.py}
+tests=${KERNEL_TESTS:-tests/scenarios/test_links.py,tests/scenarios/test_services_links.py,tests/scenarios/test_routing.py,tests/scenarios/test_nat.py,tests/scenarios/test_nat_lab.py,tests/scenarios/test_dhcp.py}
 tests=${tests//,/ }  # (comma-separated: SMOKE_ENV's values have no spaces)
 # shellcheck disable=SC2086
 CI=true timeout "${KERNEL_TEST_LIMIT:-4200}" .venv/bin/python -m pytest -p no:cacheprovider -q -rs \

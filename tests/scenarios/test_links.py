@@ -130,7 +130,9 @@ def test_link_netem_only_fields_where_the_kernel_has_netem():
         print(f"LINK-NETEM netem-only: RTT {statistics.median(got):.1f} ms, jitter sd "
               f"{sd:.1f} ms (asked 4 ms each way), rate {mbps:.2f} Mbit/s (asked 10)")
         assert 20 <= statistics.median(got) < 20 + SLACK_MS
-        assert 2 <= sd <= 10  # two ends of 4 ms normal jitter: sd ~5.7 ms
+        # two ends of 4 ms normal jitter: sd 4 x sqrt(2) = 5.7 ms; a slow (software-
+        # emulated) machine adds noise of its own, so the bound above is wide
+        assert 0.5 * 5.7 <= sd <= 3 * 5.7
         assert 8.0 <= mbps <= 10.5
 
 
