@@ -30,11 +30,11 @@ if grep -q "netdev" /tmp/dp.log; then say "FAIL: a bridge is on the userspace da
 tests=${KERNEL_TESTS:-tests/scenarios/test_links.py,tests/scenarios/test_services_links.py,tests/scenarios/test_routing.py,tests/scenarios/test_nat.py,tests/scenarios/test_nat_lab.py,tests/scenarios/test_dhcp.py}
 tests=${tests//,/ }  # (comma-separated: SMOKE_ENV's values have no spaces)
 # shellcheck disable=SC2086
-CI=true timeout "${KERNEL_TEST_LIMIT:-4200}" .venv/bin/python -m pytest -p no:cacheprovider -q -rs \
+CI=true timeout "${KERNEL_TEST_LIMIT:-4200}" .venv/bin/python -m pytest -p no:cacheprovider -q -s -rs \
   -o console_output_style=classic $tests >/tmp/pytest.log 2>&1
 rc=$?
 sed -n '1,4p' /tmp/pytest.log | grep -E "^kernel|^scenarios run on" | sed 's/^/KERNEL-SMOKE: pytest: /'
-grep -E "^(FAILED|ERROR|SKIPPED)|LINK-NETEM|passed|failed" /tmp/pytest.log | sed 's/^/KERNEL-SMOKE: pytest: /'
+grep -E "^(FAILED|ERROR|SKIPPED)|^LINK-NETEM|^TB-TOPO|^NAT-|passed|failed" /tmp/pytest.log | sed 's/^/KERNEL-SMOKE: pytest: /'
 [ "$rc" = 0 ] || { say "FAIL: scenario tests (status $rc)"; tail -60 /tmp/pytest.log; fail=1; }
 if [ "${KERNEL_BENCH:-1}" = 1 ]; then
   timeout 3000 .venv/bin/python -m bench --only kernel --runs "${KERNEL_BENCH_RUNS:-5}" --seconds 3 \
