@@ -33,8 +33,8 @@ tests=${tests//,/ }  # (comma-separated: SMOKE_ENV's values have no spaces)
 CI=true timeout "${KERNEL_TEST_LIMIT:-4200}" .venv/bin/python -m pytest -p no:cacheprovider -q -s -rs \
   -o console_output_style=classic $tests >/tmp/pytest.log 2>&1
 rc=$?
-sed -n '1,4p' /tmp/pytest.log | grep -E "^kernel|^scenarios run on" | sed 's/^/KERNEL-SMOKE: pytest: /'
-grep -E "^(FAILED|ERROR|SKIPPED)|^LINK-NETEM|^TB-TOPO|^NAT-|passed|failed" /tmp/pytest.log | sed 's/^/KERNEL-SMOKE: pytest: /'
+grep -oE "(LINK-NETEM|TB-TOPO delay|NAT-[A-Z]+ ).*" /tmp/pytest.log | sed 's/^/KERNEL-SMOKE: pytest: /'
+grep -E "^(FAILED|ERROR|SKIPPED)|passed|failed" /tmp/pytest.log | sed 's/^/KERNEL-SMOKE: pytest: /'
 [ "$rc" = 0 ] || { say "FAIL: scenario tests (status $rc)"; tail -60 /tmp/pytest.log; fail=1; }
 if [ "${KERNEL_BENCH:-1}" = 1 ]; then
   timeout 3000 .venv/bin/python -m bench --only kernel --runs "${KERNEL_BENCH_RUNS:-5}" --seconds 3 \

@@ -67,7 +67,9 @@ def test_nat_pat_unsolicited_inbound_is_dropped_then_allowed_after_outbound(worl
     lst.terminate()
     assert "got " not in lst.communicate()[0]
     lst = udp_listen(world, "c1", 5400, 3, hello=("198.18.20.10", 7100))  # opens a binding
-    try:
+    try:  # (once the controller has made it: a slow machine may take longer than the probe)
+        wait_for(lambda: any(r["inside"] == "10.1.1.11:5400" for r in nat(world)["table"]),
+                 10, "the binding c1's hello opens")
         assert udp_send(world, "xb", PAT, 5400, 7100) == "pong"
     finally:
         lst.terminate()
