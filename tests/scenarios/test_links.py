@@ -146,3 +146,19 @@ def test_delay_line_refuses_what_only_netem_does_and_builds_nothing():
                                          r"kernel's netem"):
         emu.start()
     assert emu.manifest is None  # refused before anything was made
+
+
+def test_kernel_datapath_asked_for_where_the_kernel_lacks_it_is_refused():
+    """KERNEL-DP: `datapath: kernel` on a kernel without the module fails before anything
+    is built, saying why (auto would have taken the userspace datapath)."""
+    if kernel.probe("openvswitch", load=False).present:
+        pytest.skip("this kernel has the openvswitch module: datapath kernel is buildable")
+    t = Topology("lnkk")
+    t.interface("kr1", "lan1", "10.0.1.1/24")
+    t.host("ka", "lan1", "10.0.1.10")
+    t.datapath = "kernel"
+    emu = Emulation(t)
+    with pytest.raises(BuildError, match=r"datapath: kernel, but kernel .* has no "
+                                         r"openvswitch module"):
+        emu.start()
+    assert emu.manifest is None
