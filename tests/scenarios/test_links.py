@@ -99,6 +99,13 @@ def test_link_set_changes_delay_and_loss_live_from_the_api_and_another_terminal(
     assert any(x["a"] == "la" and x["settings"]["delay"] == "5ms" for x in rec)
     with pytest.raises(ValueError, match="bad delay"):
         net.set_link("la", "lr1", {"delay": "soon"})
+    from infralab.mncli import InfralabCLI  # the prompt's form, as a student types it
+
+    script = net.rundir / "link.cli"
+    script.write_text("link la lr1 delay 30ms\nlink la lr1 speed 9\n")
+    cli = InfralabCLI(net, script=str(script))
+    assert cli.status != 0  # the second line is refused (unknown field) ...
+    wait_for(lambda: min(rtts(net, "la", "10.0.2.10", 4)) >= 60, 5, "RTT of 2 x 30 ms")
     net.set_link("la", "lr1", {"delay": "20ms"})  # as the module's other tests expect
 
 
