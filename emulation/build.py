@@ -523,8 +523,9 @@ class Emulation:
         def ns_pid(name: str) -> int | None:
             return None if name in self.topo.routers else self.net[name].pid
 
+        node_of = {id(lk): d for d, lk in self.delay_nodes.items()}
         for link in self.plan.links:
-            d = next((d for d, lk in self.delay_nodes.items() if lk is link), None)
+            d = node_of.get(id(link))
             mech = ("netem" if self.link_emulation == "netem" else
                     "delayline" if d else "none")
             rec = linkemu.record(link.a, link.b, link.a_intf, link.b_intf, mech,

@@ -77,8 +77,8 @@ def coerce(changes: dict) -> dict:
             out[key] = value
         elif key == "queue":
             out[key] = int(str(value))
-        elif key == "gilbert_elliott":
-            out[key] = value
+        elif key == "gilbert_elliott":  # "p,r[,bad_loss[,good_loss]]" (percents) or a dict
+            out[key] = value if isinstance(value, dict) else gilbert(str(value))
         else:
             text = str(value).removesuffix("%").removesuffix("mbit").removesuffix("Mbit")
             try:
@@ -86,6 +86,21 @@ def coerce(changes: dict) -> dict:
             except ValueError:
                 raise ValueError(f"{key}: expected a number, got {value!r}") from None
     return out
+
+
+def gilbert(text: str) -> dict:
+    """'1,30' -> {"p": 1.0, "r": 30.0}: netem's gemodel, as `link set` takes it."""
+    from topologies.model import GILBERT_KEYS
+
+    parts = [x for x in text.removesuffix("%").split(",") if x]
+    try:
+        values = [float(x.removesuffix("%")) for x in parts]
+    except ValueError:
+        raise ValueError(f"gilbert_elliott: expected p,r[,bad_loss[,good_loss]] in percent, "
+                         f"got {text!r}") from None
+    if not 1 <= len(values) <= 4:
+        raise ValueError("gilbert_elliott: expected p,r[,bad_loss[,good_loss]] in percent")
+    return dict(zip(GILBERT_KEYS, values, strict=False))
 
 
 def change(rec: dict, changes: dict, *, run: Callable[[int | None, str], str] = run_local,

@@ -386,8 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", choices=["down", "up", "set"])
     p.add_argument("a")
     p.add_argument("b")
-    for key in ("delay", "loss", "jitter", "distribution", "loss-correlation", "duplicate",
-                "corrupt", "reorder", "rate", "queue"):
+    for key in ("delay", "loss", "jitter", "distribution", "loss-correlation",
+                "gilbert-elliott", "duplicate", "corrupt", "reorder", "rate", "queue"):
         p.add_argument(f"--{key}", help="with set: e.g. --delay 80ms, --loss 2%%, --rate 10 "
                        "(Mbit/s), --queue 100 (packets)" if key == "delay" else None)
     p.add_argument("--topology", default="world", help="which running emulation")

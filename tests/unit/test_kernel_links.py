@@ -129,6 +129,10 @@ def test_a_bad_link_change_is_refused_and_nothing_is_applied(tmp_path, mechanism
 
 def test_link_set_parses_the_prompt_form_and_rejects_unknown_fields():
     assert linkemu.parse_changes(["rate", "10", "queue", "50"]) == {"rate": 10.0, "queue": 50}
+    assert linkemu.parse_changes(["gilbert_elliott", "1,30"]) == {
+        "gilbert_elliott": {"p": 1.0, "r": 30.0}}
+    with pytest.raises(ValueError, match="p,r"):
+        linkemu.parse_changes(["gilbert_elliott", "1,x"])
     with pytest.raises(ValueError, match="unknown link field 'speed'"):
         linkemu.parse_changes(["speed", "10"])
     with pytest.raises(LookupError, match="no emulated link joins h1 and r9"):
