@@ -57,6 +57,9 @@ class InfralabController(app_manager.OSKenApp):
                         for r in plan.routers}
         self.dpid_of = {r.name: r.dpid for r in plan.routers}
         self.link_events: list[dict] = []  # link down/up seen, with the recompute time
+        # (dpid, xid) of the barriers sent after a recompute's flow-mods: while any is
+        # unanswered, some switch may still forward by the old routes
+        self._route_barriers: set[tuple[int, int]] = set()
         self.datapaths: dict[int, Any] = {}  # os-ken Datapath objects
         self.ready: set[int] = set()
         self.errors: list[str] = []
@@ -131,6 +134,7 @@ class InfralabController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def barrier_reply(self, ev) -> None:
         self.ready.add(ev.msg.datapath.id)
+        self._route_barriers.discard((ev.msg.datapath.id, ev.msg.xid))
         self._dirty = True
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -193,6 +197,10 @@ class InfralabController(app_manager.OSKenApp):
             if dp is not None:
                 self._send(dp, msgs)
                 sent += len(msgs)
+                barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+                dp.set_xid(barrier)
+                self._route_barriers.add((dpid_, barrier.xid))
+                dp.send_msg(barrier)
         event = {"time": round(time.time(), 3), "router": router.name, "port": port,
                  "state": "up" if up else "down", "routers_changed": sorted(changed),
                  "messages": sent, "compute_ms": round((time.monotonic() - t0) * 1000, 2)}
@@ -308,7 +316,8 @@ class InfralabController(app_manager.OSKenApp):
     def routing_view(self) -> dict:
         return {"mode": "shortest-path" if self.routing.enabled else "static",
                 "down_links": [list(x) for x in self.routing.down_links()],
-                "recomputes": self.routing.changes, "events": self.link_events[-10:]}
+                "recomputes": self.routing.changes, "events": self.link_events[-10:],
+                "switches_updating": len(self._route_barriers)}
 
     def routes_view(self, router: str | None = None) -> dict:
         """Routes of every router (or one), with the routing state: the API's answer."""

@@ -598,7 +598,8 @@ class Emulation:
         """Take the link(s) between nodes a and b down or up (ROUTE-FAILOVER): between two
         routers, their router-side interfaces, delay node or not (the switches report
         the port state, the controller reroutes); else as Mininet's `link` does. With
-        `wait`, return once the controller has rerouted (what a prompt user expects; a
+        `wait`, return once the controller has rerouted and every switch has confirmed its
+        new flows (a barrier: what a prompt user expects; a
         convergence measurement must not wait). Returns the interfaces changed."""
         state = "up" if up else "down"
         try:
@@ -611,10 +612,12 @@ class Emulation:
         for router, intf, _port in ends:  # (on the router's server, in a cluster run)
             run = next(run for bridges, _intfs, run in places if router in bridges)
             run(f"ip link set {shlex.quote(intf)} {state}")
-        if wait:
+        if wait:  # the controller saw it, and every switch has its new flows (barriers)
             def rerouted() -> bool:
-                down = {tuple(x) for x in self.api("/routing")["down_links"]}
-                return not (ours & down) if up else bool(ours & down)
+                view = self.api("/routing")
+                down = {tuple(x) for x in view["down_links"]}
+                seen = not (ours & down) if up else bool(ours & down)
+                return seen and not view.get("switches_updating")
 
             wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)
         return [intf for _r, intf, _p in ends]
