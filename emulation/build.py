@@ -110,7 +110,6 @@ class Emulation:
         # ("netem" | "delayline"), each with why (`infralab up` prints both)
         self.datapath, self.datapath_why = "user", ""
         self.link_emulation, self.link_emulation_why = "delayline", ""
-        self.link_records: list[dict] = []  # links.json (emulation.linkemu)
         self._stopped = False
         # supervision (issue 8): how to start each service again, and which were stopped
         # on purpose (stop_service) and so stay down
@@ -524,6 +523,7 @@ class Emulation:
             return None if name in self.topo.routers else self.net[name].pid
 
         node_of = {id(lk): d for d, lk in self.delay_nodes.items()}
+        records = []
         for link in self.plan.links:
             d = node_of.get(id(link))
             mech = ("netem" if self.link_emulation == "netem" else
@@ -532,7 +532,7 @@ class Emulation:
                                  delay=link.delay, loss=link.loss, shape=link.shape,
                                  bw=link.bw, a_pid=ns_pid(link.a), b_pid=ns_pid(link.b),
                                  delay_node=d)
-            self.link_records.append(rec)
+            records.append(rec)
             if link.bw and not self.servers:  # a router end's HTB again (as Mininet's
                 for end, intf in ((link.a, link.a_intf), (link.b, link.b_intf)):  # TCReapply)
                     if end in self.topo.routers:  # (no address there to disturb)
@@ -545,12 +545,7 @@ class Emulation:
                     if "rc=0" not in out:
                         raise BuildError(f"netem on link {link.a} -- {link.b}: {out.strip()}")
                 self.log(linkemu.describe(rec))
-        self._save_link_records()
-
-    def _save_link_records(self) -> None:
-        tmp = self.rundir / "links.json.tmp"
-        tmp.write_text(json.dumps({"records": self.link_records}, indent=1))
-        tmp.replace(self.rundir / "links.json")
+        linkemu.save(self.rundir, records)
 
     def set_link(self, a: str, b: str, changes: dict) -> list[str]:
         """Change what the link(s) between nodes a and b do, live (issue 17): netem on
@@ -559,16 +554,8 @@ class Emulation:
 
         if self.servers:
             raise BuildError("live link changes are not supported in cluster runs yet")
-        out = []
-        for i in linkemu.find(self.link_records, a, b):
-            rec = self.link_records[i]
-            d = rec.get("delay_node")
-            pid = (self.services[f"{d}.delayline"].pid if d else None)
-            rec = self.link_records[i] = linkemu.change(
-                rec, changes, delay_line_pid=pid, settings_dir=self.rundir)
-            out.append(linkemu.describe(rec))
-        self._save_link_records()
-        return out
+        return [linkemu.describe(r) for r in linkemu.set_in_run(
+            self.rundir, self.built.processes, a, b, changes)]
 
     def _places(self) -> list[tuple[list[str], list[str], Callable[[str], str]]]:
         """Per place (this machine, or each server): the bridges and router-side

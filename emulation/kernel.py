@@ -31,13 +31,12 @@ def probe(name: str, load: bool = True) -> Module:
     if os.path.isdir(f"/sys/module/{name}"):
         return Module(name, True, "loaded")
     release = os.uname().release
-    ko = re.compile(rf"(^|/){re.escape(name)}\.ko(\.[a-z]+)?:?$")
+    ko = re.compile(rf"(^|/){re.escape(name)}\.ko(\.[a-z]+)?$")  # (.ko, .ko.xz...)
 
-    def listed(index: str) -> bool:
+    def listed(index: str) -> bool:  # a module's own path: each line's first field
         try:
             with open(f"/lib/modules/{release}/{index}") as f:
-                return any(ko.search(line.split(":")[0] + ":") or ko.search(line.strip())
-                           for line in f)
+                return any(ko.search(line.split(":")[0].strip()) for line in f)
         except OSError:
             return False
 

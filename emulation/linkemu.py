@@ -24,7 +24,7 @@ from topologies.model import NETEM_ONLY, LinkParams, TopologyError, check_link
 
 NETEM_HANDLE = "10:"
 HTB_CLASS = "5:1"  # Mininet's TCIntf: root htb 5:, class 5:1 (bw); netem goes below it
-SETTABLE = ("delay", "loss", *[f for f in NETEM_ONLY])
+SETTABLE = ("delay", "loss", *NETEM_ONLY)
 
 
 def record(a: str, b: str, a_intf: str, b_intf: str, mechanism: str, *, delay: str | None,
@@ -132,6 +132,34 @@ def change(rec: dict, changes: dict, *, run: Callable[[int | None, str], str] = 
     tmp.replace(path)
     (signal_pid or (lambda p: os.kill(p, signal.SIGUSR1)))(delay_line_pid)
     return {**rec, "settings": new}
+
+
+def load(run: Path) -> list[dict]:
+    return json.loads((run / "links.json").read_text())["records"]
+
+
+def save(run: Path, records: list[dict]) -> None:
+    tmp = run / "links.json.tmp"
+    tmp.write_text(json.dumps({"records": records}, indent=1))
+    tmp.replace(run / "links.json")
+
+
+def set_in_run(run: Path, processes: dict[str, dict], a: str, b: str,
+               changes: dict) -> list[dict]:
+    """Change the link(s) joining nodes a and b of the emulation in run directory `run`
+    (its manifest's `processes` name each delay line's PID), from links.json as it is now
+    - whoever changed it last, the prompt or another terminal - and write it back.
+    Returns the changed records."""
+    records = load(run)
+    done = []
+    for i in find(records, a, b):
+        d = records[i].get("delay_node")
+        proc = processes.get(f"service:{d}.delayline") if d else None
+        records[i] = change(records[i], changes, settings_dir=run,
+                            delay_line_pid=proc["pid"] if proc else None)
+        done.append(records[i])
+    save(run, records)
+    return done
 
 
 def find(records: list[dict], a: str, b: str) -> list[int]:

@@ -267,26 +267,14 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 
 def _link_set(args: argparse.Namespace, run: Path, manifest) -> int:
-    import json
-
     from emulation import linkemu
 
     changes = linkemu.coerce({k: getattr(args, k) for k in linkemu.SETTABLE
                               if getattr(args, k, None) is not None})
     if not changes:
         raise ValueError("nothing to set: give --delay, --loss, --jitter, --rate...")
-    path = run / "links.json"
-    records = json.loads(path.read_text())["records"]
-    for i in linkemu.find(records, args.a, args.b):
-        rec = records[i]
-        d = rec.get("delay_node")
-        proc = manifest.processes.get(f"service:{d}.delayline") if d else None
-        records[i] = linkemu.change(rec, changes, delay_line_pid=proc["pid"] if proc else None,
-                                    settings_dir=run)
-        _log(linkemu.describe(records[i]))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"records": records}, indent=1))
-    tmp.replace(path)
+    for rec in linkemu.set_in_run(run, manifest.processes, args.a, args.b, changes):
+        _log(linkemu.describe(rec))
     return 0
 
 
