@@ -95,6 +95,7 @@ class ZoneSet:
     def __init__(self, zones: list[Zone] | None = None) -> None:
         self.zones: dict[Name, ZoneData] = {}
         self.pending: set[Name] = set()  # configured secondaries without a copy yet
+        self.version = 0  # grows with every zone added or replaced (compiled answers)
         for z in zones or []:
             self.add(z)
 
@@ -102,6 +103,7 @@ class ZoneSet:
         data = ZoneData(zone)
         self.zones[data.origin] = data
         self.pending.discard(data.origin)
+        self.version += 1
         return data
 
     def find(self, name: Name) -> ZoneData | None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dnslib import CLASS, EDNS0, OPCODE, QTYPE, RCODE, RR, DNSHeader, DNSQuestion, DNSRecord
 
 from services.dns.authority import Answer, ZoneSet
+from services.dns.compiled import Compiled
 
 OUR_UDP_SIZE = 1232  # DNS flag day 2020 default
 CACHE_MAX = 100_000
@@ -52,6 +53,11 @@ def rotated(rrs: list[RR], r: int) -> list[RR]:
     return out
 
 
+def rotations(rrs: list[RR]) -> list[list[RR]]:
+    """Every round-robin variant of an answer section, the unrotated one first."""
+    return [rotated(rrs, r) if r else list(rrs) for r in range(variant_count(rrs))]
+
+
 def variant_count(rrs: list[RR]) -> int:
     sizes = Counter((str(r.rname).lower(), r.rtype) for r in rrs).values()
     n = math.lcm(*sizes) if sizes else 1
@@ -68,9 +74,12 @@ class Responder:
         self.cache: dict[bytes, Callable[[], bytes]] = {}
         self.turns: dict[tuple[str, int], int] = {}
         self.notify_handler: Callable[[DNSRecord, str], int] | None = None
+        self.compiled = Compiled(zones, self.stats, rotate, rotations, self._remember)
+        self.fast = True  # precompiled answers for plain queries that miss the cache
 
     def clear_cache(self) -> None:
         self.cache = {}
+        self.compiled.clear()
 
     def respond(self, data: bytes, source: str = "", tcp: bool = False) -> bytes | None:
         """The response to one query, or None when it must be dropped (counted)."""
@@ -80,6 +89,10 @@ class Responder:
             if hit is not None:
                 self.stats["cache_hits"] += 1
                 return data[:2] + hit()
+            if self.fast:
+                out = self.compiled.answer(data)
+                if out is not None:
+                    return out
         self.stats["queries"] += 1
         try:
             q = DNSRecord.parse(data)
@@ -124,13 +137,22 @@ class Responder:
             if len(self.turns) > CACHE_MAX:
                 self.turns = {}
             self.turns[turn_key] = start + 1
-        variants = [self._finish(q, self._reply(q, ans, start + r), limit, opts)
-                    for r in range(n)]
+        # counted once: the other variants are answers to later queries (cache hits)
+        variants = [finish(self._reply(q, ans, start + r), limit, opts,
+                           self.stats if r == 0 else Counter()) for r in range(n)]
+        self._remember(data[2:], [v[2:] for v in variants])
+        return variants[0]
+
+    def _remember(self, query: bytes, replies: list[bytes]) -> None:
+        """The wire cache: the same query again gets the next reply (round robin) with
+        its own ID; `replies[0]` is the one being sent now."""
         if len(self.cache) >= CACHE_MAX:
             self.cache = {}
-        self.cache[data[2:]] = itertools.cycle([v[2:] for v in variants]).__next__
-        self.cache[data[2:]]()  # the first variant is returned now
-        return variants[0]
+        if len(replies) == 1:
+            self.cache[query] = itertools.repeat(replies[0]).__next__
+        else:
+            nxt = self.cache[query] = itertools.cycle(replies).__next__
+            nxt()
 
     def _reply(self, q: DNSRecord, ans: Answer, r: int) -> DNSRecord:
         h = DNSHeader(id=q.header.id, qr=1, aa=int(ans.aa), rd=q.header.rd, rcode=ans.rcode)

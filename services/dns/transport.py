@@ -57,13 +57,24 @@ def udp_exchange(server: tuple[str, int], q: DNSRecord, timeout: float) -> DNSRe
                 return r
 
 
-def bind_udp_tcp(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A DNS server's pair of sockets on one address: UDP, and TCP listening."""
+UDP_BUFFER = 4 << 20  # as NSD's recommended so-rcvbuf: a burst waits, it is not dropped
+
+
+def bind_udp_tcp(host: str, port: int,
+                 reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
+    """A DNS server's pair of sockets on one address: UDP, and TCP listening. With
+    `reuse_port`, several processes bind the same address and the kernel spreads the
+    queries among them (one per worker, as NSD's server-count)."""
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    u.bind((host, port))
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        u.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER)  # capped by net.core.*mem_max
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        for sock in (u, t):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    u.bind((host, port))
     t.bind((host, port))
     t.listen(64)
     return u, t
