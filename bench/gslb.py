@@ -4,7 +4,7 @@
                    vs infralab dns serve (the same names as 3 static A records)
                    vs PowerDNS 4 with a LUA `ifportup` record over the same 3 members,
                       one receiver/distributor thread and four of each
-                   with one name from one client, and with 200,000 names from 4 clients
+                   with one name from one client, and with 300,000 names from 4 clients
     failover       a member's web server is stopped: seconds until the GSLB stops naming
                    it, vs interval x fall + timeout
 
@@ -33,7 +33,7 @@ from emulation.build import wait_for
 PY = sys.executable
 MEMBERS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 INTERVAL, FALL, TTL, TIMEOUT = 1.0, 2, 5, 0.5
-MANY_SOURCES, MANY_NAMES = 4, 50_000  # the many-clients workload: 200,000 names
+MANY_SOURCES, MANY_NAMES = 4, 75_000  # the many-clients workload: 300,000 names
 
 
 def gslb_config(d: Path) -> Path:

@@ -37,12 +37,13 @@ class Query:
     """What the fast path needs of a query: where the question ends, label offsets, the
     lower-cased name, qtype, the client's size limit and whether it sent OPT."""
 
-    __slots__ = ("end", "starts", "lname", "qtype", "limit", "opt")
+    __slots__ = ("end", "starts", "lname", "qtype", "limit", "opt", "options")
 
     def __init__(self, end: int, starts: list[int], lname: bytes, qtype: int, limit: int,
-                 opt: bool) -> None:
+                 opt: bool, options: bool = False) -> None:
         self.end, self.starts, self.lname = end, starts, lname
         self.qtype, self.limit, self.opt = qtype, limit, opt
+        self.options = options  # the OPT carried options (ECS, cookies...)
 
 
 def parse_query(data: bytes) -> Query | None:
@@ -91,7 +92,7 @@ def parse_query(data: bytes) -> Query | None:
     if j != n:
         return None
     size = data[end + 3] << 8 | data[end + 4]
-    return Query(end, starts, data[12:i].lower(), qtype, max(512, size), True)
+    return Query(end, starts, data[12:i].lower(), qtype, max(512, size), True, rdlen > 0)
 
 
 class Template:

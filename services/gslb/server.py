@@ -21,12 +21,24 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from dnslib import EDNS0, OPCODE, QTYPE, RCODE, RR, A, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import (
+    EDNS0,
+    OPCODE,
+    QTYPE,
+    RCODE,
+    RR,
+    A,
+    DNSHeader,
+    DNSLabel,
+    DNSQuestion,
+    DNSRecord,
+)
 from dnslib.dns import EDNSOption
 
 from services.common.control import control_loop
 from services.common.pinger import Pinger
 from services.dns.authority import ZoneSet, name_key
+from services.dns.compiled import BELOW, OPT_REPLY, parse_query, wire
 from services.dns.responder import (
     OUR_UDP_SIZE,
     Responder,
@@ -44,6 +56,7 @@ from services.gslb.select import Client, Decision, MemberState, Selector
 
 ECS = 8
 CACHE_MAX = 100_000
+CLIENTS_MAX = 10_000
 
 
 def parse_ecs(opts: list[RR]) -> IPv4Network | None:
@@ -68,6 +81,15 @@ def ecs_option(net: IPv4Network, scope: int) -> EDNSOption:
     n = (net.prefixlen + 7) // 8
     return EDNSOption(ECS, struct.pack("!HBB", 1, net.prefixlen, scope)
                       + net.network_address.packed[:n])
+
+
+def _labels(lname: bytes) -> list[bytes]:
+    """The labels of a wire-form name."""
+    out, i = [], 0
+    while lname[i]:
+        out.append(lname[i + 1:i + 1 + lname[i]])
+        i += lname[i] + 1
+    return out
 
 
 def static_zones(cfg: GslbConfig) -> list:
@@ -112,6 +134,27 @@ class GslbServer:
         self.sockets: list[socket.socket] = []
         self.stopping = threading.Event()
         self.decision_log = open(decision_log, "a", buffering=1) if decision_log else None
+        self.fast = True  # plain A queries for pool names answered without dnslib
+        self.pool_index = self._pool_index()
+        self.clients: dict[str, Client] = {}
+        self.states: dict[str, dict[str, MemberState]] = {}  # per pool, until health changes
+        self.a_records: dict[tuple[str, ...], bytes] = {}  # addresses -> answer section
+
+    def _pool_index(self) -> dict[bytes, Pool]:
+        """Pool names in wire form (lower case); `BELOW + wire(rest)` for `*.rest`.
+        Only names inside a zone we serve: the others are the full path's to refuse."""
+        out: dict[bytes, Pool] = {}
+        for name, pool in self.cfg.names.items():
+            wild = name.startswith("*.")
+            key = name_key(name[2:] if wild else name)
+            if self.zones.find(key) is not None and pool in self.cfg.pools:
+                out[(BELOW if wild else b"") + wire(key)] = self.cfg.pools[pool]
+        return out
+
+    def _changed(self) -> None:
+        """Health, load or RTT changed what we would say: forget every cached answer."""
+        self.cache = {}
+        self.states = {}
 
     # ---- answering ------------------------------------------------------------------------
     def answer(self, data: bytes, source: str, tcp: bool = False) -> bytes | None:
@@ -122,6 +165,10 @@ class GslbServer:
             if hit is not None:
                 self.stats["cache_hits"] += 1
                 return data[:2] + hit()
+            if self.fast:
+                out = self._fast(data, source)
+                if out is not None:
+                    return out
         try:
             q = DNSRecord.parse(data)
         except Exception:
@@ -160,6 +207,76 @@ class GslbServer:
             nxt()
             self.cache[key] = nxt
         return variants[0]
+
+    def _fast(self, data: bytes, source: str) -> bytes | None:
+        """A plain A query (no EDNS options) for a pool name, answered from bytes: the
+        question spliced, each decision's addresses an answer section built once. None
+        (before any decision is made) leaves the query to the full path."""
+        q = parse_query(data)
+        if q is None or q.qtype != QTYPE.A or q.options:
+            return None
+        lname, index = q.lname, self.pool_index
+        pool = index.get(lname)
+        if pool is None:
+            for s in q.starts[1:]:
+                pool = index.get(BELOW + lname[s - 12:])
+                if pool is not None:
+                    break
+            else:
+                return None
+        client = self.clients.get(source)
+        if client is None:
+            if len(self.clients) >= CLIENTS_MAX:
+                self.clients = {}
+            client = self.clients[source] = Client.of(source)
+        with self.lock:
+            states = self.states.get(pool.name)
+            if states is None:
+                states = self.states[pool.name] = self.member_states(pool)
+            site_rtt = self._site_rtt(pool, client, source)
+            first = self.selector.choose(pool, states, client, site_rtt)
+            decisions = [first] + [self.selector.choose(pool, states, client, site_rtt)
+                                   for _ in range(first.period - 1)]
+        stats = self.stats
+        stats["decisions"] += 1
+        stats[f"algorithm_{first.algorithm}"] += 1
+        if self.decision_log is not None:
+            self._log_decision(source, None, str(DNSLabel(list(_labels(lname)))).lower(),
+                               first)
+        question = data[12:q.end]
+        opt = OPT_REPLY if q.opt else b""
+        rd = data[2] & 1
+        tails = []
+        for d in decisions:
+            if not d.addresses:  # NODATA with the SOA: the full path's reply
+                tails.append(self._reply(DNSRecord.parse(data), d, edns_opts(
+                    DNSRecord.parse(data)), None, False)[2:])
+                continue
+            body = self.a_records.get(tuple(d.addresses))
+            if body is None:
+                if len(self.a_records) >= CACHE_MAX:
+                    self.a_records = {}
+                ttl = self.cfg.ttl.to_bytes(4, "big")
+                body = self.a_records[tuple(d.addresses)] = b"".join(
+                    b"\xc0\x0c\x00\x01\x00\x01" + ttl + b"\x00\x04" + IPv4Address(a).packed
+                    for a in d.addresses)
+            tail = bytes([0x84 | rd, 0, 0, 1]) + len(d.addresses).to_bytes(2, "big") + \
+                b"\x00\x00\x00" + bytes([1 if opt else 0]) + question + body + opt
+            if len(tail) + 2 > q.limit:  # too big for the client: truncated, as dnslib does
+                tail = self._reply(DNSRecord.parse(data), d, edns_opts(DNSRecord.parse(data)),
+                                   None, False)[2:]
+            else:
+                self.responder.stats["rcode_NOERROR"] += 1
+            tails.append(tail)
+        if len(self.cache) >= CACHE_MAX:
+            self.cache = {}
+        if len(tails) == 1:
+            self.cache[(data[2:], source)] = itertools.repeat(tails[0]).__next__
+        else:
+            nxt = self.cache[(data[2:], source)] = itertools.cycle(tails).__next__
+            nxt()
+        stats["precompiled"] += 1
+        return data[:2] + tails[0]
 
     def _reply(self, q: DNSRecord, d: Decision, opts: list[RR], ecs: IPv4Network | None,
                tcp: bool) -> bytes:
@@ -207,7 +324,7 @@ class GslbServer:
             self.pending_rtt.discard(key)
             if table:
                 self.site_rtt[key] = (self.clock(), table)
-                self.cache = {}
+                self._changed()
         self._event({"event": "site-rtt", "client": key, "target": target, "rtt_ms": table})
 
     def _log_decision(self, source: str, ecs, qname: str, d: Decision) -> None:
@@ -233,7 +350,7 @@ class GslbServer:
             algos = self.cfg.pools[pool].algorithms
             if t is not None or (before[1] != h.load and "least-conn" in algos) or \
                     (before[2] != h.rtt_ms and "rtt" in algos and self.cfg.rtt_source == "gslb"):
-                self.cache = {}
+                self._changed()
         if t is not None:
             self.stats["transitions"] += 1
             self._event({"event": "health", "pool": pool, "member": member, "from": t.old,
