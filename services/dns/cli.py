@@ -11,7 +11,7 @@ from pathlib import Path
 
 from services.common.control import control_request
 from services.common.endpoint import endpoint_arg, parse_endpoint
-from services.common.lifecycle import run_until_signal
+from services.common.workers import run_workers
 from services.dns.rrl import RateLimiter
 from services.dns.server import AuthServer
 from topologies import ZONES
@@ -39,12 +39,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.zone_file and not args.secondary:
         print("infralab dns serve: give at least one --zone-file or --secondary", file=sys.stderr)
         return 2
-    server = AuthServer(args.zone_file, args.secondary, args.listen or [("0.0.0.0", 53)],
-                        allow_transfer=args.allow_transfer, notify=args.notify,
-                        state_dir=args.state_dir, control=args.control,
-                        rotate=not args.no_rotate, log=_log,
-                        rrl=RateLimiter(args.rrl, args.rrl_slip) if args.rrl else None)
-    return run_until_signal(server, on_hup=server.reload, wait_loaded=args.wait_loaded)
+    if args.workers < 1:
+        print("infralab dns serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+
+    def make(worker: int) -> AuthServer:
+        log = _log if worker == 0 else (lambda m: _log(f"[worker {worker}] {m}"))
+        return AuthServer(args.zone_file, args.secondary, args.listen or [("0.0.0.0", 53)],
+                          allow_transfer=args.allow_transfer,
+                          notify=args.notify if worker == 0 else [],
+                          state_dir=(args.state_dir / f"worker{worker}")
+                          if args.state_dir and worker else args.state_dir,
+                          control=args.control if worker == 0 else None,
+                          rotate=not args.no_rotate, log=log,
+                          rrl=RateLimiter(args.rrl, args.rrl_slip) if args.rrl else None,
+                          reuse_port=args.workers > 1)
+
+    return run_workers(args.workers, make, wait_loaded=args.wait_loaded)
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
@@ -135,6 +146,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="response rate limit per client /24 (amplification defence)")
     p.add_argument("--rrl-slip", type=int, default=2, metavar="N",
                    help="with --rrl: every N-th limited answer goes out truncated (0: none)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes on the same address (SO_REUSEPORT), one per core "
+                        "(as NSD's server-count); stats are worker 0's")
     p.set_defaults(fn=cmd_serve)
     p = dsub.add_parser("resolve", help="recursive resolver (LDNS) from root hints")
     p.add_argument("--root-hints", required=True, help="named.root-style file: NS + A")

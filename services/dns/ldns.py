@@ -16,7 +16,6 @@ import secrets
 import signal
 import socket
 import struct
-import threading
 import time
 from collections import Counter
 from functools import partial
@@ -26,6 +25,7 @@ from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
 from services.dns.resolver import Resolver, Result, Step
 from services.dns.responder import edns_opts, error_reply, finish, header_only, size_limit
+from services.dns.transport import UDP_BUFFER
 
 UPSTREAM_TIMEOUT_S = 1.0
 WIRE_CACHE_S = 1.0
@@ -64,35 +64,45 @@ class Upstream:
         raise TimeoutError
 
     async def _udp(self, addr: str, q: DNSRecord) -> DNSRecord:
+        """One query from its own socket (the kernel picks a random ephemeral port unless
+        a fixed one is asked for), read by the event loop directly: no transport object."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         stats, want = self.stats, (q.header.id, str(q.q.qname).lower(), q.q.qtype)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
 
-        class Proto(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, src) -> None:
+        def readable() -> None:
+            while not fut.done():
+                try:
+                    data, src = sock.recvfrom(65535)
+                except OSError:  # nothing more to read (or an ICMP error: the timeout says)
+                    return
                 try:
                     r = DNSRecord.parse(data)
                 except Exception:
                     stats["upstream_malformed"] += 1
-                    return
+                    continue
                 got = (r.header.id, str(r.q.qname).lower() if r.questions else "", r.q.qtype
                        if r.questions else 0)
                 if src[0] != addr or got != want:
                     stats["upstream_mismatched"] += 1  # spoofing attempts land here
-                    return
-                if not fut.done():
-                    fut.set_result(r)
+                    continue
+                fut.set_result(r)
 
-        # port 0: the kernel picks a random ephemeral source port for every query
-        transport, _ = await loop.create_datagram_endpoint(
-            Proto, local_addr=("0.0.0.0", self.fixed_source_port),
-            reuse_port=bool(self.fixed_source_port) or None)
         try:
-            transport.sendto(q.pack(), (addr, self.port))
-            self.stats["upstream_queries"] += 1
-            return await asyncio.wait_for(fut, self.timeout)
+            if self.fixed_source_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(("0.0.0.0", self.fixed_source_port))
+            loop.add_reader(sock.fileno(), readable)
+            try:
+                sock.sendto(q.pack(), (addr, self.port))
+                self.stats["upstream_queries"] += 1
+                return await asyncio.wait_for(fut, self.timeout)
+            finally:
+                loop.remove_reader(sock.fileno())
         finally:
-            transport.close()
+            sock.close()
 
     async def _tcp(self, addr: str, q: DNSRecord) -> DNSRecord:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(addr, self.port),
@@ -120,7 +130,7 @@ class Ldns:
         self.inflight.pop(key, None)
 
     async def answer(self, data: bytes, client: str, tcp: bool = False) -> bytes | None:
-        """The full answer path; UDP wire-cache hits never get here (`_udp_hot_loop`)."""
+        """The full answer path; UDP wire-cache hits never get here (`_on_readable`)."""
         now = time.monotonic()
         self.stats["queries"] += 1
         try:
@@ -185,21 +195,30 @@ class Ldns:
         self.log_file.write(json.dumps(entry) + "\n")
 
 
-def _udp_hot_loop(sock: socket.socket, ldns: Ldns, loop: asyncio.AbstractEventLoop) -> None:
-    """A plain thread answers wire-cache hits (most queries); misses go to the event loop."""
-    recv, send, mono = sock.recvfrom, sock.sendto, time.monotonic
-    stats = ldns.stats
-    while True:
+BATCH = 64  # datagrams read per wake-up before the loop runs its other work
+
+
+def _on_readable(sock: socket.socket, ldns: Ldns, loop: asyncio.AbstractEventLoop) -> None:
+    """The listening socket, read by the event loop itself in batches: wire-cache hits
+    (most queries) are answered here at once, misses become tasks. One thread, so no
+    hand-over between threads on the miss path."""
+    recv, send = sock.recvfrom, sock.sendto
+    wire, stats = ldns.wire, ldns.stats
+    now = time.monotonic()
+    for _ in range(BATCH):
         try:
             data, addr = recv(65535)
-        except OSError:
+        except OSError:  # drained (BlockingIOError), or closed
             return
-        hit = ldns.wire.get(data[2:])
-        if hit is not None and hit[0] > mono():
+        hit = wire.get(data[2:])
+        if hit is not None and hit[0] > now:
             stats["wire_hits"] += 1
-            send(data[:2] + hit[1], addr)
+            try:
+                send(data[:2] + hit[1], addr)
+            except OSError:
+                stats["send_dropped"] += 1
             continue
-        asyncio.run_coroutine_threadsafe(_answer_udp(ldns, sock, data, addr), loop)
+        loop.create_task(_answer_udp(ldns, sock, data, addr))
 
 
 async def _answer_udp(ldns: Ldns, sock: socket.socket, data: bytes, addr) -> None:
@@ -210,7 +229,10 @@ async def _answer_udp(ldns: Ldns, sock: socket.socket, data: bytes, addr) -> Non
         print(f"ldns: error answering {addr[0]}: {e!r}", flush=True)
         out = header_only(data, RCODE.SERVFAIL)
     if out is not None:
-        sock.sendto(out, addr)
+        try:
+            sock.sendto(out, addr)
+        except OSError:
+            ldns.stats["send_dropped"] += 1
 
 
 async def _tcp_client(ldns: Ldns, reader: asyncio.StreamReader,
@@ -257,8 +279,11 @@ async def serve(ldns: Ldns, listen: list[tuple[str, int]], control: Path | None)
     servers = []
     for host, port in listen:
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            u.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER)
         u.bind((host, port))
-        threading.Thread(target=_udp_hot_loop, args=(u, ldns, loop), daemon=True).start()
+        u.setblocking(False)
+        loop.add_reader(u.fileno(), _on_readable, u, ldns, loop)
         servers.append(await asyncio.start_server(lambda r, w: _tcp_client(ldns, r, w),
                                                   host, port, reuse_address=True))
     if control is not None:

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
@@ -59,8 +59,10 @@ class AuthServer:
                  listen: list[tuple[str, int]], allow_transfer: list[str] | None = None,
                  notify: list[tuple[str, int]] | None = None, state_dir: Path | None = None,
                  control: Path | None = None, rotate: bool = True, log=print,
-                 rrl: RateLimiter | None = None) -> None:
+                 rrl: RateLimiter | None = None, reuse_port: bool = False) -> None:
         self.zones = ZoneSet()
+        self.reuse_port = reuse_port  # one of several workers on the same address
+        self.on_reload: Callable[[], None] | None = None  # (workers: tell the others)
         self.rrl = rrl  # response rate limiting (None: off)
         self.files: dict[str, Path] = {}  # origin -> zone file
         self.journals: dict[str, Journal] = {}
@@ -99,7 +101,7 @@ class AuthServer:
                 s.state == "loading" for s in self.secondaries.values()):
             time.sleep(0.05)
         for host, port in self.listen:
-            u, t = bind_udp_tcp(host, port)
+            u, t = bind_udp_tcp(host, port, self.reuse_port)
             self.sockets += [u, t]
             self._thread(self._udp_loop, u)
             self._thread(self._tcp_accept, t)
@@ -192,6 +194,8 @@ class AuthServer:
             changed.append(origin)
             self.log(f"dns: reloaded {origin} serial {data.serial}")
             self._thread(self._send_notify, origin)
+        if self.on_reload is not None:
+            self.on_reload()
         return changed
 
     def _send_notify(self, origin: str) -> None:

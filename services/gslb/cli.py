@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.common.control import control_request
 from services.common.endpoint import endpoint_arg
-from services.common.lifecycle import run_until_signal
+from services.common.workers import run_workers
 from services.gslb.config import load as load_config
 
 
@@ -20,9 +20,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.gslb.server import GslbServer
 
     cfg = load_config(args.config)  # a bad config: infralab.cli prints file:line, exit 2
-    server = GslbServer(cfg, args.listen or [("0.0.0.0", 53)], control=args.control,
-                        decision_log=args.decision_log, log=_log)
-    return run_until_signal(server)
+    if args.workers < 1:
+        raise SystemExit("infralab gslb serve: --workers must be at least 1")
+
+    def make(worker: int) -> GslbServer:
+        log = _log if worker == 0 else (lambda m: _log(f"[worker {worker}] {m}"))
+        log_file = args.decision_log
+        if log_file is not None and worker:
+            log_file = log_file.with_name(f"{log_file.name}.{worker}")
+        return GslbServer(cfg, args.listen or [("0.0.0.0", 53)],
+                          control=args.control if worker == 0 else None,
+                          decision_log=log_file, log=log, reuse_port=args.workers > 1)
+
+    return run_workers(args.workers, make, reloads=False)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -76,6 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listen", action="append", type=endpoint_arg, metavar="ADDR[:PORT]")
     p.add_argument("--control", type=Path, help="control socket (infralab gslb status)")
     p.add_argument("--decision-log", type=Path, help="JSON lines: every selection and why")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes on the same address (SO_REUSEPORT), each with its own "
+                        "health checks; status is worker 0's (worker i logs to LOG.i)")
     p.set_defaults(fn=cmd_serve)
     p = gsub.add_parser("check", help="validate a GSLB config without serving it")
     p.add_argument("config", type=Path)

@@ -112,8 +112,9 @@ class GslbServer:
     def __init__(self, cfg: GslbConfig, listen: list[tuple[str, int]] | None = None,
                  control: Path | None = None, decision_log: Path | None = None,
                  log: Callable[[str], None] = print,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, reuse_port: bool = False) -> None:
         self.cfg = cfg
+        self.reuse_port = reuse_port  # one of several workers on the same address
         self.listen = listen or []
         self.control = control
         self.log = log
@@ -383,7 +384,7 @@ class GslbServer:
     def start(self, wait_loaded: float = 0.0) -> None:
         threading.Thread(target=self._run_loop, daemon=True).start()
         for host, port in self.listen:
-            u, t = bind_udp_tcp(host, port)
+            u, t = bind_udp_tcp(host, port, self.reuse_port)
             self.sockets += [u, t]
             threading.Thread(target=self._udp_loop, args=(u,), daemon=True).start()
             threading.Thread(target=self._tcp_accept, args=(t,), daemon=True).start()

@@ -1,0 +1,88 @@
+"""DNS-AUTH `--workers N`: several processes on one address (SO_REUSEPORT) share the
+queries, a reload reaches them all, and none outlives the one that was started, even
+killed with SIGKILL. Runs on the root namespace's loopback, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from dnslib import DNSRecord
+
+from emulation.build import wait_for
+from services.common.control import control_request
+
+ZONE = """$ORIGIN workers.test.
+$TTL 60
+@ SOA ns hm {serial} 60 10 120 30
+  NS ns
+ns A 127.0.0.1
+*.w A {address}
+"""
+
+
+def ask(port: int, name: str) -> str | None:
+    """One query from a fresh socket (a new source port: the kernel's spread sees it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(DNSRecord.question(name).pack(), ("127.0.0.1", port))
+        try:
+            r = DNSRecord.parse(s.recv(4096))
+        except TimeoutError:
+            return None
+    return str(r.rr[0].rdata) if r.rr else ""
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_dns_auth_workers_share_queries_reload_together_and_end_together(tmp_path):
+    zone, ctl = tmp_path / "w.zone", tmp_path / "ctl"
+    zone.write_text(ZONE.format(serial=1, address="198.51.100.7"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "infralab", "dns", "serve", "--zone-file",
+                          str(zone), "--listen", f"127.0.0.1:{port}", "--workers", "3",
+                          "--control", str(ctl)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    workers: list[int] = []
+    try:
+        wait_for(lambda: ctl.exists() and len(children(p.pid)) == 2, 20, "3 workers")
+        workers = children(p.pid)
+        wait_for(lambda: ask(port, "a.w.workers.test") == "198.51.100.7", 10, "answers")
+        answers = [ask(port, f"n{i}.w.workers.test") for i in range(60)]
+        assert answers == ["198.51.100.7"] * 60
+        mine = control_request(ctl, "stats")["stats"]["queries"]
+        assert 0 < mine < 61, f"worker 0 answered {mine} of 61: the others took none"
+        zone.write_text(ZONE.format(serial=2, address="198.51.100.8"))
+        assert control_request(ctl, "reload") == {"reloaded": ["workers.test."]}
+        wait_for(lambda: all(ask(port, f"m{i}.w.workers.test") == "198.51.100.8"
+                             for i in range(30)), 10, "every worker to reload")
+        os.kill(p.pid, signal.SIGKILL)  # worker 0 dies without cleaning up
+        p.wait(10)
+        wait_for(lambda: not any(alive(w) for w in workers), 10, "the other workers to end")
+        assert ask(port, "z.w.workers.test") is None
+    finally:
+        for pid in [p.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if p.poll() is None:
+            p.wait(5)
+    out = p.stdout.read() if p.stdout else ""
+    assert "[worker 2] dns: serving workers.test." in out
