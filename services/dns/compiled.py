@@ -9,7 +9,7 @@ NXDOMAIN) answers alike. So one `Template` per (E, whole-or-below, qtype) serves
 name of that shape: it is built once from `ZoneSet.lookup` and packed per question
 length, with the question's own bytes (case kept) spliced in and the answer's owner a
 pointer to it. Answers are the full path's, record for record; only name compression
-may differ where the question's case differs from the zone's.
+may differ (a template points only into the part of the question its names share).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
+from services.dns.fastmiss import FastMiss
 from services.dns.resolver import Resolver, Result, Step
 from services.dns.responder import edns_opts, error_reply, finish, header_only, size_limit
 from services.dns.transport import UDP_BUFFER
@@ -124,6 +125,7 @@ class Ldns:
         self.wire: dict[bytes, tuple[float, bytes]] = {}
         self.inflight: dict[tuple[str, int], asyncio.Task] = {}
         self.log_file = open(query_log, "a", buffering=1) if query_log else None
+        self.fast: FastMiss | None = None  # (made by `serve`, inside the event loop)
 
     def _landed(self, key: tuple[str, int], _task: asyncio.Future) -> None:
         """A resolution ended: later queries for the name start a new one."""
@@ -218,6 +220,13 @@ def _on_readable(sock: socket.socket, ldns: Ldns, loop: asyncio.AbstractEventLoo
             except OSError:
                 stats["send_dropped"] += 1
             continue
+        dispatch(ldns, data, addr, sock, loop)
+
+
+def dispatch(ldns: Ldns, data: bytes, addr, sock, loop: asyncio.AbstractEventLoop) -> None:
+    """A query that missed the wire cache: the fast miss path if it takes it, else a task
+    on the full path."""
+    if ldns.fast is None or not ldns.fast.take(data, addr, sock):
         loop.create_task(_answer_udp(ldns, sock, data, addr))
 
 
@@ -273,6 +282,12 @@ async def _control(ldns: Ldns, reader: asyncio.StreamReader,
 
 async def serve(ldns: Ldns, listen: list[tuple[str, int]], control: Path | None) -> None:
     loop = asyncio.get_running_loop()
+
+    def full_path(data: bytes, addr: tuple, sock: socket.socket) -> None:
+        loop.create_task(_answer_udp(ldns, sock, data, addr))
+
+    ldns.fast = FastMiss(ldns.resolver, ldns.stats, ldns.wire, full_path,
+                         logging=ldns.log_file is not None)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

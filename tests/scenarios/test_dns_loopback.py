@@ -1,6 +1,7 @@
-"""DNS-AUTH `--workers N`: several processes on one address (SO_REUSEPORT) share the
-queries, a reload reaches them all, and none outlives the one that was started, even
-killed with SIGKILL. Runs on the root namespace's loopback, as a user would run it."""
+"""The DNS services as plain programs on the root namespace's loopback, as a user runs
+them outside Mininet: DNS-AUTH `--workers N` (several processes on one address share the
+queries, a reload reaches them all, none outlives the one that was started, even killed
+with SIGKILL) and DNS-RECURSIVE's fast miss path judged by dig."""
 
 from __future__ import annotations
 
@@ -86,3 +87,53 @@ def test_dns_auth_workers_share_queries_reload_together_and_end_together(tmp_pat
             p.wait(5)
     out = p.stdout.read() if p.stdout else ""
     assert "[worker 2] dns: serving workers.test." in out
+
+
+ROOT = """$ORIGIN .
+$TTL 86400
+@ SOA ns.root. h.root. 1 1800 900 604800 3600
+@ NS ns.root.
+ns.root. A 127.88.0.1
+*.miss.example. 300 A 198.51.100.7
+alias.miss.example. 300 CNAME www.miss.example.
+"""
+
+
+def dig(server: str, port: int, name: str, *flags: str) -> str:
+    return subprocess.run(["dig", f"@{server}", "-p", str(port), name, *flags],
+                          capture_output=True, text=True, timeout=10).stdout
+
+
+def test_dns_recursive_fast_miss_path_answers_dig_as_the_full_path(tmp_path):
+    """An LDNS without a query log answers plain misses in bytes (`fast_misses`); dig sees
+    RA, its own case, our EDNS, the authoritative TTL; NXDOMAIN and CNAME take the full path
+    without asking upstream twice."""
+    (tmp_path / "root.zone").write_text(ROOT)
+    (tmp_path / "hints").write_text(". NS ns.root.\nns.root. A 127.88.0.1\n")
+    ctl = tmp_path / "ctl"
+    procs = [subprocess.Popen([sys.executable, "-m", "infralab", *args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+             for args in (["dns", "serve", "--zone-file", f".={tmp_path}/root.zone",
+                           "--listen", "127.88.0.1:53"],
+                          ["dns", "resolve", "--root-hints", str(tmp_path / "hints"),
+                           "--listen", "127.88.0.2:5353", "--control", str(ctl)])]
+    try:
+        wait_for(lambda: ctl.exists() and "198.51.100.7" in dig(
+            "127.88.0.1", 53, "probe.miss.example", "+short"), 20, "both servers")
+        for i in range(20):
+            out = dig("127.88.0.2", 5353, f"Host{i}.Miss.example")
+            assert "status: NOERROR" in out and " ra" in out.split("flags:")[1].split(";")[0]
+            assert f"Host{i}.Miss.example.\t300\tIN\tA\t198.51.100.7" in out
+            assert "udp: 1232" in out
+        stats = control_request(ctl, "stats")["stats"]
+        assert stats["fast_misses"] == 20 and stats["upstream_queries"] == 20
+        assert "status: NXDOMAIN" in dig("127.88.0.2", 5353, "nothing.example")
+        out = dig("127.88.0.2", 5353, "alias.miss.example", "+short").split()
+        assert out == ["www.miss.example.", "198.51.100.7"]
+        stats = control_request(ctl, "stats")["stats"]
+        assert stats["fast_misses"] == 20 and stats["queries"] == 22
+        assert stats["upstream_queries"] == 22  # each asked once (the CNAME is chased in-zone)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
