@@ -164,17 +164,24 @@ class Compiled:
         self.index = None
         self.templates = {}
 
+    def prepare(self) -> None:
+        """Index the zones now (at load and after every change) rather than on the first
+        query that needs it: a million names take a second or two."""
+        self.templates = {}
+        self.index, self.version = self._build_index(), self.zones.version
+
     def _build_index(self) -> dict[bytes, ZoneData]:
         """Every existing name of every zone, in wire form, with its zone; a name below
         another served zone's apex belongs to that zone only (`ZoneSet.find`)."""
         index: dict[bytes, ZoneData] = {}
         origins = set(self.zones.zones)
         for origin, zone in sorted(self.zones.zones.items(), key=lambda kv: len(kv[0])):
+            inner = [o for o in origins if len(o) > len(origin) and o[len(o) - len(origin):]
+                     == origin]  # served zones below this one
             for name in zone.exists:
-                deeper = any(name[i:] in origins and len(name) - i > len(origin)
-                             for i in range(len(name) - len(origin)))
-                if not deeper:
-                    index[wire(name)] = zone
+                if inner and any(name[i:] in origins for i in range(len(name) - len(origin))):
+                    continue
+                index[wire(name)] = zone
         return index
 
     def answer(self, data: bytes) -> bytes | None:
@@ -186,10 +193,12 @@ class Compiled:
         q = parse_query(data)
         if q is None:
             return None
-        if self.index is None or self.version != zones.version:
-            self.clear()
-            self.index, self.version = self._build_index(), zones.version
-        index, lname = self.index, q.lname
+        index = self.index
+        if index is None or self.version != zones.version:
+            self.prepare()
+            index = self.index
+            assert index is not None
+        lname = q.lname
         qt = data[q.end - 4:q.end - 2]
         key = b"\x00" + qt  # outside every zone: REFUSED
         zone: ZoneData | None = None

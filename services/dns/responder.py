@@ -78,8 +78,12 @@ class Responder:
         self.fast = True  # precompiled answers for plain queries that miss the cache
 
     def clear_cache(self) -> None:
-        self.cache = {}
-        self.compiled.clear()
+        """The zones changed: forget every answer, and index the zones again now."""
+        self.cache.clear()  # in place: the UDP loops hold on to it
+        if self.fast:
+            self.compiled.prepare()
+        else:
+            self.compiled.clear()
 
     def respond(self, data: bytes, source: str = "", tcp: bool = False) -> bytes | None:
         """The response to one query, or None when it must be dropped (counted)."""
@@ -147,7 +151,7 @@ class Responder:
         """The wire cache: the same query again gets the next reply (round robin) with
         its own ID; `replies[0]` is the one being sent now."""
         if len(self.cache) >= CACHE_MAX:
-            self.cache = {}
+            self.cache.clear()
         if len(replies) == 1:
             self.cache[query] = itertools.repeat(replies[0]).__next__
         else:

@@ -100,6 +100,8 @@ class AuthServer:
         while time.monotonic() < deadline and any(
                 s.state == "loading" for s in self.secondaries.values()):
             time.sleep(0.05)
+        with self.lock:
+            self.responder.compiled.prepare()  # before the first query, not during it
         for host, port in self.listen:
             u, t = bind_udp_tcp(host, port, self.reuse_port)
             self.sockets += [u, t]
@@ -120,6 +122,7 @@ class AuthServer:
         recv, send = sock.recvfrom, sock.sendto
         respond = self.responder.respond
         stats = self.responder.stats
+        cached = self.responder.cache.get  # (the responder clears it in place, never swaps it)
         rrl = self.rrl
         while True:
             try:
@@ -132,7 +135,7 @@ class AuthServer:
                     if verdict == SLIP and len(data) >= 12:
                         send(truncated(data), addr)
                     continue
-            hit = self.responder.cache.get(data[2:])
+            hit = cached(data[2:])
             if hit is not None:
                 stats["cache_hits"] += 1
                 send(data[:2] + hit(), addr)
