@@ -25,6 +25,18 @@ RAI_CIRCUIT_ID, RAI_REMOTE_ID = 1, 2
 HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")  # 236 bytes
 FLAG_BROADCAST = 0x8000
 ZERO = IPv4Address(0)
+_ADDRS: dict[bytes, IPv4Address] = {bytes(4): ZERO}  # packed -> address, as they recur
+
+
+def addr_of(packed: bytes) -> IPv4Address:
+    """The address of 4 packed bytes (kept: a server sees the same few again and again)."""
+    a = _ADDRS.get(packed)
+    if a is None:
+        if len(_ADDRS) > 1 << 17:
+            _ADDRS.clear()
+            _ADDRS[bytes(4)] = ZERO
+        a = _ADDRS[packed] = IPv4Address(packed)
+    return a
 MAX_OPTION_BYTES = 4096  # sum of one code's pieces; more is an attack, not a client
 
 
@@ -160,8 +172,8 @@ def parse(data: bytes) -> DhcpMessage:
         raise DhcpError(f"op {op} is neither BOOTREQUEST nor BOOTREPLY")
     if hlen > 16:
         raise DhcpError(f"hardware address length {hlen} > 16")
-    m = DhcpMessage(op, xid, secs, flags, IPv4Address(ciaddr), IPv4Address(yiaddr),
-                IPv4Address(siaddr), IPv4Address(giaddr), chaddr[:hlen or 6], hops,
+    m = DhcpMessage(op, xid, secs, flags, addr_of(ciaddr), addr_of(yiaddr),
+                addr_of(siaddr), addr_of(giaddr), chaddr[:hlen or 6], hops,
                 sname.rstrip(b"\0"), file.rstrip(b"\0"))
     rest = data[HEADER.size:]
     if rest[:4] != MAGIC:

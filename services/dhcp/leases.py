@@ -84,8 +84,8 @@ class LeasePool:
                 return self._hold(now, reserved, client, mac, hostname)
         mine = self.lease_of(client, now)
         if mine is not None and mine.state in ("offered", "bound"):
-            return IPv4Address(mine.ip) if mine.state == "bound" else \
-                self._hold(now, IPv4Address(mine.ip), client, mac, hostname)
+            return ip_of(mine.ip) if mine.state == "bound" else \
+                self._hold(now, ip_of(mine.ip), client, mac, hostname)
         prev = self.by_client.get(client)  # an expired lease: same address if still free
         for cand in (prev, requested):
             if cand is not None and cand in self._free_set and self.owner(cand, now) is None:
@@ -100,7 +100,7 @@ class LeasePool:
 
     def _hold(self, now: float, ip: IPv4Address, client: str, mac: str,
               hostname: str) -> IPv4Address:
-        self._set(ip, Lease(str(ip), client, mac, "offered", now + OFFER_HOLD_S, hostname))
+        self._set(ip, Lease(ip_text(ip), client, mac, "offered", now + OFFER_HOLD_S, hostname))
         return ip
 
     def bind(self, now: float, client: str, mac: str, ip: IPv4Address, seconds: int,
@@ -113,10 +113,10 @@ class LeasePool:
         if other is not None and other.client != client:
             return False
         old = self.lease_of(client, now)
-        if old is not None and IPv4Address(old.ip) != ip:
-            self._set(IPv4Address(old.ip), None)  # one address per client
+        if old is not None and ip_of(old.ip) != ip:
+            self._set(ip_of(old.ip), None)  # one address per client
         expires = float(INFINITE) if seconds >= INFINITE else now + seconds
-        self._set(ip, Lease(str(ip), client, mac, "bound", expires, hostname))
+        self._set(ip, Lease(ip_text(ip), client, mac, "bound", expires, hostname))
         return True
 
     def release(self, now: float, client: str, ip: IPv4Address) -> bool:
@@ -131,15 +131,15 @@ class LeasePool:
         lease = self.lease_of(client, now)
         if lease is None or lease.state != "offered":
             return None
-        self._set(IPv4Address(lease.ip), None)
-        return IPv4Address(lease.ip)
+        self._set(ip_of(lease.ip), None)
+        return ip_of(lease.ip)
 
     def decline(self, now: float, client: str, ip: IPv4Address) -> bool:
         """The client found the address in use: park it so nobody else gets it either."""
         lease = self.owner(ip, now)
         if lease is None or lease.client != client:
             return False
-        self._set(ip, Lease(str(ip), "", "", "declined", now + DECLINE_HOLD_S))
+        self._set(ip, Lease(ip_text(ip), "", "", "declined", now + DECLINE_HOLD_S))
         return True
 
     def expire(self, now: float) -> list[Lease]:
@@ -157,11 +157,11 @@ class LeasePool:
         old = self.leases.get(ip)  # (by_client keeps pointing at a freed address: a
         if lease is None:          # returning client prefers its old one; lease_of checks)
             if old is not None:
-                self.leases[ip] = Lease(str(ip), old.client, old.mac, "free", 0.0)
+                self.leases[ip] = Lease(ip_text(ip), old.client, old.mac, "free", 0.0)
             if ip in self._pool_set and ip not in self._reserved and ip not in self._free_set:
                 self._free_set.add(ip)
                 self._free.append(ip)
-            self.journal.append({"ip": str(ip), "state": "free",
+            self.journal.append({"ip": ip_text(ip), "state": "free",
                                  "client": old.client if old else "", "mac": "",
                                  "expires": 0.0})
             return
@@ -187,7 +187,7 @@ class LeasePool:
             if ip not in self.subnet.network:
                 continue
             if r.get("state") in ("bound", "declined") and float(r.get("expires", 0)) > now:
-                self._set(ip, Lease(str(ip), str(r.get("client", "")), str(r.get("mac", "")),
+                self._set(ip, Lease(ip_text(ip), str(r.get("client", "")), str(r.get("mac", "")),
                                     str(r["state"]), float(r["expires"]),
                                     str(r.get("hostname", ""))))
             else:
@@ -204,6 +204,31 @@ class LeasePool:
         self.expire(now)
         return [lease.view(now) for ip, lease in sorted(self.leases.items())
                 if lease.state != "free"]
+
+
+_TEXT: dict[IPv4Address, str] = {}
+_ADDR: dict[str, IPv4Address] = {}
+
+
+def ip_text(ip: IPv4Address) -> str:
+    """str(ip), kept: a pool's addresses are written out again and again."""
+    t = _TEXT.get(ip)
+    if t is None:
+        if len(_TEXT) > 1 << 17:
+            _TEXT.clear()
+        t = _TEXT[ip] = str(ip)
+        _ADDR[t] = ip  # (and back: the text comes back as a lease's address)
+    return t
+
+
+def ip_of(text: str) -> IPv4Address:
+    """IPv4Address(text), kept likewise."""
+    a = _ADDR.get(text)
+    if a is None:
+        if len(_ADDR) > 1 << 17:
+            _ADDR.clear()
+        a = _ADDR[text] = IPv4Address(text)
+    return a
 
 
 def read_journal(text: str) -> list[dict]:

@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from wire import dhcp as p
 
 from .config import Config, Subnet
-from .leases import INFINITE, LeasePool
+from .leases import INFINITE, LeasePool, ip_text
 
 log = logging.getLogger("infralab.dhcp")
 
@@ -55,9 +55,10 @@ class DhcpLogic:
     events: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._static_opts: dict[str, dict[int, bytes]] = {}
+        self._static_opts: dict[int, dict[int, bytes]] = {}  # by id(subnet)
+        self._pool_of: dict[int, LeasePool] = {}  # by id(subnet): no str() per message
         for s in self.config.subnets:
-            self.pools.setdefault(str(s.network), LeasePool(s))
+            self._pool_of[id(s)] = self.pools.setdefault(str(s.network), LeasePool(s))
 
     # ---- the entry point ----------------------------------------------------------------
     def handle(self, now: float, m: p.DhcpMessage, local: IPv4Interface) -> list[Reply]:
@@ -71,7 +72,7 @@ class DhcpLogic:
             self._event(now, "ignored", m, why="no subnet for giaddr/interface "
                         f"{m.giaddr if m.giaddr != p.ZERO else local}")
             return []
-        pool = self.pools[str(subnet.network)]
+        pool = self._pool_of[id(subnet)]
         server_id = self.config.server_id or local.ip
         if m.bootp:
             return self._bootp(now, m, subnet, pool, server_id)
@@ -85,7 +86,7 @@ class DhcpLogic:
             ip = m.addr(p.OPT_REQUESTED_IP)
             if ip is not None and m.addr(p.OPT_SERVER_ID) in (None, server_id) and \
                     pool.decline(now, m.client_key, ip):
-                self._event(now, "decline", m, ip=str(ip))
+                self._event(now, "decline", m, ip=ip_text(ip))
             return []
         if t == p.RELEASE:
             self.counters.release += 1
@@ -121,7 +122,7 @@ class DhcpLogic:
             self._event(now, "exhausted", m, subnet=str(subnet.network))
             return []
         self.counters.offer += 1
-        self._event(now, "offer", m, ip=str(ip))
+        self._event(now, "offer", m, ip=ip_text(ip))
         return [self._deliver(self._reply(m, p.OFFER, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 
@@ -134,7 +135,7 @@ class DhcpLogic:
             ip = pool.withdraw_offer(now, m.client_key)
             if ip is not None:
                 self.counters.withdrawn += 1
-                self._event(now, "withdrawn", m, ip=str(ip), chosen=str(chosen))
+                self._event(now, "withdrawn", m, ip=ip_text(ip), chosen=str(chosen))
             self.counters.ignored += 1
             return []
         if chosen is not None:  # SELECTING, us
@@ -161,7 +162,7 @@ class DhcpLogic:
                          m.text(p.OPT_HOSTNAME) or ""):
             return [self._nak(now, m, server_id, f"{ip} is not available")]
         self.counters.ack += 1
-        self._event(now, "ack", m, ip=str(ip), lease=subnet.lease_time)
+        self._event(now, "ack", m, ip=ip_text(ip), lease=subnet.lease_time)
         return [self._deliver(self._reply(m, p.ACK, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 
@@ -175,7 +176,7 @@ class DhcpLogic:
         if ip is None or not pool.bind(now, m.client_key, m.mac, ip, INFINITE):
             self.counters.exhausted += 1
             return []
-        self._event(now, "bootp", m, ip=str(ip))
+        self._event(now, "bootp", m, ip=ip_text(ip))
         reply = self._reply(m, None, ip, subnet, server_id, lease=None)
         reply.siaddr = server_id
         return [self._deliver(reply, m)]
@@ -195,7 +196,7 @@ class DhcpLogic:
     # ---- building and delivering ----------------------------------------------------------
     def _subnet_options(self, subnet: Subnet) -> dict[int, bytes]:
         """The options every reply on `subnet` carries, encoded once."""
-        key = str(subnet.network)
+        key = id(subnet)
         opts = self._static_opts.get(key)
         if opts is None:
             opts = {p.OPT_MASK: p.ip_opt(subnet.network.netmask)}

@@ -18,9 +18,12 @@ ETH_P_IP = 0x0800
 SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFHWADDR = 0x8915, 0x891B, 0x8927
 
 
-def raw_socket(ifname: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
-    s.bind((ifname, 0))
+def raw_socket(ifname: str, receive: bool = True) -> socket.socket:
+    """An AF_PACKET socket on `ifname`; with `receive` False it only sends (protocol 0:
+    the kernel hands it no frames, so it never has to be read)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                      socket.htons(ETH_P_IP) if receive else 0)
+    s.bind((ifname, 0))  # (0: keep the protocol the socket was made with)
     return s
 
 

@@ -2,10 +2,21 @@
 
 One UDP socket on port 67 (bound to the interface) receives broadcasts and relayed
 unicasts; replies to relays and configured clients go out through it, replies to a client
-without an address through an AF_PACKET socket at its MAC (or broadcast). Requests are
-taken in batches; the batch's lease changes are appended to the lease file and fsynced
-once, *then* its replies are sent (group commit: no ACK leaves before its lease is on
-disk). Malformed packets are counted and dropped.
+without an address through an AF_PACKET socket at its MAC (or broadcast). Malformed
+packets are counted and dropped.
+
+Group commit: the serving thread takes requests in batches and decides them in memory;
+a batch that changed leases hands its journal records and its replies to the commit
+thread, which appends everything queued since its last turn to the lease file, fsyncs
+once and only then sends those replies (no ACK leaves before its lease is on disk). While
+one fsync runs, the next batches gather, so the batching follows the load. Offers change
+nothing on disk and leave at once.
+
+Overload: when half the receive buffer is taken by waiting requests (more arrives than
+is answered: left alone, the kernel would drop REQUESTs and DISCOVERs alike, and the
+work spent on the DISCOVERs whose REQUESTs it drops is lost), new DISCOVERs are dropped
+before they are parsed (counted as `shed`): the REQUESTs of exchanges already under way
+are finished first, so completed exchanges level off as the offered load rises.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ import json
 import os
 import select
 import socket
+import struct
 import threading
 import time
 from ipaddress import IPv4Address, IPv4Interface
@@ -28,8 +40,17 @@ from .leases import read_journal
 from .logic import BROADCAST, CIADDR, RELAY, DhcpLogic, Reply
 from .rawlink import if_address, if_mac, raw_socket
 
-BATCH = 64
+BATCH = 256  # datagrams read per turn at most; a full read means we are behind
 SO_BINDTODEVICE = 25
+MSG_TYPE_AT = 240  # where option 53 sits when it comes first (as every client sends it)
+SO_MEMINFO = 55  # Linux: the socket's memory, [0] = bytes waiting in its receive queue
+SHED_SHARE = 2  # shed new DISCOVERs once 1/SHED_SHARE of the receive buffer is queued
+
+
+def is_discover(data: bytes) -> bool:
+    """A DISCOVER, told from its first option without parsing the message."""
+    return len(data) > MSG_TYPE_AT + 2 and data[MSG_TYPE_AT] == p.OPT_MSG_TYPE and \
+        data[MSG_TYPE_AT + 1] == 1 and data[MSG_TYPE_AT + 2] == p.DISCOVER
 
 
 class DhcpServer:
@@ -47,6 +68,11 @@ class DhcpServer:
         self.lock = threading.Lock()  # the serving thread and the control socket
         self.local: IPv4Interface | None = None
         self.sent = 0
+        self.sent_committed = 0
+        self.shed = 0  # DISCOVERs dropped unparsed under overload
+        self.commits = 0  # fsyncs of the lease file
+        self.to_commit: list[tuple[list[dict], list[Reply]]] = []
+        self.commit_ready = threading.Condition()
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, _wait: float = 0.0) -> None:
@@ -61,10 +87,12 @@ class DhcpServer:
         self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self.udp.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.interface.encode())
         self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)  # a commit's ACKs
+        self.rcvbuf = self.udp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         self.udp.bind(("0.0.0.0", 67))
-        self.raw = raw_socket(self.interface)
-        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        self.raw = raw_socket(self.interface, receive=False)  # replies at a MAC: sent only
         threading.Thread(target=self._serve, daemon=True).start()
+        threading.Thread(target=self._commit_loop, daemon=True).start()
         if self.control:
             threading.Thread(target=control_loop, args=(self.control, self._command),
                              daemon=True).start()
@@ -93,13 +121,7 @@ class DhcpServer:
     # ---- the loop ---------------------------------------------------------------------------
     def _serve(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self.udp, self.raw], [], [], 0.5)
-            if self.raw in ready:  # only to keep its buffer empty: we send on it
-                try:
-                    while True:
-                        self.raw.recv(65535, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    pass
+            ready, _, _ = select.select([self.udp], [], [], 0.5)
             if self.udp not in ready:
                 continue
             batch: list[bytes] = []
@@ -108,15 +130,55 @@ class DhcpServer:
                     batch.append(self.udp.recv(4096, socket.MSG_DONTWAIT))
             except BlockingIOError:
                 pass
+            if len(batch) == BATCH and self._backlog() * SHED_SHARE > self.rcvbuf:
+                kept = [d for d in batch if not is_discover(d)]  # finish exchanges first
+                self.shed += len(batch) - len(kept)
+                batch = kept
             self._handle_batch(batch)
+
+    def _backlog(self) -> int:
+        """Bytes waiting in the receive queue (0 where the kernel cannot say)."""
+        try:
+            return struct.unpack_from("I", self.udp.getsockopt(socket.SOL_SOCKET, SO_MEMINFO,
+                                                               36))[0]
+        except OSError:
+            return 0
 
     def _handle_batch(self, batch: list[bytes]) -> None:
         with self.lock:
-            replies = self._decide(batch)
+            replies, journal = self._decide(batch)
+        if not journal:
+            for r in replies:
+                self._send(r)
+            return
+        later: list[Reply] = []
         for r in replies:
-            self._send(r)
+            if r.msg.msg_type in (p.OFFER, p.NAK):
+                self._send(r)  # nothing of theirs needs to be on disk
+            else:
+                later.append(r)
+        with self.commit_ready:
+            self.to_commit.append((journal, later))
+            self.commit_ready.notify()
 
-    def _decide(self, batch: list[bytes]) -> list[Reply]:
+    def _commit_loop(self) -> None:
+        """Everything queued since the last turn: one write, one fsync, then its replies."""
+        while True:
+            with self.commit_ready:
+                while not self.to_commit:
+                    self.commit_ready.wait()
+                work, self.to_commit = self.to_commit, []
+            self.leases_out.write("".join(json.dumps(r) + "\n" for journal, _ in work
+                                          for r in journal))
+            self.leases_out.flush()
+            os.fsync(self.leases_out.fileno())
+            self.commits += 1
+            for _, replies in work:
+                for r in replies:
+                    self._send(r, committed=True)
+
+    def _decide(self, batch: list[bytes]) -> tuple[list[Reply], list[dict]]:
+        """The batch's replies and the lease changes that must be on disk before them."""
         assert self.local is not None  # (known once the socket is bound)
         now = time.time()
         replies: list[Reply] = []
@@ -130,18 +192,15 @@ class DhcpServer:
                 continue
             replies += self.logic.handle(now, m, self.local)
         journal = self.logic.drain_journal()
-        if journal:  # on disk before any ACK of this batch leaves
-            self.leases_out.write("".join(json.dumps(r) + "\n" for r in journal))
-            self.leases_out.flush()
-            os.fsync(self.leases_out.fileno())
         if self.event_log is not None and self.logic.events:
             self.event_log.write("".join(json.dumps(e) + "\n" for e in self.logic.events))
             self.logic.events.clear()
         elif len(self.logic.events) > 1000:
             self.logic.events.clear()
-        return replies
+        return replies, journal
 
-    def _send(self, r: Reply) -> None:
+    def _send(self, r: Reply, committed: bool = False) -> None:
+        """(Each thread counts its own sends: `sent` and `sent_committed`.)"""
         assert self.local is not None
         data = r.msg.to_bytes()
         try:
@@ -152,7 +211,10 @@ class DhcpServer:
             else:
                 dst_ip = IPv4Address("255.255.255.255") if r.how == BROADCAST else r.ip
                 self.raw.send(udp_frame(self.mac, r.mac, self.local.ip, dst_ip, 67, 68, data))
-            self.sent += 1
+            if committed:
+                self.sent_committed += 1
+            else:
+                self.sent += 1
         except OSError as e:
             self.log(f"dhcp: sending {r.msg.describe()} to {r.ip}: {e}")
 
@@ -165,6 +227,8 @@ class DhcpServer:
         if line == "leases":
             return self.logic.table(now)
         if line == "stats":
-            return {**vars(self.logic.counters), "sent": self.sent,
+            return {**vars(self.logic.counters), "sent": self.sent + self.sent_committed,
+                    "shed": self.shed,
+                    "commits": self.commits,
                     "free": {n: pool.free_count(now) for n, pool in self.logic.pools.items()}}
         return {"error": f"unknown command {line!r} (leases, stats)"}
