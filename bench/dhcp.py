@@ -1,11 +1,13 @@
 """DHCP benchmark (DHCP-*) against Kea in the same run: perfdhcp 4-way exchanges per
-second at < 1 % drops, both servers persisting leases (ours: journal fsynced per batch;
-Kea 2.2: memfile with persist=true).
+second, both servers persisting leases (ours: journal fsynced before each ACK; Kea 2.2:
+memfile with persist=true).
 
 Layout: one router, one /16 subnet, perfdhcp on host `perf` (it acts as a relay: giaddr
 is its own address, so both servers answer it by unicast) and the server on `dsrv`.
-The rate is raised step by step; the best step with < 1 % drops is the figure. Each
-server runs on CPU 0, perfdhcp on CPU 1.
+The offered rate is raised step by step until completed exchanges stop growing: the best
+step with < 1 % drops, and the peak (most exchanges completed at any step). Then the
+server is offered 1.5x and 2x the peak step's rate: completed exchanges/s should level
+off there, not collapse. Each server runs on CPU 0, perfdhcp on CPU 1.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from bench.stats import header, row, summary
 from emulation.build import Emulation, wait_listening
 from topologies.model import Topology
 
-RATES = [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000]
+RATES = [2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 20000, 24000]
+OVERLOAD = (1.5, 2.0)  # times the peak step's offered rate
 PY = sys.executable
 
 
@@ -50,16 +53,30 @@ def perfdhcp(node, rate: int, seconds: int) -> dict:
 
 
 def best(node, seconds: int, restart) -> dict:
+    """Raise the offered rate until completed exchanges stop growing (two steps without a
+    new peak) or a third of the exchanges fail; then offer 1.5x and 2x the peak's rate."""
     steps: list[dict] = []
-    result: dict[str, Any] = {"rate": 0.0, "drops_pct": 0.0, "steps": steps}
+    result: dict[str, Any] = {"rate": 0.0, "drops_pct": 0.0, "peak": 0.0, "peak_offered": 0,
+                              "steps": steps, "overload": []}
+    behind = 0
     for r in RATES:
         restart()  # a fresh lease file per step: every step hands out new leases
         got = perfdhcp(node, r, seconds)
         steps.append({"target": r, **got})
-        if got["drops_pct"] >= 1.0:
-            break
-        if got["rate"] > result["rate"]:
+        if got["drops_pct"] < 1.0 and got["rate"] > result["rate"]:
             result.update(rate=got["rate"], drops_pct=got["drops_pct"])
+        if got["rate"] > result["peak"]:
+            result.update(peak=got["rate"], peak_offered=r)
+            behind = 0
+        else:
+            behind += 1
+        if behind >= 2 or got["drops_pct"] > 33:
+            break
+    for k in OVERLOAD:
+        restart()
+        got = perfdhcp(node, int(result["peak_offered"] * k), seconds)
+        result["overload"].append({"times": k, "target": int(result["peak_offered"] * k),
+                                   **got})
     return result
 
 
@@ -120,17 +137,29 @@ def bench_dhcp(seconds: int) -> dict:
         finally:
             stop()
     for name, results in runs.items():
-        res[f"dhcp.{name}"] = {"rate": summary([r["rate"] for r in results]), "runs": results}
+        res[f"dhcp.{name}"] = {
+            "rate": summary([r["rate"] for r in results]),
+            "peak": summary([r["peak"] for r in results]),
+            **{f"at_{k}x": summary([r["overload"][i]["rate"] for r in results])
+               for i, k in enumerate(OVERLOAD)},
+            "runs": results}
     return res
 
 
 def report(res: dict) -> None:
     ours, kea = res["dhcp.infralab"], res["dhcp.kea"]
     print(header())
-    print(row("DHCP 4-way exchanges/s, < 1 % drops", ours["rate"], kea["rate"],
+    print(row("DHCP exchanges/s, < 1 % drops", ours["rate"], kea["rate"],
               "Kea 2.2 memfile, persisted", target=0.5))
+    print(row("DHCP exchanges/s, peak", ours["peak"], kea["peak"],
+              "Kea 2.2 memfile, persisted", target=1.0))
+    for k in OVERLOAD:
+        print(row(f"same, offered {k}x the peak's rate", ours[f"at_{k}x"], ours["peak"],
+                  "our own peak (no collapse)", target=0.9))
+        print(row(f"same, offered {k}x the peak's rate", kea[f"at_{k}x"], kea["peak"],
+                  "Kea's own peak"))
     for name, r in (("infralab", ours), ("kea", kea)):
         for i, run in enumerate(r["runs"], 1):
             steps = ", ".join(f"{s['target']}->{s['rate']:.0f} ({s['drops_pct']:.1f}%)"
-                              for s in run["steps"])
+                              for s in run["steps"] + run["overload"])
             print(f"  {name} run {i}: {steps}")

@@ -208,27 +208,33 @@ class LeasePool:
 
 _TEXT: dict[IPv4Address, str] = {}
 _ADDR: dict[str, IPv4Address] = {}
+KEPT_MAX = 1 << 17
+
+
+def _kept(table: dict, key, make):
+    """table[key], made once: a pool's addresses are converted again and again."""
+    value = table.get(key)
+    if value is None:
+        if len(table) > KEPT_MAX:
+            table.clear()
+        value = table[key] = make(key)
+    return value
+
+
+def _text_of(ip: IPv4Address) -> str:
+    text = str(ip)
+    _ADDR[text] = ip  # (and back: the text comes back as a lease's address)
+    return text
 
 
 def ip_text(ip: IPv4Address) -> str:
-    """str(ip), kept: a pool's addresses are written out again and again."""
-    t = _TEXT.get(ip)
-    if t is None:
-        if len(_TEXT) > 1 << 17:
-            _TEXT.clear()
-        t = _TEXT[ip] = str(ip)
-        _ADDR[t] = ip  # (and back: the text comes back as a lease's address)
-    return t
+    """str(ip), kept."""
+    return _kept(_TEXT, ip, _text_of)
 
 
 def ip_of(text: str) -> IPv4Address:
-    """IPv4Address(text), kept likewise."""
-    a = _ADDR.get(text)
-    if a is None:
-        if len(_ADDR) > 1 << 17:
-            _ADDR.clear()
-        a = _ADDR[text] = IPv4Address(text)
-    return a
+    """IPv4Address(text), kept."""
+    return _kept(_ADDR, text, IPv4Address)
 
 
 def read_journal(text: str) -> list[dict]:

@@ -245,3 +245,27 @@ def test_gslb_fast_path_answers_equal_the_full_paths_in_order():
     for i in range(5):
         srv.answer(DNSRecord.question(f"n{i}.gslb.example.com").pack(), "10.1.0.53")
     assert srv.stats["precompiled"] == srv.stats["decisions"] == 5
+
+
+def test_gslb_decision_log_is_written_in_batches_and_bounded_per_second(tmp_path, monkeypatch):
+    """Answers queue their decisions; the writer writes them (here: one flush), and past
+    the per-second bound decisions are counted and the count is written, not each one."""
+    import json
+
+    from dnslib import DNSRecord
+
+    from services.gslb import server as gslb_server
+    from services.gslb.server import GslbServer
+
+    monkeypatch.setattr(gslb_server, "DECISION_LOG_RATE", 3)
+    log = tmp_path / "decisions.jsonl"
+    srv = GslbServer(parse(BASE), decision_log=log, log=lambda s: None)
+    for i in range(5):
+        srv.answer(DNSRecord.question(f"n{i}.gslb.example.com").pack(), "198.18.10.53")
+    assert log.read_text() == ""  # queued, not yet written: the answers did not wait
+    srv._flush_log()
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [x["name"] for x in lines[:3]] == [f"n{i}.gslb.example.com." for i in range(3)]
+    assert all(x["algorithm"] == "round-robin" and len(x["answer"]) == 1 for x in lines[:3])
+    assert lines[3]["unlogged"] == 2 and srv.stats["decisions_unlogged"] == 2
+    assert len(lines) == 4
