@@ -193,14 +193,22 @@ class Emulation:
 
         assert self.controller is not None
         t0 = time.monotonic()
+        with self._lock:  # (the supervisor must not start a second one meanwhile)
+            os.killpg(self.controller.pid, signal.SIGKILL)
+            self.controller.wait(10)
+            self._replace_controller()
+        self._wait_routing()
+        return time.monotonic() - t0
+
+    def _replace_controller(self) -> None:
+        """End what is left of the old controller's process group and start a new one,
+        which replays the NAT state journal and takes the wiring plan (switches keep
+        their flows meanwhile: fail-mode secure)."""
+        assert self.controller is not None
         p = self.built.processes.get("controller", {})
-        os.killpg(self.controller.pid, signal.SIGKILL)
-        self.controller.wait(10)
         runtime.end_process(self.controller.pid, p.get("start"), group=True)
         self.status_path.unlink(missing_ok=True)
         self._start_controller()
-        self._wait_routing()
-        return time.monotonic() - t0
 
     def stop_service(self, label: str) -> int | None:
         """End one service (its whole process group) and keep it down (supervision leaves
@@ -767,6 +775,7 @@ class Emulation:
         log = self.rundir / "supervisor.jsonl"
         while not self._stopped:
             time.sleep(0.5)
+            self._supervise_controller(log)
             for label, p in list(self.services.items()):
                 if label not in self._spawners or label in self._held_down or \
                         p.poll() is None:
@@ -790,6 +799,37 @@ class Emulation:
                     self.log(f"supervisor: {label} exited ({p.returncode}): {rec['action']}")
                     with open(log, "a") as f:
                         f.write(json.dumps(rec) + "\n")
+
+    def _supervise_controller(self, log: Path) -> None:
+        """The controller is watched like a service (issue 21): a crash is noticed
+        within half a second and a new one started, at most RESTARTS_PER_MINUTE times a
+        minute; the restart and how long it took go to supervisor.jsonl."""
+        ctl = self.controller
+        if ctl is None or ctl.poll() is None or "controller" in self._held_down:
+            return
+        with self._lock:
+            if self._stopped or self.controller is not ctl:
+                return  # torn down, or replaced meanwhile (restart_controller)
+            now = time.monotonic()
+            recent = [t for t in self._restarts.get("controller", []) if now - t < 60]
+            rec: dict[str, Any] = {"time": round(time.time(), 3), "service": "controller",
+                                   "exit_status": ctl.returncode, "old_pid": ctl.pid}
+            if len(recent) >= self.RESTARTS_PER_MINUTE:
+                self._held_down.add("controller")
+                rec["action"] = "given up"
+            else:
+                recent.append(now)
+                self._restarts["controller"] = recent
+                try:
+                    self._replace_controller()
+                    rec.update(action="restarted", new_pid=self.controller.pid,
+                               listening_after_s=round(time.monotonic() - now, 2),
+                               restarts_last_minute=len(recent))
+                except BuildError as e:
+                    rec.update(action="restart failed", error=str(e)[:300])
+            self.log(f"supervisor: the controller exited ({ctl.returncode}): {rec['action']}")
+            with open(log, "a") as f:
+                f.write(json.dumps(rec) + "\n")
 
     def _start_dhcp_clients(self) -> None:
         """Hosts without a static address run infralab's DHCP client (DHCP-CLIENT) once

@@ -79,10 +79,15 @@ def server(lab):
 
 
 class Client:
-    """`infralab dhcp client` on a host; its JSON-lines log tells every state change."""
+    """`infralab dhcp client` on a host; its JSON-lines log tells every state change.
+    Every one a test starts is stopped when the test ends, passed or failed
+    (`stop_clients`): the emulation does not know them."""
+
+    started: list[Client] = []
 
     def __init__(self, emu: Emulation, host: str, *args: str) -> None:
         self.emu, self.host = emu, host
+        Client.started.append(self)
         self.logf = emu.host_dir(host) / "client.jsonl"
         self.logf.unlink(missing_ok=True)
         self.proc = emu.host(host).popen(
@@ -105,6 +110,13 @@ class Client:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def stop_clients():
+    yield
+    while Client.started:
+        Client.started.pop().stop()
 
 
 def address(emu: Emulation, host: str) -> str:

@@ -1,11 +1,15 @@
 """NAT-DYNAMIC, NAT-TIMEOUT, NAT-RENUMBER on the small `natlab` topology: a two-address
-pool for three hosts and idle timeouts of seconds, so exhaustion and expiry are seen live."""
+pool for three hosts and idle timeouts of seconds, so exhaustion and expiry are seen live;
+and the controller's crash and restart under NAT state."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -107,6 +111,37 @@ def test_nat_controller_restart_keeps_translations_and_hands_out_no_port_twice(n
         lst.terminate()
         out = lst.communicate()[0]
     assert "got 198.18.5.10:7300" in out, out
+
+
+def test_nat_controller_crash_is_healed_by_the_supervisor(natlab):
+    """Issue 21: SIGKILL of the controller's process, as a crash, with nobody calling
+    restart: the supervisor notices, starts a new controller (NAT journal replayed) and
+    logs it; a UDP flow through the PAT that needs a new binding (the controller makes
+    every UDP binding) works again, and no outside port is held twice."""
+    log = natlab.rundir / "supervisor.jsonl"
+    before = log.read_text() if log.exists() else ""
+    lst = udp_listen(natlab, "srv", 7400, 60)
+    try:
+        assert udp_send(natlab, "a2", SRV, 7400, 5800) == "pong"
+        old = natlab.controller
+        assert old is not None
+        t0 = time.monotonic()
+        os.killpg(old.pid, signal.SIGKILL)
+        sport = iter(range(5801, 5900))
+        wait_for(lambda: udp_send(natlab, "a2", SRV, 7400, next(sport), wait=0.3) == "pong",
+                 20, "a new UDP binding through the PAT after the controller crashed")
+        print(f"controller crash: a new binding works again after "
+              f"{time.monotonic() - t0:.1f} s")
+    finally:
+        lst.terminate()
+        lst.communicate()
+    records = [json.loads(x) for x in log.read_text()[len(before):].splitlines()]
+    assert [(r["service"], r["action"], r["old_pid"]) for r in records] == [
+        ("controller", "restarted", old.pid)]
+    assert natlab.controller is not old and natlab.controller.poll() is None
+    assert records[0]["new_pid"] == natlab.controller.pid
+    ports = [e["outside"] for e in entries(natlab)]
+    assert len(ports) == len(set(ports)), "an outside port handed out twice"
 
 
 def test_nat_renumber_public_prefix_by_configuration_only(natlab):
