@@ -662,14 +662,20 @@ class Emulation:
             for i in (a, b):  # whole frames as sent: no offload merging or splitting
                 node.cmd(f"ip link set {i} promisc on; ethtool -K {i} tx off rx off gro off "
                          "gso off tso off >/dev/null 2>&1")
-            logf = open(self.rundir / f"{d}.log", "wb")
-            cmd = [sys.executable, "-m", "emulation.delayline", "--a", a, "--b", b,
-                   "--delay", link.delay or "0ms", "--loss", str(link.loss or 0),
-                   "--settings", str(self.rundir / f"{d}.json")]
             label = f"{d}.delayline"
-            self.services[label] = self.popen_in(node, cmd, log=logf, label=label)
+            self._spawners[label] = partial(self._spawn_delay_line, d, link, label)
+            self._launch(label)  # (supervised like a service: a dead line is a dead link)
             self.log(f"{d}: {link.a} <-> {link.b} delay {link.delay or '0ms'} "
                      f"loss {link.loss or 0}%")
+
+    def _spawn_delay_line(self, d: str, link: LinkPlan, label: str) -> subprocess.Popen:
+        """A delay node's frame repeater; started again after a crash, it takes the link's
+        live settings (`infralab link set`) from its settings file."""
+        cmd = [sys.executable, "-m", "emulation.delayline", "--a", f"{d}-eth0", "--b",
+               f"{d}-eth1", "--delay", link.delay or "0ms", "--loss", str(link.loss or 0),
+               "--settings", str(self.rundir / f"{d}.json")]
+        return self.popen_in(self.net[d], cmd, log=open(self.rundir / f"{d}.log", "ab"),
+                             label=label)
 
     def _wait_routing(self) -> None:
         names = [r.name for r in self.plan.routers]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import select
 import signal
@@ -75,8 +76,8 @@ def run(a: str, b: str, delay: float, loss: float, seed: int | None = None,
     lines = {a: DelayLine(delay, loss, rng), b: DelayLine(delay, loss, rng)}  # by input side
     out_of = {a: socks[b], b: socks[a]}
     stop = []
-    reload: list[int] = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    reload: list[int] = [1] if settings and os.path.exists(settings) else []  # a restart:
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # the live settings, not argv
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     signal.signal(signal.SIGUSR1, lambda *_: reload.append(1))
     fds = {socks[n].fileno(): n for n in socks}

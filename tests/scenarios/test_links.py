@@ -109,6 +109,33 @@ def test_link_set_changes_delay_and_loss_live_from_the_api_and_another_terminal(
     net.set_link("la", "lr1", {"delay": "20ms"})  # as the module's other tests expect
 
 
+def test_link_delay_line_killed_is_restarted_with_its_live_settings(net):
+    """Issue 21: a delay line is supervised like a service (a dead line is a dead link):
+    SIGKILL'd after a live change, it is started again, logged, and keeps the change."""
+    import os
+    import signal
+
+    if net.link_emulation != "delayline":
+        pytest.skip("this kernel has netem: links have no delay line to kill")
+    rec = next(x for x in json.loads((net.rundir / "links.json").read_text())["records"]
+               if x["a"] == "la")
+    label = f"{rec['delay_node']}.delayline"
+    net.set_link("la", "lr1", {"delay": "40ms"})
+    wait_for(lambda: min(rtts(net, "la", "10.0.2.10", 4)) >= 80, 5, "RTT of 2 x 40 ms")
+    old = net.services[label]
+    os.killpg(old.pid, signal.SIGKILL)
+    new = wait_for(lambda: net.services[label] if net.services[label] is not old else None,
+                   10, f"the supervisor to restart {label}")
+    got = rtts(net, "la", "10.0.2.10")
+    assert 80 <= statistics.median(got) < 80 + SLACK_MS, got  # 40 ms, not the first 20
+    last = json.loads((net.rundir / "supervisor.jsonl").read_text().splitlines()[-1])
+    assert (last["service"], last["action"], last["new_pid"]) == (label, "restarted", new.pid)
+    assert net.manifest.processes[f"service:{label}"]["pid"] == new.pid  # `link set` finds it
+    net.set_link("la", "lr1", {"delay": "20ms"})  # as the module's other tests expect
+    wait_for(lambda: max(rtts(net, "la", "10.0.2.10", 4)) < 40 + SLACK_MS, 5,
+             "RTT of 2 x 20 ms from the restarted line")
+
+
 def test_link_netem_only_fields_where_the_kernel_has_netem():
     """jitter (normal), rate and a queue: netem's own; measured against what was asked."""
     if not kernel.probe("sch_netem").present:
