@@ -30,6 +30,11 @@ def _die_with_parent() -> None:
         pass
 
 
+def worker_log(worker: int, log: Callable[[str], None]) -> Callable[[str], None]:
+    """Worker 0 logs as the single process did; the others say which they are."""
+    return log if worker == 0 else (lambda m: log(f"[worker {worker}] {m}"))
+
+
 def run_workers(count: int, make: Callable[[int], Any], reloads: bool = True,
                 wait_loaded: float = 0.0) -> int:
     """Run `make(i)`'s server in `count` processes (i = 0 here, 1.. in forked children)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from services.common.control import control_request
 from services.common.endpoint import endpoint_arg, parse_endpoint
-from services.common.workers import run_workers
+from services.common.workers import run_workers, worker_log
 from services.dns.rrl import RateLimiter
 from services.dns.server import AuthServer
 from topologies import ZONES
@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
     def make(worker: int) -> AuthServer:
-        log = _log if worker == 0 else (lambda m: _log(f"[worker {worker}] {m}"))
+        log = worker_log(worker, _log)
         return AuthServer(args.zone_file, args.secondary, args.listen or [("0.0.0.0", 53)],
                           allow_transfer=args.allow_transfer,
                           notify=args.notify if worker == 0 else [],

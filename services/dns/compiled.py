@@ -33,6 +33,15 @@ def wire(name: Name) -> bytes:
     return b"".join(bytes([len(label)]) + label for label in name) + b"\0"
 
 
+def labels_of(lname: bytes) -> Name:
+    """The labels of a name in wire form (no compression pointers): `wire`'s inverse."""
+    out, i = [], 0
+    while lname[i]:
+        out.append(lname[i + 1:i + 1 + lname[i]])
+        i += lname[i] + 1
+    return tuple(out)
+
+
 class Query:
     """What the fast path needs of a query: where the question ends, label offsets, the
     lower-cased name, qtype, the client's size limit and whether it sent OPT."""
@@ -143,10 +152,6 @@ class Template:
         return bytes(buf.data[start:])
 
 
-def representative_answer(zones: ZoneSet, rep: Name, qtype: int) -> Answer:
-    return zones.lookup(DNSLabel(list(rep)), qtype)
-
-
 class Compiled:
     """The fast path of one `Responder`: its index of existing names, its templates and
     the same counters the full path keeps. `clear()` whenever the zones change."""
@@ -158,7 +163,7 @@ class Compiled:
         self.remember = remember  # query minus ID -> its replies minus ID, in turn
         self.index: dict[bytes, ZoneData] | None = None
         self.version = -1
-        self.templates: dict[bytes, Template | None] = {}
+        self.templates: dict[bytes, Template] = {}
 
     def clear(self) -> None:
         self.index = None
@@ -243,11 +248,9 @@ class Compiled:
 
     def _template(self, key: bytes, q: Query, zone: ZoneData | None,
                   shared: int) -> Template | None:
-        lname, labels = q.lname, []
-        for s in q.starts:
-            labels.append(lname[s - 11:s - 11 + lname[s - 12]])
-        name = tuple(labels)
-        ans = representative_answer(self.zones, name, q.qtype)
+        lname = q.lname
+        name = labels_of(lname)
+        ans = self.zones.lookup(DNSLabel(list(name)), q.qtype)  # this name stands for all
         if ans.rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN, RCODE.REFUSED):
             return None  # SERVFAIL and the like are for the full path to say
         # a CNAME chain's later owners: a query for one of them answers differently

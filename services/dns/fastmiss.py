@@ -23,20 +23,13 @@ from collections.abc import Callable
 from dnslib import QTYPE, RCODE, RR, DNSBuffer, DNSLabel, DNSRecord
 
 from services.dns.authority import Name
-from services.dns.compiled import OPT_REPLY, Query, parse_query
+from services.dns.compiled import OPT_REPLY, Query, labels_of, parse_query
 from services.dns.resolver import Resolver, Result, Step, label_text
 
-WIRE_CACHE_S = 1.0
+WIRE_CACHE_S = 1.0  # the LDNS keeps a reply's bytes this long at most (TTLs stay exact)
+WIRE_MAX = 100_000
 SERVERS_MAX = 10_000
 MEMO_S = 1.0  # a zone's server addresses are looked up again after this
-
-
-def labels_of(lname: bytes) -> Name:
-    out, i = [], 0
-    while lname[i]:
-        out.append(lname[i + 1:i + 1 + lname[i]])
-        i += lname[i] + 1
-    return tuple(out)
 
 
 def upstream_query(data: bytes, q: Query, qid: int) -> bytes:
@@ -72,6 +65,17 @@ def simple_answer(reply: bytes, question: bytes) -> tuple[int, int] | None:
     return an, i
 
 
+def remember(wire: dict[bytes, tuple[float, bytes]], query: bytes, now: float,
+             ttls: list[int], reply: bytes) -> None:
+    """The LDNS's wire cache, for both of its paths: the same query (minus its ID) gets
+    `reply` (minus its ID) again until the smallest TTL or WIRE_CACHE_S runs out."""
+    valid = min(WIRE_CACHE_S, *ttls)
+    if valid > 0:
+        if len(wire) > WIRE_MAX:
+            wire.clear()
+        wire[query] = (now + valid, reply)
+
+
 def client_reply(data: bytes, q: Query, reply: bytes, an: int, ans_end: int) -> bytes:
     """The client's reply: its ID, RD copied, RA set, its own question bytes, the
     upstream's answer section verbatim, and our OPT when it sent one."""
@@ -83,15 +87,14 @@ def client_reply(data: bytes, q: Query, reply: bytes, an: int, ans_end: int) -> 
 class Pending:
     """One upstream query in flight and the clients waiting for its answer."""
 
-    __slots__ = ("sock", "qid", "server", "zone", "q", "question", "waiters", "timer", "t0")
+    __slots__ = ("sock", "qid", "server", "zone", "q", "question", "waiters", "timer")
 
     def __init__(self, qid: int, server: str, zone: Name, q: Query, question: bytes) -> None:
         self.sock: socket.socket | None = None
         self.qid, self.server, self.zone, self.q = qid, server, zone, q
         self.question = question
-        self.waiters: list[tuple[bytes, tuple, socket.socket]] = []
+        self.waiters: list[tuple[bytes, tuple, socket.socket, Query]] = []
         self.timer: asyncio.TimerHandle | None = None
-        self.t0 = time.monotonic()
 
 
 class FastMiss:
@@ -119,7 +122,7 @@ class FastMiss:
         key = data[12:q.end].lower()
         p = self.pending.get(key)
         if p is not None:
-            p.waiters.append((data, addr, sock))
+            p.waiters.append((data, addr, sock, q))
             return True
         name = labels_of(q.lname)
         now = self.resolver.now()
@@ -138,7 +141,7 @@ class FastMiss:
             return False
         self.stats["upstream_queries"] += 1
         self.pending[key] = p
-        p.waiters.append((data, addr, sock))
+        p.waiters.append((data, addr, sock, q))
         return True
 
     # ---- the network: a socket per query, read by the event loop --------------------------
@@ -207,8 +210,8 @@ class FastMiss:
     def _timed_out(self, key: bytes, p: Pending) -> None:
         self.stats["upstream_timeouts"] += 1
         self._close(key, p)
-        for w in p.waiters:  # the full path tries again, and the other servers
-            self.slow(*w)
+        for data, addr, sock, _ in p.waiters:  # the full path tries again, other servers too
+            self.slow(data, addr, sock)
 
     def _deliver(self, key: bytes, p: Pending, reply: bytes, src: str) -> None:
         """A datagram on the query's socket: the answer if it matches, else ignored."""
@@ -221,8 +224,8 @@ class FastMiss:
         simple = simple_answer(reply, p.question)
         if simple is None:
             self._teach(reply, p)
-            for w in p.waiters:
-                self.slow(*w)
+            for data, addr, sock, _ in p.waiters:
+                self.slow(data, addr, sock)
             return
         an, ans_end = simple
         buf = DNSBuffer(reply)
@@ -231,16 +234,13 @@ class FastMiss:
             rrs = [RR.parse(buf) for _ in range(an)]
         except Exception:
             stats["upstream_malformed"] += 1
-            for w in p.waiters:
-                self.slow(*w)
+            for data, addr, sock, _ in p.waiters:
+                self.slow(data, addr, sock)
             return
-        now = self.resolver.now()
-        self.resolver.cache.put(rrs, now)
-        valid = min([WIRE_CACHE_S] + [r.ttl for r in rrs])
+        self.resolver.cache.put(rrs, self.resolver.now())
+        ttls = [r.ttl for r in rrs]
         mono = time.monotonic()
-        for data, addr, sock in p.waiters:
-            q = parse_query(data)
-            assert q is not None  # (it parsed when it came in)
+        for data, addr, sock, q in p.waiters:
             out = client_reply(data, q, reply, an, ans_end)
             if len(out) > q.limit:
                 self.slow(data, addr, sock)  # the full path truncates it, from the cache
@@ -248,11 +248,7 @@ class FastMiss:
             stats["queries"] += 1
             stats["rcode_NOERROR"] += 1
             stats["fast_misses"] += 1
-            if valid > 0:
-                wire = self.wire
-                if len(wire) > 100_000:
-                    wire.clear()
-                wire[data[2:]] = (mono + valid, out[2:])
+            remember(self.wire, data[2:], mono, ttls, out[2:])
             try:
                 sock.sendto(out, addr)
             except OSError:

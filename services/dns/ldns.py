@@ -23,13 +23,12 @@ from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
-from services.dns.fastmiss import FastMiss
+from services.dns.fastmiss import FastMiss, remember
 from services.dns.resolver import Resolver, Result, Step
 from services.dns.responder import edns_opts, error_reply, finish, header_only, size_limit
 from services.dns.transport import UDP_BUFFER
 
 UPSTREAM_TIMEOUT_S = 1.0
-WIRE_CACHE_S = 1.0
 
 
 class Upstream:
@@ -176,11 +175,7 @@ class Ldns:
         wire = finish(reply, limit, opts, self.stats)
         ttls = [r.ttl for r in res.answer + res.authority]
         if not tcp and res.rcode in (RCODE.NOERROR, RCODE.NXDOMAIN) and not reply.header.tc:
-            valid = min([WIRE_CACHE_S] + ttls)
-            if valid > 0:
-                if len(self.wire) > 100_000:
-                    self.wire.clear()
-                self.wire[data[2:]] = (now + valid, wire[2:])
+            remember(self.wire, data[2:], now, ttls, wire[2:])
         self._log(client, q, res.rcode, res.answer, res.steps, t0,
                   "cache" if res.from_cache else "resolved")
         return wire

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.common.control import control_request
 from services.common.endpoint import endpoint_arg
-from services.common.workers import run_workers
+from services.common.workers import run_workers, worker_log
 from services.gslb.config import load as load_config
 
 
@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit("infralab gslb serve: --workers must be at least 1")
 
     def make(worker: int) -> GslbServer:
-        log = _log if worker == 0 else (lambda m: _log(f"[worker {worker}] {m}"))
+        log = worker_log(worker, _log)
         log_file = args.decision_log
         if log_file is not None and worker:
             log_file = log_file.with_name(f"{log_file.name}.{worker}")

@@ -38,7 +38,7 @@ from dnslib.dns import EDNSOption
 from services.common.control import control_loop
 from services.common.pinger import Pinger
 from services.dns.authority import ZoneSet, name_key
-from services.dns.compiled import BELOW, OPT_REPLY, parse_query, wire
+from services.dns.compiled import BELOW, OPT_REPLY, labels_of, parse_query, wire
 from services.dns.responder import (
     OUR_UDP_SIZE,
     Responder,
@@ -82,15 +82,6 @@ def ecs_option(net: IPv4Network, scope: int) -> EDNSOption:
     n = (net.prefixlen + 7) // 8
     return EDNSOption(ECS, struct.pack("!HBB", 1, net.prefixlen, scope)
                       + net.network_address.packed[:n])
-
-
-def _labels(lname: bytes) -> list[bytes]:
-    """The labels of a wire-form name."""
-    out, i = [], 0
-    while lname[i]:
-        out.append(lname[i + 1:i + 1 + lname[i]])
-        i += lname[i] + 1
-    return out
 
 
 def static_zones(cfg: GslbConfig) -> list:
@@ -208,12 +199,19 @@ class GslbServer:
         self._log_decision(source, ecs, qname, first)
         variants = [self._reply(q, d, opts, ecs, tcp) for d in decisions]
         if not tcp:
-            if len(self.cache) >= CACHE_MAX:
-                self.cache = {}
-            nxt = itertools.cycle([v[2:] for v in variants]).__next__
-            nxt()
-            self.cache[key] = nxt
+            self._remember(key, [v[2:] for v in variants])
         return variants[0]
+
+    def _remember(self, key: tuple[bytes, str], replies: list[bytes]) -> None:
+        """The answer cache: the same query from the same asker gets the next reply of
+        the decisions' period (minus the ID); `replies[0]` is the one being sent now."""
+        if len(self.cache) >= CACHE_MAX:
+            self.cache = {}
+        if len(replies) == 1:
+            self.cache[key] = itertools.repeat(replies[0]).__next__
+        else:
+            nxt = self.cache[key] = itertools.cycle(replies).__next__
+            nxt()
 
     def _fast(self, data: bytes, source: str) -> bytes | None:
         """A plain A query (no EDNS options) for a pool name, answered from bytes: the
@@ -248,16 +246,22 @@ class GslbServer:
         stats["decisions"] += 1
         stats[f"algorithm_{first.algorithm}"] += 1
         if self.decision_log is not None:
-            self._log_decision(source, None, str(DNSLabel(list(_labels(lname)))).lower(),
+            self._log_decision(source, None, str(DNSLabel(list(labels_of(lname)))).lower(),
                                first)
         question = data[12:q.end]
         opt = OPT_REPLY if q.opt else b""
         rd = data[2] & 1
+        parsed: list[DNSRecord] = []
+
+        def full_reply(d: Decision) -> bytes:  # (NODATA, or too big: dnslib's reply)
+            if not parsed:
+                parsed.append(DNSRecord.parse(data))
+            return self._reply(parsed[0], d, edns_opts(parsed[0]), None, False)[2:]
+
         tails = []
         for d in decisions:
-            if not d.addresses:  # NODATA with the SOA: the full path's reply
-                tails.append(self._reply(DNSRecord.parse(data), d, edns_opts(
-                    DNSRecord.parse(data)), None, False)[2:])
+            if not d.addresses:  # NODATA with the SOA
+                tails.append(full_reply(d))
                 continue
             body = self.a_records.get(tuple(d.addresses))
             if body is None:
@@ -270,18 +274,11 @@ class GslbServer:
             tail = bytes([0x84 | rd, 0, 0, 1]) + len(d.addresses).to_bytes(2, "big") + \
                 b"\x00\x00\x00" + bytes([1 if opt else 0]) + question + body + opt
             if len(tail) + 2 > q.limit:  # too big for the client: truncated, as dnslib does
-                tail = self._reply(DNSRecord.parse(data), d, edns_opts(DNSRecord.parse(data)),
-                                   None, False)[2:]
+                tail = full_reply(d)
             else:
                 self.responder.stats["rcode_NOERROR"] += 1
             tails.append(tail)
-        if len(self.cache) >= CACHE_MAX:
-            self.cache = {}
-        if len(tails) == 1:
-            self.cache[(data[2:], source)] = itertools.repeat(tails[0]).__next__
-        else:
-            nxt = self.cache[(data[2:], source)] = itertools.cycle(tails).__next__
-            nxt()
+        self._remember((data[2:], source), tails)
         stats["precompiled"] += 1
         return data[:2] + tails[0]
 
