@@ -3,6 +3,8 @@
     GET  /nat                   every NAT router: counters, behaviours, the live table
     GET  /nat/<router>          one router
     POST /nat/<router>/<iface>?mapping=M&filtering=F   change RFC 4787 behaviour live
+    POST /nat/<router>/<iface>/fill | unfill   hold every free pool address (a fault) or
+                                give them back
     GET  /relay/<router>        the DHCP relay's counters and limits
     POST /relay/<router>?defence=on|off   switch the starvation defence live
     POST /relay/<router>?snooping=on|off  switch rogue-server snooping live
@@ -52,6 +54,12 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
                 return 400, {"error": f"{k}: one of {', '.join(BEHAVIOURS)}"}
         try:
             return 200, app.nat_set(parts[1], parts[2], q.get("mapping"), q.get("filtering"))
+        except KeyError as e:
+            return 404, {"error": str(e.args[0])}
+    if method == "POST" and parts[:1] == ["nat"] and len(parts) == 4 and \
+            parts[3] in ("fill", "unfill"):
+        try:
+            return 200, app.nat_fill(parts[1], parts[2], parts[3] == "fill")
         except KeyError as e:
             return 404, {"error": str(e.args[0])}
     if parts[:1] == ["relay"] and len(parts) == 2:

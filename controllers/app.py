@@ -67,6 +67,10 @@ class InfralabController(app_manager.OSKenApp):
         self._dirty = True
         natlog = os.environ.get("INFRALAB_NATLOG")
         self.natlog = open(natlog, "a", buffering=1) if natlog else None  # noqa: SIM115
+        settings = os.environ.get("INFRALAB_SETTINGS")
+        self.settings_path = Path(settings) if settings else None
+        self.settings: dict[str, dict] = {"nat": {}, "relay": {}}
+        self._restore_settings()  # (before the journal: its bindings were made under them)
         self._restore_nat(os.environ.get("INFRALAB_NATSTATE"))
         self._stats_parts: dict[int, list] = {}
         self._stats_pending: set[int] = set()
@@ -96,6 +100,42 @@ class InfralabController(app_manager.OSKenApp):
                     n = r.nat.restore(records, now)
                     log.info("router %s: %d NAT entries restored from %s", r.name, n, p)
         self.natstate = open(p, "a", buffering=1)  # noqa: SIM115
+
+    def _restore_settings(self) -> None:
+        """A restarted controller keeps what was changed live through the API (a NAT's
+        mapping and filtering, a relay's defence and snooping), not only the topology's
+        first settings (issue 21)."""
+        p = self.settings_path
+        if p is None or not p.exists():
+            return
+        try:
+            saved = json.loads(p.read_text())
+        except ValueError:
+            log.error("settings file %s unreadable: starting from the topology's", p)
+            return
+        now = time.monotonic()
+        for key, v in saved.get("nat", {}).items():
+            router, _, iface = key.partition("/")
+            for r in self.routers.values():
+                if r.name == router and r.nat is not None and iface in r.nat.configs:
+                    r.nat.set_behaviour(now, iface, v.get("mapping"), v.get("filtering"))
+                    self.settings["nat"][key] = v
+        for name, v in saved.get("relay", {}).items():
+            for r in self.routers.values():
+                if r.name == name and r.relay is not None:
+                    if "defence" in v:
+                        r.relay.cfg.defence = bool(v["defence"])
+                    if "snooping" in v:
+                        r.relay.cfg.snooping = bool(v["snooping"])  # (connect installs it)
+                    self.settings["relay"][name] = v
+        log.info("live settings restored from %s: %s", p, self.settings)
+
+    def _save_settings(self) -> None:
+        if self.settings_path is None:
+            return
+        tmp = self.settings_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.settings))
+        tmp.replace(self.settings_path)
 
     def _send(self, dp, msgs) -> None:
         for m in msgs:
@@ -337,7 +377,24 @@ class InfralabController(app_manager.OSKenApp):
                 dp = self.datapaths.get(dpid)
                 if dp is not None:
                     self._send(dp, msgs)
+                c = r.nat.configs[iface]
+                self.settings["nat"][f"{router}/{iface}"] = {"mapping": c.mapping,
+                                                             "filtering": c.filtering}
+                self._save_settings()
                 return r.nat.state()
+        raise KeyError(f"no NAT on {router}/{iface}")
+
+    def nat_fill(self, router: str, iface: str, fill: bool) -> dict:
+        """Hold every free address of a NAT pool (a fault, issue 21) or give them back;
+        returns {"held": n} or {"freed": n}."""
+        for r in self.routers.values():
+            if r.name == router and r.nat is not None and iface in r.nat.configs:
+                try:
+                    n = r.nat.fill_pool(iface) if fill else r.nat.unfill_pool(iface)
+                except ValueError as e:
+                    raise KeyError(str(e)) from None
+                self._dirty = True
+                return {"held": n} if fill else {"freed": n}
         raise KeyError(f"no NAT on {router}/{iface}")
 
     def relay(self, router: str, defence: bool | None = None,
@@ -355,6 +412,10 @@ class InfralabController(app_manager.OSKenApp):
                     if dp is not None:
                         self._send(dp, msgs)
                     self._dirty = True
+                if defence is not None or snooping is not None:
+                    self.settings["relay"][router] = {"defence": r.relay.cfg.defence,
+                                                      "snooping": r.relay.cfg.snooping}
+                    self._save_settings()
                 self._guard("flow stats", self._refresh_stats, COOKIE_RELAY,
                             lambda x, name=router: x.name == name)
                 return r.relay.state()

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                     "events to this file (JSON lines)")
     ap.add_argument("--nat-state", default=None, help="NAT state journal: appended while "
                     "running, replayed at start (a restarted controller keeps the bindings)")
+    ap.add_argument("--settings", default=None, help="live changes made through the API "
+                    "(NAT behaviour, relay switches): written on each change, applied at "
+                    "start (a restarted controller keeps them)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["INFRALAB_NATLOG"] = os.path.abspath(args.nat_log)
     if args.nat_state:
         os.environ["INFRALAB_NATSTATE"] = os.path.abspath(args.nat_state)
+    if args.settings:
+        os.environ["INFRALAB_SETTINGS"] = os.path.abspath(args.settings)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from os_ken.lib import hub

@@ -117,6 +117,7 @@ class Emulation:
         self._held_down: set[str] = set()
         self._restarts: dict[str, list[float]] = {}
         self._lock = threading.Lock()
+        self._faults: Any = None  # emulation.faults.FaultEngine, made on first use
 
     # ---- lifecycle --------------------------------------------------------------------
     def __enter__(self) -> Emulation:
@@ -221,8 +222,23 @@ class Emulation:
             runtime.end_process(p["pid"], p.get("start"), group=True)
         return self.services[label].wait(10)
 
+    @property
+    def faults(self) -> Any:
+        """Faults on purpose (issue 21): `emu.faults.inject({"kind": "link-down", "link":
+        ["ri", "rs"], "duration": 5})`, `emu.faults.run(schedule)`; see emulation/faults.py."""
+        if self._faults is None:
+            from emulation.faults import FaultEngine
+
+            self._faults = FaultEngine(self)
+        return self._faults
+
     def stop(self) -> None:
         """Tear everything down; safe to call twice, and after a partial start."""
+        if self._faults is not None:  # links up, processes continued, pools given back
+            try:
+                self._faults.close()
+            except Exception as e:  # noqa: BLE001 - teardown goes on; the manifest ends the rest
+                self.log(f"healing faults: {e}")
         with self._lock:  # no restart by the supervisor once teardown has begun
             if self._stopped:
                 return
@@ -345,7 +361,8 @@ class Emulation:
                "--status", str(self.status_path),
                "--api", f"127.0.0.1:{self.api_port}",
                "--nat-log", str(self.rundir / "nat.jsonl"),
-               "--nat-state", str(self.rundir / "nat-state.jsonl")]
+               "--nat-state", str(self.rundir / "nat-state.jsonl"),
+               "--settings", str(self.rundir / "controller-settings.json")]
         ctl = self.controller = subprocess.Popen(
             cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent)

@@ -86,6 +86,7 @@ def end_process(pid: int, start: int | None, grace: float = 3.0, group: bool = F
             pass
 
     sig(signal.SIGTERM)
+    sig(signal.SIGCONT)  # a process paused on purpose (a fault) must see the SIGTERM
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not alive(pid, start):

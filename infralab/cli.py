@@ -111,7 +111,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from emulation.build import Emulation, raise_interrupt
+    from emulation.build import BuildError, Emulation, raise_interrupt
 
     topo = _built(args)
     servers = _servers(args.servers)
@@ -128,6 +128,15 @@ def cmd_up(args: argparse.Namespace) -> int:
              f"(run directory {emu.rundir})")
         from infralab.mncli import InfralabCLI
 
+        if args.faults_log:
+            emu.faults.keep_to = Path(args.faults_log).resolve()
+        if args.faults:  # the topology's schedule, beside the prompt or the script
+            if topo.faults is None:
+                raise BuildError(f"--faults: {topo.name} has no `faults:` block")
+            sched = topo.faults.schedule(topo, args.seed)
+            _log(f"faults: {len(sched)} over {max((f.at for f in sched), default=0):g} s "
+                 f"(seed {topo.faults.seed if args.seed is None else args.seed})")
+            emu.faults.run(sched, wait=args.no_cli and not args.script)
         if args.script:
             cli = InfralabCLI(emu, script=args.script)
             status = cli.status
@@ -138,6 +147,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             status = 0
     _log("torn down")
     return status
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from infralab.faultview import read, svg, text
+
+    records = read(args.file)
+    if args.svg:
+        Path(args.svg).write_text(svg(records, Path(args.file).stem))
+        _log(f"wrote {args.svg}")
+    else:
+        print(text(records), end="")
+    return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -327,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--script", help="run this Mininet CLI script instead of the prompt; "
                    "exit with the first failing command's status")
     p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
+    p.add_argument("--faults", action="store_true", help="run the topology's `faults:` "
+                   "schedule once it is up (with --no-cli: tear down after its end)")
+    p.add_argument("--seed", type=int, help="the random faults' seed (default: the block's)")
+    p.add_argument("--faults-log", help="keep the fault timeline (faults.jsonl) here")
     _overlay_flag(p)
     _kernel_flags(p)
     _cluster_flags(p)
@@ -341,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     _overlay_flag(p)
     p.set_defaults(fn=cmd_validate)
+    p = sub.add_parser("faults", help="a fault timeline (up --faults-log, or a run's "
+                       "faults.jsonl) as text, or as a picture")
+    p.add_argument("file")
+    p.add_argument("--svg", help="write the picture here instead")
+    p.set_defaults(fn=cmd_faults)
     p = sub.add_parser("clean", help="remove what crashed runs left (only infralab's own)")
     p.set_defaults(fn=cmd_clean)
     p = sub.add_parser("status", help="list running emulations")
@@ -424,10 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # BuildError and friends: one clear line, no traceback
         from emulation.build import BuildError
         from emulation.servers import ServerError
+        from infralab.faultview import TimelineError
         from infralab.ladder import CaptureFileError
 
         if isinstance(e, (BuildError, TimeoutError, LookupError, CaptureFileError,
-                          ServerError)):
+                          ServerError, TimelineError)):
             print(f"infralab: {e}", file=sys.stderr)
             return 1
         raise

@@ -1,8 +1,8 @@
 """The Mininet CLI with infralab's additions: a script mode that stops at the first failing
 command (unless the line begins with '-') and reports its exit status; commands showing the
 controller's and the services' view (`routers`, `routes`, `nat`, `leases`, `dnscache`,
-`trace`), `link A B down` and `router R down` that reroute, and a lab's progress
-(`lab check NAME`)."""
+`trace`), `link A B down` and `router R down` that reroute, faults on purpose (`fault
+...`, issue 21) and a lab's progress (`lab check NAME`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,26 @@ import os
 from mininet.cli import CLI
 
 from emulation.build import Emulation
+
+
+def fault_words(words: list[str]) -> dict:
+    """`link-flap link=ri,rs period=2` -> the topology file's form of one fault."""
+    out: dict = {"kind": words[0]}
+    for w in words[1:]:
+        key, eq, value = w.partition("=")
+        if not eq:
+            raise ValueError(f"expected key=value, got {w!r}")
+        if key == "link":
+            out[key] = value.split(",")
+        elif key == "links":
+            out[key] = [p.split(",") for p in value.split(";")]
+        elif key == "count":
+            out[key] = int(value)
+        elif key in ("duration", "loss", "period", "at"):
+            out[key] = float(value.removesuffix("s").removesuffix("%"))
+        else:
+            out[key] = value
+    return out
 
 
 class InfralabCLI(CLI):
@@ -196,6 +216,58 @@ class InfralabCLI(CLI):
             self._fail(f"*** {e}")
             return
         print(f"link {words[0]} {words[1]} {words[2]}: {', '.join(changed)}")
+
+    def do_fault(self, line: str) -> None:
+        """fault KIND key=value...: inject a fault now (issue 21), e.g.
+            fault link-flap link=ri,rs period=2 count=3
+            fault partition links=ri,rs;rk,rs duration=8
+            fault service-kill service=ns1.dns      fault controller-kill
+            fault loss-burst link=ri,rb loss=30 duration=5
+        fault list | fault heal ID|all | fault timeline [FILE.svg]
+        fault run [SEED]: the topology's `faults:` schedule (a script waits for its end)."""
+        from topologies.faults import KINDS, TopologyError
+
+        words = line.split()
+        engine = self.emu.faults
+        try:
+            if not words or words[0] == "list":
+                for act in engine.active.values():
+                    print(f"  {act.id:<4} {act.fault.describe()}")
+                if not engine.active:
+                    print("no fault in force")
+            elif words[0] == "heal" and len(words) == 2:
+                ids = engine.heal_all() if words[1] == "all" else \
+                    [words[1]] if engine.heal(words[1]) else []
+                if not ids:
+                    self._fail(f"*** fault heal: no fault {words[1]} in force")
+                print(f"healed: {', '.join(ids) or 'nothing'}")
+            elif words[0] == "timeline":
+                from infralab.faultview import svg, text
+
+                records = engine.timeline()
+                if len(words) > 1:
+                    open(words[1], "w").write(svg(records, f"{self.emu.topo.name}: faults"))
+                    print(f"wrote {words[1]}")
+                else:
+                    print(text(records), end="")
+            elif words[0] == "run":
+                plan = self.emu.topo.faults
+                if plan is None:
+                    self._fail("*** fault run: this topology has no `faults:` block")
+                    return
+                sched = plan.schedule(self.emu.topo, int(words[1]) if len(words) > 1 else None)
+                print(f"{len(sched)} fault(s) over {max(f.at for f in sched):g} s"
+                      + ("" if self.script_mode else " (in the background: fault list)"))
+                engine.run(sched, wait=self.script_mode)
+            elif words[0] in KINDS:
+                fid = engine.inject(fault_words(words))
+                act = engine.active.get(fid)
+                print(f"{fid}: {act.fault.describe() if act else 'done'}")
+            else:
+                self._fail(f"*** fault: unknown kind or command {words[0]!r} (one of "
+                           f"{', '.join(KINDS)}; list, heal, timeline, run)", 2)
+        except (TopologyError, ValueError, LookupError, RuntimeError, OSError) as e:
+            self._fail(f"*** fault: {e}")
 
     def do_router(self, line: str) -> None:
         """router NAME down|up: the router fails (every link to another router goes down)

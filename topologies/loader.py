@@ -25,6 +25,7 @@ File format (topologies/world.yaml is the full example):
                                       # and NAT addresses only, fewer flows)
     datapath: auto                    # OVS: kernel where the openvswitch module is, else user
     link_emulation: auto              # netem where the kernel has it, else the delay line
+    faults: {seed: 7, schedule: [...], random: {...}}   # faults on purpose: topologies/faults.py
 
 Links (hosts' `link:` and `links:`) take, besides bw/delay/loss/cost, what netem can do:
 jitter (with distribution: uniform, normal, pareto, paretonormal), loss_correlation,
@@ -38,6 +39,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .faults import parse_plan
 from .model import (
     Host,
     LinkParams,
@@ -53,7 +55,8 @@ from .model import (
 from .yamlfile import load_yaml, mapping, number, read_text
 
 TOP_KEYS = {"name", "description", "controller", "routers", "hosts", "links", "placement",
-            "routing", "fast_failover", "announce_links", "datapath", "link_emulation"}
+            "routing", "fast_failover", "announce_links", "datapath", "link_emulation",
+            "faults"}
 ROUTER_KEYS = {"interfaces", "routes", "nat", "dhcp_relay"}
 HOST_KEYS = {"subnet", "address", "dhcp", "link", "services", "dns", "mac"}
 LINK_KEYS = {"bw", "delay", "loss", "cost", "jitter", "distribution", "loss_correlation",
@@ -72,7 +75,10 @@ def load(path: str | Path) -> Topology:
 def loads(text: str, source: str = "<string>") -> Topology:
     data, lines = load_yaml(text, source, TopologyError)
     try:
-        return _build(data).validate()
+        topo = _build(data).validate()
+        if isinstance(data, dict) and data.get("faults") is not None:  # (issue 21)
+            topo.faults = parse_plan(data["faults"], topo)
+        return topo
     except TopologyError as e:
         raise e.located(source, lines) from None
 

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
 
 from .natconfig import NatConfigError, NatInterface, RuleError
 from .natconfig import parse as parse_nat
@@ -178,6 +179,8 @@ class Topology:
     # files the services read ({dir}/PATH), made with the topology (the services overlay);
     # written to the run directory at start, and {dir} then names that copy
     files: dict[str, str] = field(default_factory=dict)
+    # issue 21: the `faults:` block (a topologies.faults.FaultPlan), None when there is none
+    faults: Any = None
 
     # ---- Python API -------------------------------------------------------------------
     def router(self, name: str) -> Router:

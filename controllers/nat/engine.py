@@ -73,6 +73,7 @@ class Nat:
         self.state_log: list[dict] = []  # state journal (restore after a restart), drained
         self._ids = itertools.count(1)
         self._drop_log = (0.0, 0)
+        self._held: dict[str, list[IPv4Address]] = {}  # pool addresses a fault holds
 
     @property
     def entries(self) -> dict[int, Entry]:
@@ -506,6 +507,22 @@ class Nat:
                              "remotes": ["*"]})
         return rows
 
+    def fill_pool(self, iface: str) -> int:
+        """Issue 21's nat-pool-fill: every free address of `iface`'s pool held, so a new
+        inside host is refused ("pool exhausted") until unfill_pool. Returns how many."""
+        pool = self.rules.pools.get(iface)
+        if pool is None:
+            raise ValueError(f"no NAT address pool on {iface!r}")
+        held = pool.hold_all()
+        self._held.setdefault(iface, []).extend(held)
+        return len(held)
+
+    def unfill_pool(self, iface: str) -> int:
+        held = self._held.pop(iface, [])
+        for ip in held:
+            self.rules.pools[iface].give_back(ip)
+        return len(held)
+
     def state(self) -> dict:
         return {
             "counters": vars(self.counters).copy(),
@@ -514,6 +531,7 @@ class Nat:
                                "pat": c.pat.address if isinstance(c.pat, PatRule) else None,
                                "pool_free": len(self.rules.pools[n]) if n in self.rules.pools
                                else 0,
+                               "pool_held": len(self._held.get(n, [])),
                                "conntrack": c.conntrack,
                                "timeouts": c.timeouts}
                            for n, c in self.configs.items()},

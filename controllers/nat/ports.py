@@ -63,3 +63,9 @@ class AddressPool:
 
     def give_back(self, ip: IPv4Address) -> None:
         self._free.append(ip)
+
+    def hold_all(self) -> list[IPv4Address]:
+        """Take every free address (a pool filled on purpose, issue 21); the caller gives
+        them back with give_back."""
+        held, self._free = self._free, []
+        return held

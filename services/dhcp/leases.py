@@ -20,6 +20,7 @@ from .config import Subnet
 OFFER_HOLD_S = 30.0  # an offered address is kept for its client this long (RFC 2131 4.3.1)
 DECLINE_HOLD_S = 600.0  # an address a client declined (in use by someone) is parked
 INFINITE = 0xFFFFFFFF
+FILL_CLIENT = "fault:pool-fill"  # who holds the addresses a dhcp-pool-fill parked
 
 
 @dataclass
@@ -141,6 +142,24 @@ class LeasePool:
             return False
         self._set(ip, Lease(ip_text(ip), "", "", "declined", now + DECLINE_HOLD_S))
         return True
+
+    def park_free(self, now: float, seconds: float) -> int:
+        """A pool filled on purpose (issue 21's dhcp-pool-fill): every free address is
+        parked as declined by FILL_CLIENT for `seconds` - journaled, so a restart keeps
+        it, and it ends by itself. Returns how many were parked."""
+        self.expire(now)
+        ips = [ip for ip in self._free if ip in self._free_set and self.owner(ip, now) is None]
+        for ip in ips:
+            self._set(ip, Lease(ip_text(ip), FILL_CLIENT, "", "declined", now + seconds))
+        return len(ips)
+
+    def unpark(self, now: float) -> int:
+        """End a fill: the addresses it parked are free again. Returns how many."""
+        ips = [ip for ip, lease in self.leases.items()
+               if lease.client == FILL_CLIENT and lease.state == "declined"]
+        for ip in ips:
+            self._set(ip, None)
+        return len(ips)
 
     def expire(self, now: float) -> list[Lease]:
         """Free every lease whose time is up (a heap: no scan of the whole table)."""

@@ -221,7 +221,13 @@ class DhcpServer:
     # ---- control ----------------------------------------------------------------------------
     def _command(self, line: str) -> object:
         with self.lock:
-            return self._answer(line, time.time())
+            out = self._answer(line, time.time())
+            journal = self.logic.drain_journal()
+        if journal:  # (fill/unfill: on disk like any lease change)
+            with self.commit_ready:
+                self.to_commit.append((journal, []))
+                self.commit_ready.notify()
+        return out
 
     def _answer(self, line: str, now: float) -> object:
         if line == "leases":
@@ -231,4 +237,14 @@ class DhcpServer:
                     "shed": self.shed,
                     "commits": self.commits,
                     "free": {n: pool.free_count(now) for n, pool in self.logic.pools.items()}}
-        return {"error": f"unknown command {line!r} (leases, stats)"}
+        words = line.split()
+        if words[:1] == ["fill"]:  # issue 21: every free address parked for SECONDS
+            try:
+                seconds = float(words[1]) if len(words) > 1 else 60.0
+            except ValueError:
+                return {"error": "fill SECONDS"}
+            return {"held": sum(pool.park_free(now, seconds)
+                                for pool in self.logic.pools.values())}
+        if line == "unfill":
+            return {"freed": sum(pool.unpark(now) for pool in self.logic.pools.values())}
+        return {"error": f"unknown command {line!r} (leases, stats, fill SECONDS, unfill)"}
