@@ -81,9 +81,27 @@ def run(a: str, b: str, delay: float, loss: float, seed: int | None = None,
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     signal.signal(signal.SIGUSR1, lambda *_: reload.append(1))
     fds = {socks[n].fileno(): n for n in socks}
+    # a signal wakes the select below at once (Python would otherwise retry it, and a
+    # frame arriving meanwhile would still take the old delay)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
     print(f"delayline {a} <-> {b}: delay {delay * 1000:.1f}ms loss {loss}%", flush=True)
     while not stop:
-        if reload and settings:
+        now = time.monotonic()
+        dues = [t for t in (lines[a].next_due(), lines[b].next_due()) if t is not None]
+        timeout = 0.0 if reload else max(0.0, min(dues) - now) if dues else 0.5
+        try:
+            ready, _, _ = select.select([*fds, wake_r], [], [], timeout)
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 512)
+            except BlockingIOError:
+                pass
+        if reload and settings:  # (before the frames that came with it are queued)
             reload.clear()
             try:
                 delay, loss = read_settings(settings)
@@ -94,14 +112,9 @@ def run(a: str, b: str, delay: float, loss: float, seed: int | None = None,
                     line.delay, line.loss = delay, loss / 100.0
                 print(f"delayline: now delay {delay * 1000:.1f}ms loss {loss}%", flush=True)
         now = time.monotonic()
-        dues = [t for t in (lines[a].next_due(), lines[b].next_due()) if t is not None]
-        timeout = max(0.0, min(dues) - now) if dues else 0.5
-        try:
-            ready, _, _ = select.select(list(fds), [], [], timeout)
-        except InterruptedError:
-            continue
-        now = time.monotonic()
         for fd in ready:
+            if fd == wake_r:
+                continue
             name = fds[fd]
             s = socks[name]
             for _ in range(64):

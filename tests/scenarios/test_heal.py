@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,3 +74,50 @@ def test_heal_controller_crash_on_the_world(world):
     outside = [e["outside"] for e in table]
     assert len(outside) == len(set(outside)), "an outside port held by two bindings"
     assert any(e["inside"].endswith(":6000") for e in table)  # the journal kept it
+
+
+def test_faults_on_the_world_each_kind_does_what_it_says(world, tmp_path):
+    """Issue 21: faults injected by the prompt and the API do what their names say while
+    in force, are undone at their end, and land on the timeline with what they did."""
+    from infralab.faultview import read, svg
+    from infralab.mncli import InfralabCLI
+
+    engine = world.faults
+    # a NAT pool filled: c4 (lan2, translated from rc's pool; no entry yet) is refused
+    wan = world.api("/nat/rc")["rc"]["interfaces"]["wan"]
+    assert not [e for e in world.api("/nat/rc")["rc"]["table"] if e["inside"].startswith(
+        world.ip("c4") + ":")] and wan["pool_free"] > 0
+    script = tmp_path / "faults.cli"
+    script.write_text("fault nat-pool-fill router=rc interface=wan duration=30\n"
+                      "fault service-pause service=ldns.resolver duration=30\nfault list\n")
+    cli = InfralabCLI(world, script=str(script))
+    assert cli.status == 0 and len(engine.active) == 2
+    assert world.api("/nat/rc")["rc"]["interfaces"]["wan"]["pool_free"] == 0
+    assert "0 received" in world.host("c4").cmd(f"ping -n -c1 -W1 {WEB}")
+    # a paused resolver answers nobody, and nothing restarts it (it is not dead)
+    assert "timed out" in world.host("c1").cmd("dig @10.1.0.53 example.com +tries=1 +time=1")
+    for fid in list(engine.active):
+        assert engine.heal(fid)
+    assert "1 received" in world.host("c4").cmd(f"ping -n -c1 -W2 {WEB}")
+    wait_for(lambda: "status: NOERROR" in world.host("c1").cmd(
+        "dig @10.1.0.53 example.com +tries=1 +time=2"), 10, "the resolver answering again")
+    # a DHCP pool filled: a new client is offered nothing; afterwards it gets a lease
+    starve = ("infralab dhcp starve c3-eth0 --count 1 --seconds 3 --seed {}")
+    fid = engine.inject({"kind": "dhcp-pool-fill", "service": "dhcp1.dhcp", "duration": 30})
+    assert '"leases_taken": 0' in world.host("c3").cmd(starve.format(1))
+    engine.heal(fid)
+    assert '"leases_taken": 1' in world.host("c3").cmd(starve.format(2))
+    # a delay spike on the busan link (20 ms each way), and the link as it was after
+    def rtt() -> float:
+        out = world.host("xs").cmd("ping -n -c1 -W2 198.18.20.10")
+        m = re.search(r"time=([\d.]+) ms", out)
+        return float(m.group(1)) if m else 0.0
+    fid = engine.inject({"kind": "delay-spike", "link": ["ri", "rb"], "delay": "150ms",
+                         "duration": 30})
+    assert rtt() >= 300
+    engine.heal(fid)
+    assert 40 <= rtt() < 100
+    kinds = [(r["kind"], r["event"]) for r in read(engine.path)]
+    for k in ("nat-pool-fill", "service-pause", "dhcp-pool-fill", "delay-spike"):
+        assert (k, "inject") in kinds and (k, "heal") in kinds
+    assert "<rect" in svg(read(engine.path))
