@@ -3,6 +3,7 @@ leaves nothing behind — after a clean exit, after Ctrl-C, and after kill -9 + 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,3 +111,56 @@ def test_tb_topo_refuses_to_touch_a_bridge_it_did_not_create(foreign):
         assert foreign in runtime.ovs_bridges()  # still there, untouched
     finally:
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", foreign])
+
+
+def test_faults_in_force_are_healed_when_the_run_is_interrupted(tmp_path):
+    """Issue 21: Ctrl-C while a link is down, a service paused and a host paused (none of
+    them due to end for a minute): teardown heals all three - on the timeline kept by
+    --faults-log - and nothing of the run is left, the paused processes included."""
+    topo = tmp_path / "duo-faults.yaml"
+    topo.write_text((REPO / "topologies" / "duo.yaml").read_text().replace(
+        "h5: {subnet: lan4, address: 10.0.4.10}",
+        'h5: {subnet: lan4, address: 10.0.4.10, services: [{name: echo, run: "sleep 600"}]}')
+        + "faults:\n  schedule:\n"
+        "    - {at: 0, kind: link-down, link: [r1, r2], duration: 60}\n"
+        "    - {at: 0, kind: service-pause, service: h5.echo, duration: 60}\n"
+        "    - {at: 0, kind: host-pause, host: h4, duration: 60}\n")
+    log = tmp_path / "faults.jsonl"
+    before = run_dirs()
+    p = infralab("up", str(topo), "--faults", "--faults-log", str(log), "--script",
+                 script(tmp_path, "h1 sleep 120\n"))
+    try:
+        m = new_manifest(before)
+        wait_for(lambda: sum('"inject"' in x for x in
+                             (m.dir / "faults.jsonl").read_text().splitlines()) == 3
+                 if (m.dir / "faults.jsonl").exists() else False, 60, "three faults in force")
+        paused = [pid for pid, _st in _host_and_service_pids(runtime.Manifest.read(m.path))]
+        assert paused and all(_state(pid) == "T" for pid in paused)  # stopped, as asked
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=60)
+    assert p.returncode == 130, out
+    events = [(r["kind"], r["event"]) for r in map(json.loads, log.read_text().splitlines())]
+    for kind in ("link-down", "service-pause", "host-pause"):
+        assert (kind, "heal") in events, events
+    assert_nothing_left(m)
+    wait_for(lambda: all(_state(pid) in (None, "Z") for pid in paused), 10,
+             "the paused processes to be gone")
+
+
+def _host_and_service_pids(m: runtime.Manifest) -> list[tuple[int, int | None]]:
+    from emulation.faults import group_processes, host_processes
+
+    return host_processes(m.processes["node:h4"]["pid"]) + group_processes(
+        m.processes["service:h5.echo"]["pid"])
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
