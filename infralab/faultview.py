@@ -123,11 +123,14 @@ def svg(records: list[dict], title: str = "faults") -> str:
         for t_e, after, what in f["effects"]:
             out.append(f'<path d="M{x(t_e):.1f},{y + 2} l4,-6 h-8 z" fill="#111">'
                        f'<title>{escape(f"+{after} s: {what}")}</title></path>')
-        if f["effects"]:
-            first = f["effects"][0]
-            out.append(f'<text x="{min(x(first[0]) + 6, left + width - 150):.1f}" '
-                       f'y="{y + 2}" font-size="9" fill="#111">'
-                       f'{escape(first[2][:40])}</text>')
+        if f["effects"]:  # the first effect, written after the bar (or before it, at the end)
+            said = [e[2] for e in f["effects"]]  # (what the GSLB did says most)
+            first = next((w for w in said if w.startswith("GSLB")), said[0])[:40]
+            after = x(stop) + 8
+            anchor = "start" if after + 5.5 * len(first) < left + width + 30 else "end"
+            at = after if anchor == "start" else x(f["start"]) - 6
+            out.append(f'<text x="{at:.1f}" y="{y + 15}" font-size="9" fill="#111" '
+                       f'text-anchor="{anchor}">{escape(first)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

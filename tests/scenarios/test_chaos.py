@@ -12,21 +12,24 @@ DNS server crash, a loss burst). At the end:
   - nothing is left behind once the world is torn down.
 The figures (time to heal per fault kind, queries and connections lost per fault) are
 printed: bench/RESULTS.md keeps them. INFRALAB_CHAOS_WINDOW (seconds, default the block's
-60) and INFRALAB_CHAOS_SEED make the longer run of `make chaos`."""
+60) and INFRALAB_CHAOS_SEED make the longer run of `make chaos`, which keeps the timeline
+and its picture in INFRALAB_CHAOS_OUT."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 from emulation import runtime
 from emulation.build import wait_for
-from infralab.faultview import faults, summary
+from infralab.faultview import faults, summary, svg
 from services.common.control import control_request
 from tests.scenarios.conftest import build
 
@@ -125,9 +128,11 @@ def test_chaos_world_with_invariants():
         topo = emu.topo
         plan = topo.faults
         assert plan is not None and plan.random is not None
-        if WINDOW:
-            plan = dataclasses.replace(plan, random=dataclasses.replace(plan.random,
-                                                                         window=WINDOW))
+        if WINDOW:  # a longer run: as many faults of each kind per minute as the block's
+            scale = max(1, round(WINDOW / plan.random.window))
+            plan = dataclasses.replace(plan, random=dataclasses.replace(
+                plan.random, window=WINDOW,
+                kinds={k: (n * scale, c) for k, (n, c) in plan.random.kinds.items()}))
         schedule = plan.schedule(topo, SEED)
         kinds = Counter(f.kind for f in schedule)
         assert kinds["controller-kill"] >= 2 and kinds["link-flap"] >= 1
@@ -175,16 +180,30 @@ def test_chaos_world_with_invariants():
                 p.join(10)
 
         per_fault = faults(timeline)
+        out_dir = os.environ.get("INFRALAB_CHAOS_OUT")
+        if out_dir:  # (make chaos: the timeline and its picture are kept)
+            os.makedirs(out_dir, exist_ok=True)
+            (Path(out_dir) / "chaos-faults.jsonl").write_text(emu.faults.path.read_text())
+            (Path(out_dir) / "chaos-faults.svg").write_text(
+                svg(timeline, f"world: chaos run, seed {SEED if SEED is not None else plan.seed}"))
         print("\n" + summary(timeline))
-        print(f"{'fault':<6}{'kind':<16}{'healed s':>9}  " + "  ".join(
+        print(f"{'fault':<6}{'kind':<16}{'healed s':>9}{'back s':>8}  " + "  ".join(
             f"{p.name:>10}" for p in probes) + "   (probes failed: inject .. heal + 10 s)")
+        back_by_kind: dict[str, list[float]] = {}
         for f in per_fault:
             end = (f["end"] if f["end"] is not None else f["start"]) + 10
             lost = [sum(1 for t, ok in p.results if f["start"] <= t <= end and not ok)
                     for p in probes]
             healed = f"{f['end'] - f['start']:.2f}" if f["end"] is not None else "never"
-            print(f"{f['id']:<6}{f['kind']:<16}{healed:>9}  "
+            # how long after the heal until every probe had answered again
+            back = max((first_ok_after(p.results, f["end"]) or 1e9) - f["end"]
+                       for p in probes) if f["end"] is not None else 1e9
+            back_by_kind.setdefault(f["kind"], []).append(back)
+            print(f"{f['id']:<6}{f['kind']:<16}{healed:>9}{back:>8.2f}  "
                   + "  ".join(f"{x:>10}" for x in lost))
+        for kind, xs in sorted(back_by_kind.items()):
+            print(f"{kind:<16} every probe answering again after the heal: median "
+                  f"{statistics.median(xs):.2f} s, worst {max(xs):.2f} s")
         total = {p.name: (sum(1 for _t, ok in p.results if not ok), len(p.results))
                  for p in probes}
         print("probes failed/sent over the run: " + ", ".join(
