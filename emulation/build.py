@@ -609,16 +609,25 @@ class Emulation:
     def link(self, a: str, b: str, up: bool, wait: bool = False) -> list[str]:
         """Take the link(s) between nodes a and b down or up (ROUTE-FAILOVER): between two
         routers, their router-side interfaces, delay node or not (the switches report
-        the port state, the controller reroutes); else as Mininet's `link` does. With
-        `wait`, return once the controller has rerouted and every switch has confirmed its
-        new flows (a barrier: what a prompt user expects; a
+        the port state, the controller reroutes); between a host and its router, the
+        router's end (a pulled cable: the host keeps its routes); else as Mininet's
+        `link` does. With `wait`, return once the controller has rerouted and every
+        switch has confirmed its new flows (a barrier: what a prompt user expects; a
         convergence measurement must not wait). Returns the interfaces changed."""
         state = "up" if up else "down"
         try:
             ends = self.plan.router_link_ends(a, b)
         except LookupError:
-            self.net.configLinkStatus(a, b, state)  # raises nothing: Mininet prints
-            return [f"{a}-{b}"]
+            host_port = self._host_port(a, b) or self._host_port(b, a)
+            if host_port is None:
+                self.net.configLinkStatus(a, b, state)  # raises nothing: Mininet prints
+                return [f"{a}-{b}"]
+            # a host's cable: the router's end only. The host sees its carrier go (as
+            # with a real cable) and keeps its address and routes; Mininet's way, both
+            # ends set down, makes the kernel drop the host's default route for good.
+            run = next(run for bridges, _i, run in self._places() if host_port[0] in bridges)
+            run(f"ip link set {shlex.quote(host_port[1])} {state}")
+            return [host_port[1]]
         ours = {(router, port) for router, _intf, port in ends}  # as the controller names them
         places = self._places()
         for router, intf, _port in ends:  # (on the router's server, in a cluster run)
@@ -633,6 +642,13 @@ class Emulation:
 
             wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)
         return [intf for _r, intf, _p in ends]
+
+    def _host_port(self, host: str, router: str) -> tuple[str, str] | None:
+        """(router, router-side interface) of host `host`'s link to `router`, if any."""
+        if host not in self.topo.hosts:
+            return None
+        return next(((r.name, p.intf) for r in self.plan.routers if r.name == router
+                     for i in r.interfaces for p in i.ports if p.peer == host), None)
 
     def router_links(self, router: str, up: bool, wait: bool = False) -> list[str]:
         """A router failure (or repair): every link to another router goes down (up)."""

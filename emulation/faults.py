@@ -228,6 +228,20 @@ class FaultEngine:
                         _signal(pid, signal.SIGCONT)
                 return f"{len(procs)} process(es) continued"
             return resume, None
+        if f.kind == "host-down":  # a crashed machine: unplugged, its services gone
+            host = f.host or ""
+            router = next(iter(emu.topo.subnets()[emu.topo.hosts[host].subnet].routers))
+            labels = [x for x in emu.services if x.split(".", 1)[0] == host]
+            for x in labels:
+                emu.stop_service(x)
+            emu.link(host, router, False)
+
+            def boot() -> str:
+                emu.link(host, router, True)
+                for x in labels:
+                    emu.start_service(x)
+                return f"link up, {len(labels)} service(s) started again"
+            return boot, None
         if f.kind == "nat-pool-fill":
             st = emu.api(f"/nat/{f.router}/{f.interface}/fill", "POST")
             act.note = f"{st.get('held', 0)} pool address(es) held"

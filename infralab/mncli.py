@@ -192,7 +192,8 @@ class InfralabCLI(CLI):
 
     def do_link(self, line: str) -> None:
         """link A B up|down: between two routers, both router-side interfaces (also across
-        a delay node), and the controller reroutes (ROUTE-FAILOVER); else Mininet's.
+        a delay node), and the controller reroutes (ROUTE-FAILOVER); a host and its
+        router: the router's end (the host keeps its routes); else Mininet's.
         link A B delay 80ms loss 2 ...: what the link does, changed live (netem, or the
         delay node's line)."""
         words = line.split()

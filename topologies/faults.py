@@ -40,6 +40,7 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "service-stop": (("service",), "required"),
     "service-pause": (("service",), "required"),
     "host-pause": (("host",), "required"),
+    "host-down": (("host",), "required"),  # its link down and its services stopped
     "controller-kill": ((), "none"),  # healed by the supervisor
     "nat-pool-fill": (("router", "interface"), "required"),
     "dhcp-pool-fill": (("service",), "required"),
@@ -349,7 +350,7 @@ def candidates(kind: str, topo: Topology) -> list[dict]:
         return [{"service": s} for s in services(topo)]
     if kind == "dhcp-pool-fill":
         return [{"service": s} for s in services(topo) if s.endswith(".dhcp")]
-    if kind == "host-pause":
+    if kind in ("host-pause", "host-down"):
         return [{"host": h.name} for h in topo.hosts.values() if h.services]
     if kind == "nat-pool-fill":
         return [{"router": r.name, "interface": n.interface} for r in topo.routers.values()

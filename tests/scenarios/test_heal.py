@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from emulation.build import wait_for
+from emulation.build import wait_for, wait_listening
 from infralab.testing import udp_listen, udp_send
 
 WEB = "198.51.100.11"  # web1a in dc1
@@ -115,9 +115,16 @@ def test_faults_on_the_world_each_kind_does_what_it_says(world, tmp_path):
     fid = engine.inject({"kind": "delay-spike", "link": ["ri", "rb"], "delay": "150ms",
                          "duration": 30})
     assert rtt() >= 300
+    engine.heal(fid)  # (frames queued under 150 ms still leave first: order is kept)
+    wait_for(lambda: 40 <= rtt() < 100, 5, "the busan link's RTT back to 40 ms")
+    # a host down: unplugged, its web server stopped; back, both again
+    fid = engine.inject({"kind": "host-down", "host": "web1b", "duration": 30})
+    assert "0 received" in world.host("xs").cmd("ping -n -c1 -W1 198.51.100.12")
+    assert world.services["web1b.web"].poll() is not None
     engine.heal(fid)
-    assert 40 <= rtt() < 100
+    wait_listening(world.host("web1b"), 80, 10)
+    assert "1 received" in world.host("xs").cmd("ping -n -c1 -W2 198.51.100.12")
     kinds = [(r["kind"], r["event"]) for r in read(engine.path)]
-    for k in ("nat-pool-fill", "service-pause", "dhcp-pool-fill", "delay-spike"):
+    for k in ("nat-pool-fill", "service-pause", "dhcp-pool-fill", "delay-spike", "host-down"):
         assert (k, "inject") in kinds and (k, "heal") in kinds
     assert "<rect" in svg(read(engine.path))

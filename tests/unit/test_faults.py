@@ -45,7 +45,7 @@ def test_faults_block_schedule_fixed_and_random_repeats_with_the_seed():
             - {at: 2, kind: loss-burst, link: [r2, r1], loss: 30, duration: 2}
             - {at: 3, kind: service-pause, service: h1.dns, duration: 1}
           random:
-            window: 40
+            window: 45
             gap: 5
             duration: [1, 3]
             kinds:
@@ -53,16 +53,18 @@ def test_faults_block_schedule_fixed_and_random_repeats_with_the_seed():
               partition: 1
               service-kill: {count: 2, choose: [{service: h1.dns}]}
               nat-pool-fill: 1
+              host-down: 1
         """)
     s1, s2 = t.faults.schedule(t), t.faults.schedule(t)
-    assert s1 == s2 and len(s1) == 9
+    assert s1 == s2 and len(s1) == 10
+    assert next(f for f in s1 if f.kind == "host-down").host == "h1"  # the one with services
     assert s1 != t.faults.schedule(t, seed=4)  # another seed, another run
     assert [f.at for f in s1] == sorted(f.at for f in s1)
     rand = [f for f in s1 if f.kind in ("controller-kill", "partition", "service-kill",
-                                        "nat-pool-fill")]
+                                        "nat-pool-fill", "host-down")]
     starts = sorted(f.at for f in rand)
     assert all(b - a >= 5 - 1e-9 for a, b in zip(starts, starts[1:], strict=False))
-    assert max(starts) <= 40
+    assert max(starts) <= 45
     assert {f.service for f in rand if f.kind == "service-kill"} == {"h1.dns"}
     part = next(f for f in rand if f.kind == "partition")
     assert part.links and 1 <= part.duration <= 3  # a router cut off from its neighbours
