@@ -512,6 +512,7 @@ class Emulation:
                 "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "  # (builtins: no process)
                 "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; "
                 f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
+                f"INFRALAB_RUN={shlex.quote(str(self.rundir))} "
                 f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH; {mounts}")
 
     def _choose_kernel_paths(self) -> None:

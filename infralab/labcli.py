@@ -26,6 +26,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     except LookupError as e:
         print(f"infralab lab: {e}")
         return 1
+    if args.json:  # for instructors: per-step verdicts with the evidence seen
+        import json
+
+        from infralab.labs import Live
+
+        results = lab.run(Live(run))
+        print(json.dumps({"lab": lab.name, "title": lab.title, "run": str(run),
+                          "steps": [{"step": i, "title": t, "done": ok, "evidence": why}
+                                    for i, t, ok, why in results],
+                          "done": sum(1 for r in results if r[2]), "of": len(results)},
+                         indent=1))
+        return 0 if all(r[2] for r in results) else 1
     text, done = check(lab, run)
     print(text)
     return 0 if done else 1
@@ -39,4 +51,6 @@ def register(sub: Any) -> None:
     c = lsub.add_parser("check", help="which steps of a lab the running network shows done")
     c.add_argument("name")
     c.add_argument("--run", help="run directory (default: the running lab topology)")
+    c.add_argument("--json", action="store_true", help="per-step verdicts and the evidence "
+                   "the checker saw, as JSON (to collect grades)")
     c.set_defaults(fn=cmd_check)

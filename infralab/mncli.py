@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from mininet.cli import CLI
 
@@ -173,17 +174,34 @@ class InfralabCLI(CLI):
 
     def do_lab(self, line: str) -> None:
         """lab check NAME: which steps of a course lab (labs/NAME.md) this network shows
-        done (TB-LABS); lab list: the labs. A script fails while a step is not done."""
-        from infralab.labs import LABS, check
+        done (TB-LABS); lab list: the labs. A script fails while a step is not done.
+        lab wait NAME STEP [SECONDS]: wait (at most SECONDS, default 30) until the checker
+        sees step STEP done - what a handout says for "wait until ..."."""
+        from infralab.labs import LABS, Live, check
 
         words = line.split()
         if words[:1] == ["list"] or not words:
             for each in LABS.values():
                 print(f"  {each.name:<6} {each.title}")
             return
-        lab = LABS.get(words[1]) if words[0] == "check" and len(words) == 2 else None
-        if lab is None:
-            self._fail(f"*** usage: lab check NAME (one of: {', '.join(LABS)}) | lab list", 2)
+        lab = LABS.get(words[1]) if len(words) >= 2 else None
+        if lab is not None and words[0] == "wait" and len(words) in (3, 4) and \
+                words[2].isdigit() and 1 <= int(words[2]) <= len(lab.steps):
+            step, limit = int(words[2]), float(words[3]) if len(words) == 4 else 30.0
+            t0 = time.monotonic()
+            while True:
+                _i, title, ok, why = lab.run(Live(self.emu.rundir))[step - 1]
+                if ok or time.monotonic() - t0 > limit:
+                    break
+                time.sleep(0.25)
+            print(f"step {step} ({title}): {'done' if ok else 'not done'} after "
+                  f"{time.monotonic() - t0:.1f} s - {why}")
+            if not ok:
+                self._fail(f"*** lab wait: step {step} not done within {limit:g} s")
+            return
+        if lab is None or words[0] != "check" or len(words) != 2:
+            self._fail(f"*** usage: lab check NAME | lab wait NAME STEP [SECONDS] | lab "
+                       f"list (NAME: one of {', '.join(LABS)})", 2)
             return
         text, done = check(lab, self.emu.rundir)
         print(text)
