@@ -5,6 +5,9 @@ typed into the Mininet CLI: every step must pass."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +72,12 @@ def test_lab_dns_solved_by_the_handouts_own_steps(world, capsys):
     out = run_script(world, "dns", capsys)
     assert "2026112502" in out and "198.51.100.77" in out, out  # ns2 has the new zone
     assert "IN\tMX" in out or "MX\t" in out, out
+    # what an instructor collects: per-step verdicts with the evidence seen
+    r = subprocess.run([sys.executable, "-m", "infralab", "lab", "check", "dns", "--json",
+                        "--run", str(world.rundir)], capture_output=True, text=True, cwd=ROOT)
+    got = json.loads(r.stdout)
+    assert r.returncode == 0 and got["done"] == got["of"] == len(LABS["dns"].steps)
+    assert "2026112502" in got["steps"][5]["evidence"], got
 
 
 def test_lab_gslb_solved_by_the_handouts_own_steps(world, capsys):
