@@ -182,6 +182,22 @@ def _serial_moved(live: Live) -> tuple[bool, str]:
                                                            " (raise it on ns1 and reload)")
 
 
+NOTES_TYPES = ("A", "AAAA", "CNAME", "SOA", "NS", "MX", "PTR", "TXT")  # the notes' records
+
+
+def _record_types(live: Live) -> tuple[bool, str]:
+    asked = {q["qtype"] for q in _queries(live) if q.get("rd")}  # (clients ask with RD=1)
+    missing = [t for t in NOTES_TYPES if t not in asked]
+    return not missing, ("every record type of the notes was asked" if not missing
+                         else f"not asked through the LDNS yet: {', '.join(missing)}")
+
+
+def _transfer_refused(live: Live) -> tuple[bool, str]:
+    st = live.control(live.dir / "services" / "ns1.dns" / "control", "stats")
+    n = st.get("stats", {}).get("xfr_refused", 0)
+    return n >= 1, f"ns1 refused {n} zone transfer(s) to strangers"
+
+
 # ---- GSLB ------------------------------------------------------------------------------
 def _decisions(live: Live) -> list[dict]:
     return live.jsonl(live.service_file("gslb.gslb", "decisions.jsonl"))
@@ -269,6 +285,9 @@ LABS = {lab.name: lab for lab in [
         Step("a reverse lookup (PTR) of 198.51.100.131 was made",
              _asked("131.100.51.198.in-addr.arpa", "PTR")),
         Step("ns1's serial was raised and ns2 transferred the new zone", _serial_moved),
+        Step("every record type of the notes was asked (A AAAA CNAME SOA NS MX PTR TXT)",
+             _record_types),
+        Step("ns1 refused a zone transfer to a stranger", _transfer_refused),
     ]),
     Lab("gslb", "GSLB: nearest data centre, failover, weighted answers", "world", [
         Step("the world is up", _routers_up("ri", "rs", "rb")),
