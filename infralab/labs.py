@@ -222,6 +222,15 @@ def _failover(live: Live) -> tuple[bool, str]:
                 else f"members seen down so far: {sorted(m for m in down if m) or 'none'}")
 
 
+def _algorithms(live: Live) -> tuple[bool, str]:
+    """The pools named after the notes' algorithms were each asked (RTT, least
+    connections, hashing; topology is `www`, weighted `ratio`)."""
+    asked = {d["name"].split(".")[0] for d in _decisions(live)}
+    missing = [n for n in ("rtt", "lc", "hash") if n not in asked]
+    return not missing, ("rtt, lc and hash were each asked" if not missing
+                         else f"not asked yet: {', '.join(missing)}.gslb.example.com")
+
+
 def _weighted(live: Live) -> tuple[bool, str]:
     n = sum(1 for d in _decisions(live) if d["name"].startswith("ratio.gslb.example.com"))
     return n >= 10, f"{n} answers for ratio.gslb.example.com (ask at least 10 times)"
@@ -294,6 +303,7 @@ LABS = {lab.name: lab for lab in [
         Step("seoul's and busan's resolvers both asked for www", _regions),
         Step("dc1's two servers were taken down and the GSLB noticed", _failover),
         Step("the weighted pool was asked ten times", _weighted),
+        Step("the RTT, least-connections and hashing pools were asked", _algorithms),
     ]),
     Lab("dhcp", "DHCP: DORA through a relay, lease renewal, release", "dhcplab", [
         Step("the DHCP server runs on srv", _dhcp_server),
