@@ -274,6 +274,21 @@ def _released(live: Live) -> tuple[bool, str]:
     return n >= 1, f"{n} RELEASE(s) seen by the server"
 
 
+def _reserved(live: Live) -> tuple[bool, str]:
+    got = {e["ip"] for e in _dhcp_events(live) if e["event"] == "ack"
+           and e.get("mac") == "02:00:00:02:01:02"}
+    ok = "10.2.1.50" in got
+    return ok, ("a2 got its reserved 10.2.1.50" if ok else
+                f"a2 (02:00:00:02:01:02) has been given: {', '.join(sorted(got)) or 'nothing'}")
+
+
+def _starve_held(live: Live) -> tuple[bool, str]:
+    relay = live.api("/relay/r1")
+    n = relay["counters"]["dropped_mac_limit"]
+    return n > 0, (f"r1's relay dropped {n} request(s) over its per-port MAC limit"
+                   if n else "the relay has dropped nothing yet (run the attack from x1)")
+
+
 LABS = {lab.name: lab for lab in [
     Lab("nat", "NAT/PAT, static NAT, double NAT and hole punching", "world", [
         Step("the world is up (rc, rp, na, nb ready)", _routers_up("rc", "rp", "na", "nb")),
@@ -313,6 +328,8 @@ LABS = {lab.name: lab for lab in [
              _leased("10.2.2.0/24")),
         Step("a lease was renewed (two ACKs to one client)", _renewed),
         Step("a client released its lease", _released),
+        Step("a2 got the address reserved for its MAC", _reserved),
+        Step("a starvation attack from x1 met the relay's per-port limit", _starve_held),
     ]),
 ]}
 
