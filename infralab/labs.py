@@ -198,6 +198,21 @@ def _transfer_refused(live: Live) -> tuple[bool, str]:
     return n >= 1, f"ns1 refused {n} zone transfer(s) to strangers"
 
 
+def _stub_order(live: Live) -> tuple[bool, str]:
+    """c1 looked a name up twice (its local cache holds it) and put one in its hosts file."""
+    try:
+        cached = sorted(json.loads(live.host_file("c1", "dnscache.json") or "{}"))
+    except ValueError:
+        cached = []
+    own = [ln.split()[1] for ln in live.host_file("c1", "hosts").splitlines()
+           if len(ln.split()) > 1 and not ln.startswith("#") and ln.split()[1] != "localhost"]
+    ok = bool(cached) and bool(own)
+    return ok, (f"c1's local cache holds {', '.join(cached[:3])}; its hosts file names "
+                f"{', '.join(own[:3])}" if ok else
+                f"c1's local cache: {', '.join(cached[:3]) or 'empty'}; its hosts file: "
+                f"{', '.join(own[:3]) or 'localhost only'}")
+
+
 # ---- GSLB ------------------------------------------------------------------------------
 def _decisions(live: Live) -> list[dict]:
     return live.jsonl(live.service_file("gslb.gslb", "decisions.jsonl"))
@@ -312,6 +327,8 @@ LABS = {lab.name: lab for lab in [
         Step("every record type of the notes was asked (A AAAA CNAME SOA NS MX PTR TXT)",
              _record_types),
         Step("ns1 refused a zone transfer to a stranger", _transfer_refused),
+        Step("c1 looked names up in the notes' order: hosts file, local cache, LDNS",
+             _stub_order),
     ]),
     Lab("gslb", "GSLB: nearest data centre, failover, weighted answers", "world", [
         Step("the world is up", _routers_up("ri", "rs", "rb")),
