@@ -304,6 +304,53 @@ def _starve_held(live: Live) -> tuple[bool, str]:
                    if n else "the relay has dropped nothing yet (run the attack from x1)")
 
 
+# ---- NAT on natlab: pool beside PAT, timeouts, the log --------------------------------------
+def _natlog(live: Live) -> list[dict]:
+    try:
+        return live.jsonl((live.dir / "nat.jsonl").read_text())
+    except OSError:
+        return []
+
+
+def _pat_two(live: Live) -> tuple[bool, str]:
+    seen = {e["inside"].split(":")[0]: e["outside"] for e in _natlog(live)
+            if e["event"] == "create" and e.get("kind") == "pat"}
+    ok = {"10.0.1.10", "10.0.1.11"} <= set(seen)
+    return ok, (f"a1 as {seen['10.0.1.10']}, a2 as {seen['10.0.1.11']}: one address, two "
+                "ports" if ok else f"PAT'ed so far: {sorted(seen) or 'nobody'}")
+
+
+def _pool_two(live: Live) -> tuple[bool, str]:
+    seen = {e["inside"].split(":")[0]: e["outside"].split(":")[0] for e in _natlog(live)
+            if e["event"] == "create" and e.get("kind") == "pool"}
+    ok = {"10.0.2.11", "10.0.2.12"} <= set(seen)
+    return ok, (f"b1 as {seen['10.0.2.11']}, b2 as {seen['10.0.2.12']}: an address each"
+                if ok else f"given a pool address so far: {sorted(seen) or 'nobody'}")
+
+
+def _pool_refused(live: Live) -> tuple[bool, str]:
+    n = sum(1 for e in _natlog(live) if e["event"] == "refuse" and e["inside"] == "10.0.2.13")
+    return n > 0, f"{n} refusal(s) of b3 in the translation log"
+
+
+def _pool_expired(live: Live) -> tuple[bool, str]:
+    ex = [e for e in _natlog(live) if e["event"] == "expire" and e.get("kind") == "pool"]
+    return bool(ex), (f"{len(ex)} pool entr(y/ies) expired: {ex[0].get('reason')}" if ex
+                      else "no pool entry has expired yet (wait for its idle timeout)")
+
+
+def _pool_reused(live: Live) -> tuple[bool, str]:
+    got = [e["outside"] for e in _natlog(live) if e["event"] == "create"
+           and e.get("kind") == "pool" and e["inside"].startswith("10.0.2.13")]
+    return bool(got), (f"b3 got {got[0]} once the pool had room" if got
+                       else "b3 has not been given a pool address yet")
+
+
+def _pat_inbound(live: Live) -> tuple[bool, str]:
+    n = live.nat("r1")["counters"]["conntrack_dropped"]
+    return n > 0, f"{n} unsolicited packet(s) to the PAT address dropped"
+
+
 LABS = {lab.name: lab for lab in [
     Lab("nat", "NAT/PAT, static NAT, double NAT and hole punching", "world", [
         Step("the world is up (rc, rp, na, nb ready)", _routers_up("rc", "rp", "na", "nb")),
@@ -314,6 +361,17 @@ LABS = {lab.name: lab for lab in [
         Step("the STUN client ran from h1 behind na", _stun_ran),
         Step("h1 and h2 tried hole punching through rv", _punched),
     ]),
+    Lab("natlab", "NAT: PAT beside a dynamic pool, timeouts and the translation log",
+        "natlab", [
+            Step("natlab is up", _routers_up("r1", "r2")),
+            Step("a1 and a2 went out through the PAT (one address, two ports)", _pat_two),
+            Step("b1 and b2 got a pool address each (dynamic NAT)", _pool_two),
+            Step("b3 was refused: the pool of two was used up", _pool_refused),
+            Step("a pool entry expired after its idle timeout and was logged", _pool_expired),
+            Step("b3 got an address once the pool had room again", _pool_reused),
+            Step("unsolicited traffic to the PAT address was tried and dropped",
+                 _pat_inbound),
+        ]),
     Lab("dns", "DNS: resolution from the root, caching, records, zone transfer", "world", [
         Step("the world is up", _routers_up("rc", "ri")),
         Step("c1 resolved www.example.com through the LDNS", _asked("www.example.com", "A")),

@@ -94,3 +94,11 @@ def test_lab_dhcp_unsolved_then_solved_by_the_handouts_own_steps(capsys):
         assert not any(results(lab, "dhcp").values())
         out = run_script(lab, "dhcp", capsys)
         assert "10.2.1." in out, out  # a1's address, shown by `a1 ip addr show`
+
+
+def test_lab_natlab_unsolved_then_solved_by_the_handouts_own_steps(capsys):
+    with build("natlab") as lab:
+        got = results(lab, "natlab")
+        assert got[1] and not any(ok for i, ok in got.items() if i > 1), got
+        out = run_script(lab, "natlab", capsys)
+        assert "203.0.113.1:" in out and "203.0.113.17" in out and "Packet filtered" in out
