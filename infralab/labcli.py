@@ -26,6 +26,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     except LookupError as e:
         print(f"infralab lab: {e}")
         return 1
+    if args.report:  # the same, as a page to file
+        import socket
+        import time
+
+        from infralab.labs import Live, html_report
+
+        results = lab.run(Live(run))
+        Path(args.report).write_text(html_report(
+            lab, results, socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S %Z")))
+        print(f"wrote {args.report}: {sum(1 for r in results if r[2])}/{len(results)} "
+              "steps done")
+        if not args.json:
+            return 0 if all(r[2] for r in results) else 1
     if args.json:  # for instructors: per-step verdicts with the evidence seen
         import json
 
@@ -53,4 +66,5 @@ def register(sub: Any) -> None:
     c.add_argument("--run", help="run directory (default: the running lab topology)")
     c.add_argument("--json", action="store_true", help="per-step verdicts and the evidence "
                    "the checker saw, as JSON (to collect grades)")
+    c.add_argument("--report", metavar="FILE.html", help="the same as an HTML page")
     c.set_defaults(fn=cmd_check)

@@ -426,6 +426,26 @@ def check(lab: Lab, rundir: Path) -> tuple[str, bool]:
     return report(lab, results), all(ok for _, _, ok, _ in results)
 
 
+def html_report(lab: Lab, results: list[tuple[int, str, bool, str]], who: str,
+                when: str) -> str:
+    """The same verdicts as a page an instructor can file or collect (`--report`)."""
+    from html import escape
+
+    done = sum(1 for r in results if r[2])
+    rows = "\n".join(
+        f'<tr class="{"pass" if ok else "todo"}"><td>{i}</td><td>{escape(title)}</td>'
+        f'<td>{"PASS" if ok else "TODO"}</td><td>{escape(why)}</td></tr>'
+        for i, title, ok, why in results)
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<title>lab {escape(lab.name)}: {done}/{len(results)}</title><style>'
+            "body{font-family:sans-serif}td{padding:2px 8px;border-bottom:1px solid #ddd}"
+            ".pass td:nth-child(3){color:#1e8449}.todo td:nth-child(3){color:#c0392b}"
+            f"</style></head><body><h1>lab {escape(lab.name)}: {escape(lab.title)}</h1>"
+            f"<p>{escape(who)}, {escape(when)}: <b>{done}/{len(results)} steps done</b></p>"
+            f"<table><tr><th>step</th><th>what</th><th>verdict</th><th>evidence</th></tr>"
+            f"\n{rows}\n</table></body></html>\n")
+
+
 def report(lab: Lab, results: list[tuple[int, str, bool, str]]) -> str:
     lines = [f"lab {lab.name}: {lab.title}"]
     for i, title, ok, why in results:

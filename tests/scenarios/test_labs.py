@@ -73,9 +73,13 @@ def test_lab_dns_solved_by_the_handouts_own_steps(world, capsys):
     assert "2026112502" in out and "198.51.100.77" in out, out  # ns2 has the new zone
     assert "IN\tMX" in out or "MX\t" in out, out
     # what an instructor collects: per-step verdicts with the evidence seen
+    page = world.rundir / "dns-report.html"
     r = subprocess.run([sys.executable, "-m", "infralab", "lab", "check", "dns", "--json",
-                        "--run", str(world.rundir)], capture_output=True, text=True, cwd=ROOT)
-    got = json.loads(r.stdout)
+                        "--run", str(world.rundir), "--report", str(page)],
+                       capture_output=True, text=True, cwd=ROOT)
+    got = json.loads(r.stdout[r.stdout.index("{"):])
+    html = page.read_text()
+    assert html.count('<tr class="pass">') == len(LABS["dns"].steps) and "2026112502" in html
     assert r.returncode == 0 and got["done"] == got["of"] == len(LABS["dns"].steps)
     assert "2026112502" in got["steps"][5]["evidence"], got
 
