@@ -122,6 +122,15 @@ def _static_inbound(live: Live) -> tuple[bool, str]:
                 else "webc has not served a request from xb (198.18.20.10)")
 
 
+def _vip_spread(live: Live) -> tuple[bool, str]:
+    """xb's connections to the VIP 203.0.113.90 reached webd too: webd has no public
+    address of its own, so only the VIP leads to it (webc is also reached by its static
+    address, step 3, so its log cannot tell)."""
+    webd = live.service_file("webd.web", "log").count("198.18.20.10 ")
+    return webd > 0, (f"webd served xb {webd} time(s) through the VIP" if webd else
+                      "webd has not served xb yet (ask the VIP a few times)")
+
+
 def _double_nat(live: Live) -> tuple[bool, str]:
     nb = live.status().get("routers", {}).get("rp", {}).get("neighbors", {})
     ok = "10.1.1.10" in nb
@@ -360,6 +369,7 @@ LABS = {lab.name: lab for lab in [
         Step("na was switched to symmetric (address-and-port-dependent) mapping", _symmetric),
         Step("the STUN client ran from h1 behind na", _stun_ran),
         Step("h1 and h2 tried hole punching through rv", _punched),
+        Step("xb's connections to the VIP were spread over webc and webd", _vip_spread),
     ]),
     Lab("natlab", "NAT: PAT beside a dynamic pool, timeouts and the translation log",
         "natlab", [
