@@ -306,6 +306,26 @@ def _reserved(live: Live) -> tuple[bool, str]:
                 f"a2 (02:00:00:02:01:02) has been given: {', '.join(sorted(got)) or 'nothing'}")
 
 
+def _segment_servers(live: Live) -> tuple[bool, str]:
+    up = []
+    for h in ("d1", "d2"):
+        try:
+            live.control(live.dir / "hosts" / h / "dhcp.ctl", "stats")
+            up.append(h)
+        except OSError:
+            pass
+    return len(up) == 2, f"answering on the segment: {', '.join(up) or 'none'}"
+
+
+def _one_offer_taken(live: Live) -> tuple[bool, str]:
+    st = {h: live.control(live.dir / "hosts" / h / "dhcp.ctl", "stats") for h in ("d1", "d2")}
+    won = [h for h, x in st.items() if x["ack"] >= 1]
+    freed = [h for h, x in st.items() if x["withdrawn"] >= 1]
+    ok = len(won) == 1 and bool(freed) and freed[0] != won[0]
+    return ok, (f"s1 took {won[0]}'s offer; {freed[0]} freed the address it had offered"
+                if ok else f"acked by: {won or 'none'}; offers freed by: {freed or 'none'}")
+
+
 def _starve_held(live: Live) -> tuple[bool, str]:
     relay = live.api("/relay/r1")
     n = relay["counters"]["dropped_mac_limit"]
@@ -415,6 +435,8 @@ LABS = {lab.name: lab for lab in [
         Step("a client released its lease", _released),
         Step("a2 got the address reserved for its MAC", _reserved),
         Step("a starvation attack from x1 met the relay's per-port limit", _starve_held),
+        Step("two DHCP servers run on one segment (d1, d2)", _segment_servers),
+        Step("s1 took one server's offer and the other freed its own", _one_offer_taken),
     ]),
 ]}
 
