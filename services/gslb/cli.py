@@ -60,13 +60,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vhost(text: str) -> str:
+    name, eq, site = text.partition("=")
+    if not eq or not name or not site or " " in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=SITE, got {text!r}")
+    return text
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     import signal
     import threading
 
     from services.web.server import serve
 
-    srv = serve(args.listen, args.name, args.site)
+    vhosts = dict(v.split("=", 1) for v in args.vhost)
+    srv = serve(args.listen, args.name, args.site, vhosts)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print(f"web {args.name} ({args.site}) on {args.listen[0]}:{args.listen[1]}", flush=True)
     done = threading.Event()
@@ -104,4 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    required=True, metavar="ADDR[:PORT]")
     p.add_argument("--name", required=True)
     p.add_argument("--site", default="default")
+    p.add_argument("--vhost", action="append", default=[], metavar="NAME=SITE",
+                   type=_vhost, help="answer / for Host: NAME as site SITE (again for more "
+                   "names on the one address)")
     p.set_defaults(fn=cmd_web)

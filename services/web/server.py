@@ -1,6 +1,8 @@
 """`infralab web serve`: the data centres' web server and site agent.
 
-GET /            "<name> <site> <address>" (which server answered: what clients check)
+GET /            "<name> <site> <address>" (which server answered: what clients check);
+                 for a name given with --vhost NAME=SITE, "<SITE> on <name> <address>":
+                 several sites by name on one address (the Host: header picks one)
 GET /whoami      "<client address>:<port>": the address this server saw (NAT-HIDE)
 GET /health      200 ok, or the failure it was told to show (see /admin/mode)
 GET /status      JSON {"name", "site", "active", "served", "mode"}: the load it reports
@@ -27,7 +29,9 @@ MODES = ("ok", "error", "degraded", "slow", "down")
 
 
 class WebState:
-    def __init__(self, name: str, site: str, address: str) -> None:
+    def __init__(self, name: str, site: str, address: str,
+                 vhosts: dict[str, str] | None = None) -> None:
+        self.vhosts = {k.lower().rstrip("."): v for k, v in (vhosts or {}).items()}
         self.name, self.site, self.address = name, site, address
         self.mode = "ok"
         self.delay = 5.0
@@ -117,6 +121,10 @@ def handler_for(state: WebState):
                 return self._send(500, "error (told to fail)\n")
             if path == "/health":  # degraded: a 200 whose body a body check must catch
                 return self._send(200, "degraded\n" if state.mode == "degraded" else "ok\n")
+            vhost = state.vhosts.get(self.headers.get("Host", "").rpartition(":")[0].lower()
+                                     or self.headers.get("Host", "").lower())
+            if vhost is not None:
+                return self._send(200, f"{vhost} on {state.name} {state.address}\n")
             return self._send(200, f"{state.name} {state.site} {state.address}\n")
 
     return Handler
@@ -132,5 +140,6 @@ class WebServer(ThreadingHTTPServer):
         self.state = state
 
 
-def serve(listen: tuple[str, int], name: str, site: str) -> WebServer:
-    return WebServer(listen, WebState(name, site, listen[0]))
+def serve(listen: tuple[str, int], name: str, site: str,
+          vhosts: dict[str, str] | None = None) -> WebServer:
+    return WebServer(listen, WebState(name, site, listen[0], vhosts))

@@ -72,6 +72,7 @@ def test_lab_dns_solved_by_the_handouts_own_steps(world, capsys):
     out = run_script(world, "dns", capsys)
     assert "2026112502" in out and "198.51.100.77" in out, out  # ns2 has the new zone
     assert "IN\tMX" in out or "MX\t" in out, out
+    assert "old-site on web1a 198.51.100.11" in out and "shop on web1a" in out, out  # by Host:
     # what an instructor collects: per-step verdicts with the evidence seen
     page = world.rundir / "dns-report.html"
     r = subprocess.run([sys.executable, "-m", "infralab", "lab", "check", "dns", "--json",

@@ -114,3 +114,28 @@ def test_gslb_health_run_check_dispatches_by_type():
     assert tcp.ok and tcp.detail.startswith("tcp") and http.ok and http.detail.startswith("http")
     none = run(run_check(None, "127.0.0.1", Check(type="none")))
     assert none.ok and none.detail == "no check configured"
+
+
+def test_web_server_answers_several_sites_by_name_on_one_address():
+    """One IP, many names: the Host: header picks the site (`--vhost NAME=SITE`); any
+    other name, or the bare address, gets the server's own answer."""
+    import urllib.request
+
+    port = free_port()
+    srv = serve(("127.0.0.1", port), "web1a", "dc1",
+                {"old.example.com": "old-site", "Shop.Apps.Example.com.": "shop"})
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def get(host: str) -> str:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(req, timeout=3) as r:
+            return r.read().decode()
+    try:
+        assert get("old.example.com") == "old-site on web1a 127.0.0.1\n"
+        assert get(f"shop.apps.example.com:{port}") == "shop on web1a 127.0.0.1\n"
+        assert get("web1a.example.com") == "web1a dc1 127.0.0.1\n"
+        assert get(f"127.0.0.1:{port}") == "web1a dc1 127.0.0.1\n"
+    finally:
+        srv.shutdown()
+        srv.server_close()
