@@ -262,7 +262,12 @@ def _weighted(live: Live) -> tuple[bool, str]:
 
 # ---- DHCP ------------------------------------------------------------------------------
 def _dhcp_server(live: Live) -> tuple[bool, str]:
-    st = live.control(live.dir / "hosts" / "srv" / "dhcp.ctl", "stats")
+    try:
+        st = live.control(live.dir / "hosts" / "srv" / "dhcp.ctl", "stats")
+    except OSError:  # stopped since (step 10 stops it on purpose): did it ever answer?
+        n = sum(1 for e in _dhcp_events(live) if e["event"] == "ack")
+        return n > 0, (f"srv's server answered ({n} ack(s)); it is stopped now" if n
+                       else "no DHCP server answers on srv")
     return True, f"srv answers: {st['offer']} offer(s), {st['ack']} ack(s) so far"
 
 
@@ -304,6 +309,36 @@ def _reserved(live: Live) -> tuple[bool, str]:
     ok = "10.2.1.50" in got
     return ok, ("a2 got its reserved 10.2.1.50" if ok else
                 f"a2 (02:00:00:02:01:02) has been given: {', '.join(sorted(got)) or 'nothing'}")
+
+
+def _client_log(live: Live, host: str) -> list[dict]:
+    return live.jsonl(live.host_file(host, "client.jsonl"))
+
+
+def _b1_bound(live: Live) -> tuple[bool, str]:
+    got = [e["address"] for e in _client_log(live, "b1") if e["event"] == "bound"]
+    return bool(got), (f"b1's client is bound to {got[-1]}" if got
+                       else "b1's client (with --log) has no lease yet")
+
+
+def _rebind_then_expire(live: Live) -> tuple[bool, str]:
+    """After its lease began: a broadcast REQUEST (REBINDING at T2, the server being
+    gone), then the lease expired and the client went back to DISCOVER."""
+    log = _client_log(live, "b1")
+    first = next((i for i, e in enumerate(log) if e["event"] == "bound"), None)
+    if first is None:
+        return False, "b1's client has not been bound yet"
+    after = log[first + 1:]
+    seen = []
+    for e in after:
+        if not seen and e["event"] == "send" and e.get("message") == "REQUEST" \
+                and e.get("to") == "broadcast":
+            seen.append("rebinding broadcast")
+        elif len(seen) == 1 and e["event"] == "unconfigured":
+            seen.append("lease expired")
+        elif len(seen) == 2 and e["event"] == "send" and e.get("message") == "DISCOVER":
+            seen.append("DISCOVER again")
+    return len(seen) == 3, "seen after the lease began: " + (", ".join(seen) or "nothing yet")
 
 
 def _segment_servers(live: Live) -> tuple[bool, str]:
@@ -437,6 +472,9 @@ LABS = {lab.name: lab for lab in [
         Step("a starvation attack from x1 met the relay's per-port limit", _starve_held),
         Step("two DHCP servers run on one segment (d1, d2)", _segment_servers),
         Step("s1 took one server's offer and the other freed its own", _one_offer_taken),
+        Step("b1's client (logging) got a lease", _b1_bound),
+        Step("with srv stopped, b1 rebound by broadcast at T2, its lease expired and it "
+             "started over with DISCOVER", _rebind_then_expire),
     ]),
 ]}
 
