@@ -207,6 +207,19 @@ def _transfer_refused(live: Live) -> tuple[bool, str]:
     return n >= 1, f"ns1 refused {n} zone transfer(s) to strangers"
 
 
+def _ttl_tradeoff(live: Live) -> tuple[bool, str]:
+    """The short-TTL name (moved, 5 s) made the LDNS go to the servers again and again;
+    the long-TTL one (old, 300 s) once."""
+    def count(name: str, how: str) -> int:
+        return sum(1 for q in _queries(live) if q["qname"].rstrip(".").lower() == name
+                   and q["qtype"] == "A" and q["how"] == how)
+    moved, old = count("moved.example.com", "resolved"), count("old.example.com", "resolved")
+    asked = count("moved.example.com", "cache") + moved
+    ok = moved >= 2 and moved > old and asked >= 10
+    return ok, (f"moved.example.com (TTL 5): {moved} of {asked} answers went to the "
+                f"servers; old.example.com (TTL 300): {old}")
+
+
 def _stub_order(live: Live) -> tuple[bool, str]:
     """c1 looked a name up twice (its local cache holds it) and put one in its hosts file."""
     try:
@@ -452,6 +465,8 @@ LABS = {lab.name: lab for lab in [
         Step("ns1 refused a zone transfer to a stranger", _transfer_refused),
         Step("c1 looked names up in the notes' order: hosts file, local cache, LDNS",
              _stub_order),
+        Step("the TTL trade-off: a TTL-5 name went to the servers again and again, a "
+             "TTL-300 one once", _ttl_tradeoff),
     ]),
     Lab("gslb", "GSLB: nearest data centre, failover, weighted answers", "world", [
         Step("the world is up", _routers_up("ri", "rs", "rb")),
