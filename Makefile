@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.infralab-installed
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install demo test unit scenarios chaos bench lint clean vm vm-smoke vm-cluster-smoke
+.PHONY: help install demo test unit scenarios chaos lab-pictures bench lint clean vm vm-smoke vm-cluster-smoke
 
 help: ## show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ unit: ## unit tests only: pure logic, no root, no network
 
 scenarios: install ## scenario tests only (root, live emulated network)
 	$(SUDO) $(PY) -m pytest -q tests/scenarios
+
+lab-pictures: install ## the handouts' pictures made again from live captures (labs/*.svg)
+	$(SUDO) $(PY) -m infralab.labpictures
 
 chaos: install ## the longer chaos run (issue 21): CHAOS_WINDOW s of faults (default 300), CHAOS_SEED; timeline and picture in bench/out/
 	$(SUDO) INFRALAB_CHAOS_WINDOW=$(or $(CHAOS_WINDOW),300) INFRALAB_CHAOS_SEED=$(CHAOS_SEED) \

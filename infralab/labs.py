@@ -342,7 +342,7 @@ def _rebind_then_expire(live: Live) -> tuple[bool, str]:
     if first is None:
         return False, "b1's client has not been bound yet"
     after = log[first + 1:]
-    seen = []
+    seen: list[str] = []
     for e in after:
         if not seen and e["event"] == "send" and e.get("message") == "REQUEST" \
                 and e.get("to") == "broadcast":
