@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import topologies
@@ -52,18 +53,17 @@ def world_pictures(tmp: Path) -> list[Path]:
         p.write_text(nat_svg(nat_steps(events(inside), events(outside)),
                              "c1 -> web2a through rc's PAT: each packet before | after"))
         out.append(p)
-        at = tmp / "ldns.pcap"
-        during(emu, {"ldns": at}, 4, lambda: emu.host("c1").cmd(
-            "dig +tries=1 +time=2 @10.1.0.53 mail.example.com >/dev/null"), "udp port 53")
-        p = LABS / "dns-resolution.svg"
-        p.write_text(svg(events(at), "at the LDNS: c1 asks recursively, the LDNS iteratively"))
-        out.append(p)
-        at = tmp / "ldnss.pcap"
-        during(emu, {"ldnss": at}, 4, lambda: emu.host("xs").cmd(
-            "dig +tries=1 +time=2 www.example.com >/dev/null"), "udp port 53")
-        p = LABS / "gslb-cname.svg"
-        p.write_text(svg(events(at), "at seoul's LDNS: www.example.com, a CNAME into the GSLB"))
-        out.append(p)
+        for resolver, client, name, picture, title in (
+                ("ldns", "c1", "mail.example.com", "dns-resolution.svg",
+                 "at the LDNS: c1 asks recursively, the LDNS iteratively"),
+                ("ldnss", "xs", "www.example.com", "gslb-cname.svg",
+                 "at seoul's LDNS: www.example.com, a CNAME into the GSLB")):
+            at = tmp / f"{resolver}.pcap"
+            ask = partial(emu.host(client).cmd, f"dig +tries=1 +time=2 {name} >/dev/null")
+            during(emu, {resolver: at}, 4, ask, "udp port 53")
+            p = LABS / picture
+            p.write_text(svg(events(at), title))
+            out.append(p)
     return out
 
 
