@@ -8,6 +8,7 @@
     GET  /relay/<router>        the DHCP relay's counters and limits
     POST /relay/<router>?defence=on|off   switch the starvation defence live
     POST /relay/<router>?snooping=on|off  switch rogue-server snooping live
+    POST /relay/<router>?relay=on|off     switch the relay itself live
     GET  /status                the controller's status document
     GET  /routes[/<router>]     each router's routes (ROUTE-SPF) and the links that are down
     GET  /routing               the routing state alone: mode, links down, recomputes
@@ -64,11 +65,12 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
             return 404, {"error": str(e.args[0])}
     if parts[:1] == ["relay"] and len(parts) == 2:
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        switches = {k: q.get(k) for k in ("defence", "snooping") if k in q}
+        switches = {k: q.get(k) for k in ("defence", "snooping", "relay") if k in q}
         if method == "POST" and (not switches or
                                  any(v not in ("on", "off") for v in switches.values())):
-            return 400, {"error": "defence=on|off and/or snooping=on|off"}
-        onoff = {k: v == "on" for k, v in switches.items()} if method == "POST" else {}
+            return 400, {"error": "defence=on|off, snooping=on|off and/or relay=on|off"}
+        onoff = {("enabled" if k == "relay" else k): v == "on"
+                 for k, v in switches.items()} if method == "POST" else {}
         try:
             return 200, app.relay(parts[1], **onoff)
         except KeyError as e:

@@ -127,6 +127,8 @@ class InfralabController(app_manager.OSKenApp):
                         r.relay.cfg.defence = bool(v["defence"])
                     if "snooping" in v:
                         r.relay.cfg.snooping = bool(v["snooping"])  # (connect installs it)
+                    if "enabled" in v:
+                        r.relay.enabled = bool(v["enabled"])
                     self.settings["relay"][name] = v
         log.info("live settings restored from %s: %s", p, self.settings)
 
@@ -398,7 +400,7 @@ class InfralabController(app_manager.OSKenApp):
         raise KeyError(f"no NAT on {router}/{iface}")
 
     def relay(self, router: str, defence: bool | None = None,
-              snooping: bool | None = None) -> dict:
+              snooping: bool | None = None, enabled: bool | None = None) -> dict:
         """A DHCP relay's state (its snooping drops counted afresh); `defence` switches its
         starvation limits on or off, `snooping` its rogue-server filter."""
         for dpid, r in self.routers.items():
@@ -412,9 +414,15 @@ class InfralabController(app_manager.OSKenApp):
                     if dp is not None:
                         self._send(dp, msgs)
                     self._dirty = True
-                if defence is not None or snooping is not None:
+                if enabled is not None:
+                    msgs = r.relay.set_enabled(enabled)
+                    if dp is not None:
+                        self._send(dp, msgs)
+                    self._dirty = True
+                if defence is not None or snooping is not None or enabled is not None:
                     self.settings["relay"][router] = {"defence": r.relay.cfg.defence,
-                                                      "snooping": r.relay.cfg.snooping}
+                                                      "snooping": r.relay.cfg.snooping,
+                                                      "enabled": r.relay.enabled}
                     self._save_settings()
                 self._guard("flow stats", self._refresh_stats, COOKIE_RELAY,
                             lambda x, name=router: x.name == name)

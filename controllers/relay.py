@@ -35,6 +35,7 @@ from .messages import (
     PacketOut,
 )
 from .pipeline import (
+    COOKIE_OWNER_MASK,
     COOKIE_RELAY,
     P_RELAY,
     P_RELAY_COPY,
@@ -82,8 +83,11 @@ class Relay:
         self.counters = Counters()
         self.events: list[dict] = []
         self._snooped_before = 0  # drops counted by snooping flows since deleted
+        self.enabled = True  # switched off live: broadcasts stay on their segment
 
     def flows(self) -> list[Message]:
+        if not self.enabled:
+            return []
         msgs: list[Message] = []
         for iface in self.ifaces.values():
             meta = (self.iface_index[iface.subnet], META_MASK)
@@ -124,6 +128,17 @@ class Relay:
         self._snooped_before = self.counters.dropped_snooping
         return [FlowMod(T_RELAY, delete=True, cookie=COOKIE_SNOOP)]
 
+    def set_enabled(self, on: bool) -> list[Message]:
+        """Switch the relay itself on or off live (a lab: without it a client on another
+        subnet than the server gets no lease). Off removes its flows; on puts them back."""
+        if on == self.enabled:
+            return []
+        self.enabled = on
+        if on:
+            return self.flows()
+        return [FlowMod(t, delete=True, cookie=COOKIE_RELAY, cookie_mask=COOKIE_OWNER_MASK)
+                for t in (T_CLASSIFY, T_RELAY)]
+
     def flow_stats(self, stats: list[tuple[int, int, int]]) -> None:
         """(cookie, packets, bytes) of the relay's flows: the snooping drop counter."""
         if self.cfg.snooping:
@@ -133,7 +148,7 @@ class Relay:
     # ---- client -> server -------------------------------------------------------------
     def from_client(self, now: float, in_port: int, f: pk.Frame) -> list[Message]:
         iface = self.port_iface.get(in_port)
-        if iface is None or len(f.l4) < 8:
+        if iface is None or len(f.l4) < 8 or not self.enabled:
             return []
         try:
             m = dhcp.parse(f.l4[8:])
@@ -237,7 +252,8 @@ class Relay:
         return self.recent.get((m.mac, m.xid))  # a server that did not echo option 82
 
     def state(self) -> dict:
-        return {"counters": vars(self.counters).copy(), "defence": self.cfg.defence,
+        return {"counters": vars(self.counters).copy(), "enabled": self.enabled,
+                "defence": self.cfg.defence,
                 "snooping": self.cfg.snooping,
                 "servers": self.cfg.servers, "interfaces": self.cfg.interfaces,
                 "max_macs_per_port": self.cfg.max_macs_per_port,

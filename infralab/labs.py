@@ -324,6 +324,23 @@ def _reserved(live: Live) -> tuple[bool, str]:
                 f"a2 (02:00:00:02:01:02) has been given: {', '.join(sorted(got)) or 'nothing'}")
 
 
+def _no_relay(live: Live) -> tuple[bool, str]:
+    log = live.jsonl(live.host_file("a3", "norelay.jsonl"))
+    asked = sum(1 for e in log if e["event"] == "send" and e.get("message") == "DISCOVER")
+    bound = any(e["event"] == "bound" for e in log)
+    ok = asked > 0 and not bound
+    return ok, (f"a3 broadcast {asked} DISCOVER(s) with the relay off; no server heard them"
+                if ok else f"a3 without the relay: {asked} DISCOVER(s), bound: {bound}")
+
+
+def _relay_back(live: Live) -> tuple[bool, str]:
+    log = live.jsonl(live.host_file("a3", "relayon.jsonl"))
+    got = [e["address"] for e in log if e["event"] == "bound"]
+    on = live.api("/relay/r1")["enabled"]
+    return bool(got) and on, (f"relay on again, a3 bound to {got[-1]}" if got and on else
+                              f"relay {'on' if on else 'off'}; a3 bound: {bool(got)}")
+
+
 def _client_log(live: Live, host: str) -> list[dict]:
     return live.jsonl(live.host_file(host, "client.jsonl"))
 
@@ -487,6 +504,8 @@ LABS = {lab.name: lab for lab in [
         Step("a starvation attack from x1 met the relay's per-port limit", _starve_held),
         Step("two DHCP servers run on one segment (d1, d2)", _segment_servers),
         Step("s1 took one server's offer and the other freed its own", _one_offer_taken),
+        Step("with r1's relay off, a3's DISCOVERs reached no server", _no_relay),
+        Step("with the relay on again, a3 got a lease", _relay_back),
         Step("b1's client (logging) got a lease", _b1_bound),
         Step("with srv stopped, b1 rebound by broadcast at T2, its lease expired and it "
              "started over with DISCOVER", _rebind_then_expire),

@@ -288,6 +288,33 @@ class InfralabCLI(CLI):
         except (TopologyError, ValueError, LookupError, RuntimeError, OSError) as e:
             self._fail(f"*** fault: {e}")
 
+    def do_relay(self, line: str) -> None:
+        """relay ROUTER [on|off] [defence on|off] [snooping on|off]: a DHCP relay's state
+        (counters, limits), and its switches changed live (DHCP-RELAY, DHCP-STARVE)."""
+        words = line.split()
+        query = {}
+        rest = words[1:]
+        if rest[:1] in (["on"], ["off"]):
+            query["relay"], rest = rest[0], rest[1:]
+        if len(rest) % 2 or any(k not in ("defence", "snooping") or v not in ("on", "off")
+                                for k, v in zip(rest[::2], rest[1::2], strict=True)):
+            rest = ["?"]
+        if not words or rest == ["?"]:
+            self._fail("*** usage: relay ROUTER [on|off] [defence on|off] [snooping on|off]",
+                       2)
+            return
+        query.update(zip(rest[::2], rest[1::2], strict=True))
+        try:
+            st = self.emu.api(f"/relay/{words[0]}" + ("?" + "&".join(
+                f"{k}={v}" for k, v in query.items()) if query else ""),
+                "POST" if query else "GET")
+        except (OSError, ValueError) as e:
+            self._fail(f"*** relay: {e}")
+            return
+        print(f"{words[0]}: relay {'on' if st['enabled'] else 'off'}, defence "
+              f"{'on' if st['defence'] else 'off'}, snooping "
+              f"{'on' if st['snooping'] else 'off'}; counters " + json.dumps(st["counters"]))
+
     def do_router(self, line: str) -> None:
         """router NAME down|up: the router fails (every link to another router goes down)
         or is repaired; returns once the controller has rerouted."""

@@ -4,6 +4,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from controllers.pipeline import COOKIE_RELAY
 from tests.unit.simnet import SimNet
 from topologies import loader
 from wire import dhcp
@@ -83,3 +84,18 @@ def test_dhcp_starve_mac_limit_per_port_drops_spoofed_macs(net):
     assert relay.counters.dropped_mac_limit == 3
     discover(net, "a", bytes.fromhex("020000000001"), xid=99)  # another port: unaffected
     assert len(relayed(net)) == 3
+
+
+def test_dhcp_relay_switched_off_relays_nothing_and_on_again_relays(net):
+    """The relay itself switched off live (a lab's control run): its flows leave the
+    switch and a client's broadcast reaches no server; on again, it is relayed."""
+    r1 = net.routers["r1"]
+    net._from_controller("r1", r1.relay.set_enabled(False))
+    assert not [f for f in net.tables["r1"].flows if f.cookie & 0xFFFF000000000000 ==
+                COOKIE_RELAY]
+    discover(net, "a", bytes.fromhex("020000000001"))
+    assert relayed(net) == [] and r1.relay.state()["enabled"] is False
+    net._from_controller("r1", r1.relay.set_enabled(True))
+    discover(net, "a", bytes.fromhex("020000000001"), xid=2)
+    assert [m.xid for m in relayed(net)] == [2]
+    assert r1.relay.set_enabled(True) == []  # (no change, nothing sent)
