@@ -128,3 +128,23 @@ def test_faults_on_the_world_each_kind_does_what_it_says(world, tmp_path):
     for k in ("nat-pool-fill", "service-pause", "dhcp-pool-fill", "delay-spike", "host-down"):
         assert (k, "inject") in kinds and (k, "heal") in kinds
     assert "<rect" in svg(read(engine.path))
+
+
+def test_restarted_controller_keeps_what_was_changed_live(world):
+    """Issue 21: settings changed through the API (a NAT's behaviour, the relay's
+    switches) survive the controller's restart; the relay switched on again relays."""
+    apdm = "address-and-port-dependent"
+    try:
+        world.api("/relay/rc?relay=off&defence=off", "POST")
+        world.api(f"/nat/na/nalink?mapping={apdm}&filtering={apdm}", "POST")
+        world.restart_controller()
+        relay = world.api("/relay/rc")
+        assert relay["enabled"] is False and relay["defence"] is False
+        nalink = world.api("/nat/na")["na"]["interfaces"]["nalink"]
+        assert nalink["mapping"] == nalink["filtering"] == apdm
+    finally:
+        world.api("/relay/rc?relay=on&defence=on", "POST")
+        world.api("/nat/na/nalink?mapping=endpoint-independent"
+                  "&filtering=endpoint-independent", "POST")
+    assert world.api("/relay/rc")["enabled"] is True
+    relayed_lease(world, "c2")  # its flows are back: a lease through it again
