@@ -116,20 +116,24 @@ class InfralabController(app_manager.OSKenApp):
         now = time.monotonic()
         for key, v in saved.get("nat", {}).items():
             router, _, iface = key.partition("/")
-            for r in self.routers.values():
-                if r.name == router and r.nat is not None and iface in r.nat.configs:
-                    r.nat.set_behaviour(now, iface, v.get("mapping"), v.get("filtering"))
-                    self.settings["nat"][key] = v
+            try:
+                _dpid, r = self._nat_of(router, iface)
+            except KeyError:
+                continue  # (a setting for a NAT this plan does not have)
+            r.nat.set_behaviour(now, iface, v.get("mapping"), v.get("filtering"))
+            self.settings["nat"][key] = v
         for name, v in saved.get("relay", {}).items():
-            for r in self.routers.values():
-                if r.name == name and r.relay is not None:
-                    if "defence" in v:
-                        r.relay.cfg.defence = bool(v["defence"])
-                    if "snooping" in v:
-                        r.relay.cfg.snooping = bool(v["snooping"])  # (connect installs it)
-                    if "enabled" in v:
-                        r.relay.enabled = bool(v["enabled"])
-                    self.settings["relay"][name] = v
+            try:
+                _dpid, r = self._relay_of(name)
+            except KeyError:
+                continue
+            if "defence" in v:
+                r.relay.cfg.defence = bool(v["defence"])
+            if "snooping" in v:
+                r.relay.cfg.snooping = bool(v["snooping"])  # (connect installs it)
+            if "enabled" in v:
+                r.relay.enabled = bool(v["enabled"])
+            self.settings["relay"][name] = v
         log.info("live settings restored from %s: %s", p, self.settings)
 
     def _save_settings(self) -> None:
@@ -367,67 +371,75 @@ class InfralabController(app_manager.OSKenApp):
                 "routers": {r.name: r.route_table() for r in self.routers.values()
                             if router in (None, r.name)}}
 
+    def _nat_of(self, router: str, iface: str) -> tuple[int, Any]:
+        """(dpid, router logic) of the router with a NAT on `iface`; KeyError if none."""
+        dpid = self.dpid_of.get(router, -1)
+        r = self.routers.get(dpid)
+        if r is None or r.nat is None or iface not in r.nat.configs:
+            raise KeyError(f"no NAT on {router}/{iface}")
+        return dpid, r
+
+    def _relay_of(self, router: str) -> tuple[int, Any]:
+        """(dpid, router logic) of the router with a DHCP relay; KeyError if none."""
+        dpid = self.dpid_of.get(router, -1)
+        r = self.routers.get(dpid)
+        if r is None or r.relay is None:
+            raise KeyError(f"no DHCP relay on {router}")
+        return dpid, r
+
     def nat_set(self, router: str, iface: str, mapping: str | None,
                 filtering: str | None) -> dict:
         """Change a NAT's mapping/filtering behaviour live; returns the new state."""
-        for dpid, r in self.routers.items():
-            if r.name == router and r.nat is not None and iface in r.nat.configs:
-                try:
-                    msgs = r.nat.set_behaviour(time.monotonic(), iface, mapping, filtering)
-                except ValueError as e:
-                    raise KeyError(str(e)) from None
-                dp = self.datapaths.get(dpid)
-                if dp is not None:
-                    self._send(dp, msgs)
-                c = r.nat.configs[iface]
-                self.settings["nat"][f"{router}/{iface}"] = {"mapping": c.mapping,
-                                                             "filtering": c.filtering}
-                self._save_settings()
-                return r.nat.state()
-        raise KeyError(f"no NAT on {router}/{iface}")
+        dpid, r = self._nat_of(router, iface)
+        try:
+            msgs = r.nat.set_behaviour(time.monotonic(), iface, mapping, filtering)
+        except ValueError as e:
+            raise KeyError(str(e)) from None
+        dp = self.datapaths.get(dpid)
+        if dp is not None:
+            self._send(dp, msgs)
+        c = r.nat.configs[iface]
+        self.settings["nat"][f"{router}/{iface}"] = {"mapping": c.mapping,
+                                                     "filtering": c.filtering}
+        self._save_settings()
+        return r.nat.state()
 
     def nat_fill(self, router: str, iface: str, fill: bool) -> dict:
         """Hold every free address of a NAT pool (a fault, issue 21) or give them back;
         returns {"held": n} or {"freed": n}."""
-        for r in self.routers.values():
-            if r.name == router and r.nat is not None and iface in r.nat.configs:
-                try:
-                    n = r.nat.fill_pool(iface) if fill else r.nat.unfill_pool(iface)
-                except ValueError as e:
-                    raise KeyError(str(e)) from None
-                self._dirty = True
-                return {"held": n} if fill else {"freed": n}
-        raise KeyError(f"no NAT on {router}/{iface}")
+        _dpid, r = self._nat_of(router, iface)
+        try:
+            n = r.nat.fill_pool(iface) if fill else r.nat.unfill_pool(iface)
+        except ValueError as e:
+            raise KeyError(str(e)) from None
+        self._dirty = True
+        return {"held": n} if fill else {"freed": n}
 
     def relay(self, router: str, defence: bool | None = None,
               snooping: bool | None = None, enabled: bool | None = None) -> dict:
         """A DHCP relay's state (its snooping drops counted afresh); `defence` switches its
-        starvation limits on or off, `snooping` its rogue-server filter."""
-        for dpid, r in self.routers.items():
-            if r.name == router and r.relay is not None:
-                if defence is not None:
-                    r.relay.cfg.defence = defence
-                    self._dirty = True
-                dp = self.datapaths.get(dpid)
-                if snooping is not None:
-                    msgs = r.relay.set_snooping(snooping)
-                    if dp is not None:
-                        self._send(dp, msgs)
-                    self._dirty = True
-                if enabled is not None:
-                    msgs = r.relay.set_enabled(enabled)
-                    if dp is not None:
-                        self._send(dp, msgs)
-                    self._dirty = True
-                if defence is not None or snooping is not None or enabled is not None:
-                    self.settings["relay"][router] = {"defence": r.relay.cfg.defence,
-                                                      "snooping": r.relay.cfg.snooping,
-                                                      "enabled": r.relay.enabled}
-                    self._save_settings()
-                self._guard("flow stats", self._refresh_stats, COOKIE_RELAY,
-                            lambda x, name=router: x.name == name)
-                return r.relay.state()
-        raise KeyError(f"no DHCP relay on {router}")
+        starvation limits on or off, `snooping` its rogue-server filter, `enabled` the
+        relay itself."""
+        dpid, r = self._relay_of(router)
+        msgs: list = []
+        if defence is not None:
+            r.relay.cfg.defence = defence
+        if snooping is not None:
+            msgs += r.relay.set_snooping(snooping)
+        if enabled is not None:  # (after snooping: switched off, its flow goes too)
+            msgs += r.relay.set_enabled(enabled)
+        if defence is not None or snooping is not None or enabled is not None:
+            dp = self.datapaths.get(dpid)
+            if dp is not None:
+                self._send(dp, msgs)
+            self._dirty = True
+            self.settings["relay"][router] = {"defence": r.relay.cfg.defence,
+                                              "snooping": r.relay.cfg.snooping,
+                                              "enabled": r.relay.enabled}
+            self._save_settings()
+        self._guard("flow stats", self._refresh_stats, COOKIE_RELAY,
+                    lambda x, name=router: x.name == name)
+        return r.relay.state()
 
     def _write_status(self) -> None:
         self._dirty = False

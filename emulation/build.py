@@ -626,14 +626,10 @@ class Emulation:
             # a host's cable: the router's end only. The host sees its carrier go (as
             # with a real cable) and keeps its address and routes; Mininet's way, both
             # ends set down, makes the kernel drop the host's default route for good.
-            run = next(run for bridges, _i, run in self._places() if host_port[0] in bridges)
-            run(f"ip link set {shlex.quote(host_port[1])} {state}")
+            self._set_router_ends([host_port], state)
             return [host_port[1]]
         ours = {(router, port) for router, _intf, port in ends}  # as the controller names them
-        places = self._places()
-        for router, intf, _port in ends:  # (on the router's server, in a cluster run)
-            run = next(run for bridges, _intfs, run in places if router in bridges)
-            run(f"ip link set {shlex.quote(intf)} {state}")
+        self._set_router_ends([(router, intf) for router, intf, _port in ends], state)
         if wait:  # the controller saw it, and every switch has its new flows (barriers)
             def rerouted() -> bool:
                 view = self.api("/routing")
@@ -643,6 +639,14 @@ class Emulation:
 
             wait_for(rerouted, 5, f"the controller seeing {a} -- {b} {state}", 0.05)
         return [intf for _r, intf, _p in ends]
+
+    def _set_router_ends(self, ends: list[tuple[str, str]], state: str) -> None:
+        """`ip link set INTF up|down` for each (router, router-side interface), where the
+        router is (on its server, in a cluster run)."""
+        places = self._places()
+        for router, intf in ends:
+            run = next(run for bridges, _intfs, run in places if router in bridges)
+            run(f"ip link set {shlex.quote(intf)} {state}")
 
     def _host_port(self, host: str, router: str) -> tuple[str, str] | None:
         """(router, router-side interface) of host `host`'s link to `router`, if any."""

@@ -382,7 +382,7 @@ class FaultEngine:
                                          timeout=0.5)
                     out[f"gslb:{label}"] = {m: s["state"] for pool in st["pools"].values()
                                             for m, s in pool.items()
-                                            if s["state"] == "down"} or {}
+                                            if s["state"] == "down"}
                 except (OSError, ValueError, KeyError, TypeError):
                     out[f"gslb:{label}"] = None
         log = self.emu.rundir / "supervisor.jsonl"

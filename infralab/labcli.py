@@ -26,30 +26,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     except LookupError as e:
         print(f"infralab lab: {e}")
         return 1
-    if args.report:  # the same, as a page to file
+    if args.report or args.json:  # for instructors: per-step verdicts and their evidence
+        import json
         import socket
         import time
 
         from infralab.labs import Live, html_report
 
         results = lab.run(Live(run))
-        Path(args.report).write_text(html_report(
-            lab, results, socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S %Z")))
-        print(f"wrote {args.report}: {sum(1 for r in results if r[2])}/{len(results)} "
-              "steps done")
-        if not args.json:
-            return 0 if all(r[2] for r in results) else 1
-    if args.json:  # for instructors: per-step verdicts with the evidence seen
-        import json
-
-        from infralab.labs import Live
-
-        results = lab.run(Live(run))
-        print(json.dumps({"lab": lab.name, "title": lab.title, "run": str(run),
-                          "steps": [{"step": i, "title": t, "done": ok, "evidence": why}
-                                    for i, t, ok, why in results],
-                          "done": sum(1 for r in results if r[2]), "of": len(results)},
-                         indent=1))
+        if args.report:  # as a page to file
+            Path(args.report).write_text(html_report(
+                lab, results, socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S %Z")))
+            print(f"wrote {args.report}: {sum(1 for r in results if r[2])}/{len(results)} "
+                  "steps done")
+        if args.json:
+            print(json.dumps({"lab": lab.name, "title": lab.title, "run": str(run),
+                              "steps": [{"step": i, "title": t, "done": ok, "evidence": why}
+                                        for i, t, ok, why in results],
+                              "done": sum(1 for r in results if r[2]), "of": len(results)},
+                             indent=1))
         return 0 if all(r[2] for r in results) else 1
     text, done = check(lab, run)
     print(text)

@@ -325,7 +325,7 @@ def _reserved(live: Live) -> tuple[bool, str]:
 
 
 def _no_relay(live: Live) -> tuple[bool, str]:
-    log = live.jsonl(live.host_file("a3", "norelay.jsonl"))
+    log = _client_log(live, "a3", "norelay.jsonl")
     asked = sum(1 for e in log if e["event"] == "send" and e.get("message") == "DISCOVER")
     bound = any(e["event"] == "bound" for e in log)
     ok = asked > 0 and not bound
@@ -334,15 +334,16 @@ def _no_relay(live: Live) -> tuple[bool, str]:
 
 
 def _relay_back(live: Live) -> tuple[bool, str]:
-    log = live.jsonl(live.host_file("a3", "relayon.jsonl"))
+    log = _client_log(live, "a3", "relayon.jsonl")
     got = [e["address"] for e in log if e["event"] == "bound"]
     on = live.api("/relay/r1")["enabled"]
     return bool(got) and on, (f"relay on again, a3 bound to {got[-1]}" if got and on else
                               f"relay {'on' if on else 'off'}; a3 bound: {bool(got)}")
 
 
-def _client_log(live: Live, host: str) -> list[dict]:
-    return live.jsonl(live.host_file(host, "client.jsonl"))
+def _client_log(live: Live, host: str, name: str = "client.jsonl") -> list[dict]:
+    """A DHCP client's own log (its --log) in the host's directory."""
+    return live.jsonl(live.host_file(host, name))
 
 
 def _b1_bound(live: Live) -> tuple[bool, str]:

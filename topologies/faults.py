@@ -24,7 +24,7 @@ Pure: no clock and no network. The emulation injects and heals (emulation/faults
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .model import Topology, TopologyError, delay_seconds
@@ -377,7 +377,3 @@ def draw(spec: RandomSpec, topo: Topology, seed: int) -> list[Fault]:
             data["duration"] = duration
         out.append(parse_fault(data, f"faults.random ({kind})", topo))
     return out
-
-
-def with_at(f: Fault, at: float) -> Fault:
-    return replace(f, at=at)

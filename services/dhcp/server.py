@@ -157,8 +157,13 @@ class DhcpServer:
                 self._send(r)  # nothing of theirs needs to be on disk
             else:
                 later.append(r)
+        self._queue_commit(journal, later)
+
+    def _queue_commit(self, journal: list[dict], replies: list[Reply]) -> None:
+        """Hand lease changes (and the replies that must wait for them) to the commit
+        thread."""
         with self.commit_ready:
-            self.to_commit.append((journal, later))
+            self.to_commit.append((journal, replies))
             self.commit_ready.notify()
 
     def _commit_loop(self) -> None:
@@ -224,9 +229,7 @@ class DhcpServer:
             out = self._answer(line, time.time())
             journal = self.logic.drain_journal()
         if journal:  # (fill/unfill: on disk like any lease change)
-            with self.commit_ready:
-                self.to_commit.append((journal, []))
-                self.commit_ready.notify()
+            self._queue_commit(journal, [])
         return out
 
     def _answer(self, line: str, now: float) -> object:
