@@ -47,7 +47,7 @@ clean: ## remove what crashed runs left behind (infralab's own bridges/processes
 vm: ## build the course VM image in vm/out/ (debootstrap + scripts/install.sh; needs debootstrap)
 	$(SUDO) bash vm/build.sh
 
-vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside (SMOKE=demo: make demo; SMOKE=lab: the NAT lab; SMOKE=kernel: kernel datapath + netem; TREE=1: this checkout's code)
+vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside (SMOKE=demo: make demo; SMOKE=lab: the NAT lab; SMOKE=labs: every lab; SMOKE=kernel: kernel datapath + netem; TREE=1: this checkout's code)
 	$(SUDO) SMOKE=$(or $(SMOKE),check) TREE=$(TREE) SMOKE_ENV="$(SMOKE_ENV)" bash vm/smoke.sh
 
 vm-cluster-smoke: ## boot two guests of vm/out/infralab.img on a private network and run duo split over both (issue 15)

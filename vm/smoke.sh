@@ -5,6 +5,7 @@
 # SMOKE=check (default): `infralab validate world` + `infralab up duo`;
 # SMOKE=demo: `make demo`, offline, as a student would run it;
 # SMOKE=lab: the NAT lab's steps as typed at the prompt (labs/nat.cli), then `lab check nat`;
+# SMOKE=labs: every lab's handout as typed, each on a fresh network (vm/labs-smoke.sh);
 # SMOKE=kernel: the kernel datapath and netem chosen by auto, the routing, NAT, link and
 # DHCP scenario tests on them, and kernel/userspace ratios (vm/kernel-smoke.sh).
 # TREE=1: attach this checkout's committed code (git archive HEAD) as a second disk; the
@@ -57,7 +58,7 @@ fi
 if ! grep -q "INFRALAB-SMOKE" "$log" 2>/dev/null; then
   boot -machine accel=tcg  # software emulation: slow, but it works anywhere
 fi
-grep -a "KERNEL-SMOKE" "$log" | tr -d '\r' || true
+grep -aE "(KERNEL|LABS)-SMOKE" "$log" | tr -d '\r' || true
 if grep -q "INFRALAB-SMOKE-PASS" "$log"; then
   echo "vm-smoke: PASS ($SMOKE, booted from the disk's own boot loader)"
 else

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# SMOKE=labs, inside the course VM (issue 18): every lab's handout typed at the prompt as a
+# student would (`infralab up TOPOLOGY --script labs/NAME.cli`), each on a fresh network
+# and each ending with its checker. Every verdict line starts with LABS-SMOKE (vm/smoke.sh
+# quotes them); exit 0 only when every lab says "N/N steps done".
+set -uo pipefail
+cd /opt/infralab
+say() { echo "LABS-SMOKE: $*"; }
+status=0
+for lab in nat:world dns:world gslb:world natlab:natlab dhcp:dhcplab; do
+  name=${lab%%:*} topo=${lab#*:}
+  t0=$(date +%s)
+  .venv/bin/infralab up "$topo" --script "labs/$name.cli" > "/tmp/lab-$name.log" 2>&1
+  rc=$?
+  done_line=$(grep -aoE "[0-9]+/[0-9]+ steps done" "/tmp/lab-$name.log" | tail -n 1)
+  say "$name on $topo: ${done_line:-no checker output}, exit $rc, $(( $(date +%s) - t0 )) s"
+  n=${done_line%%/*} m=${done_line#*/}; m=${m%% *}
+  if [ "$rc" -ne 0 ] || [ -z "$done_line" ] || [ "$n" != "$m" ]; then
+    status=1
+    grep -aE "TODO|Error|error" "/tmp/lab-$name.log" | head -n 20 | sed "s/^/LABS-SMOKE: $name: /"
+  fi
+done
+say "done, status $status"
+exit $status
