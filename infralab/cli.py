@@ -6,6 +6,7 @@ Exit status: 0 success, 1 a failure while running, 2 a bad topology or bad usage
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import time
@@ -226,7 +227,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     outs = {h: Path(args.output) if args.output else outdir / f"{h.replace(':', '-')}.pcap"
             for h in args.host}
     _log(f"capturing on {', '.join(args.host)} for {args.seconds:g}s")
-    for out in capture_many(run, outs, args.seconds, args.filter or "").values():
+    for out in capture_many(run, outs, args.seconds, args.filter or "",
+                            shlex.split(args.during) if args.during else None).values():
         _log(f"wrote {out} ({out.stat().st_size} bytes)")
     return 0
 
@@ -383,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_draw)
     p = sub.add_parser("capture", help="record links of a running emulation (pcap) at "
                        "hosts or router ports, all over the same seconds")
-    p.add_argument("host", nargs="+", help="hosts, or router ports as ROUTER:PEER or "
+    p.add_argument("host", nargs="+", help="hosts (or HOST-eth0: at the prompt, a bare "
+                   "host name is turned into its address), or router ports as ROUTER:PEER or "
                    "ROUTER:SUBNET; e.g. `c1 web2a` or `rc:c1 rc:wan`: both sides of the "
                    "campus NAT (files: c1.pcap, rc-wan.pcap...)")
     p.add_argument("--dir", help="directory for HOST.pcap files (default: here)")
@@ -392,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="pcap file, with one host (default: HOST.pcap)")
     p.add_argument("--topology", default="world", help="which running emulation")
     p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.add_argument("--during", metavar="COMMAND",
+                   help="run COMMAND once the capture listens and stop soon after it "
+                   "ends, e.g. --during 'infralab dhcp client s1-eth0 --once' (typed in "
+                   "a host's shell at the prompt, it runs in that host)")
     p.set_defaults(fn=cmd_capture)
     p = sub.add_parser("list-topologies", help="what `infralab up` can build: shipped, "
                        "generated, imported (Topology Zoo, SNDlib, CAIDA...)")

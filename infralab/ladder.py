@@ -43,12 +43,16 @@ def capture(rundir: Path, host: str, out: Path, seconds: float, bpf: str = "") -
 
 
 def capture_many(rundir: Path, outs: dict[str, Path], seconds: float,
-                 bpf: str = "") -> dict[str, Path]:
+                 bpf: str = "", during: list[str] | None = None) -> dict[str, Path]:
     """Capture at several places over the same `seconds` (e.g. both sides of a NAT), one
     tcpdump each, started together; returns place -> pcap. A place is a host (its link,
     inside its namespace) or `ROUTER:PEER` / `ROUTER:SUBNET` (a router's port, on the
-    link's router end)."""
+    link's router end). With `during`, that command runs once every tcpdump is listening
+    (so its first packet is caught) and the capture ends shortly after it does, within
+    `seconds` at most."""
     import json
+    import select
+    import time
 
     manifest = json.loads((rundir / "manifest.json").read_text())
     seconds = max(1.0, min(seconds, 600.0))
@@ -59,22 +63,46 @@ def capture_many(rundir: Path, outs: dict[str, Path], seconds: float,
     for place, out in outs.items():
         if ":" in place:  # a router's port: its interface is in our own namespace
             prefix, intf = [], resolve_link(ports, place)
-        else:  # a host: tcpdump inside its namespace
-            node = manifest["processes"].get(f"node:{place}")
+        else:  # a host (or its interface, HOST-eth0): tcpdump inside its namespace
+            host = place.removesuffix("-eth0")
+            node = manifest["processes"].get(f"node:{host}")
             if node is None:
-                raise LookupError(f"no host {place!r} in {rundir}")
-            prefix, intf = ["mnexec", "-a", str(node["pid"])], f"{place}-eth0"
+                raise LookupError(f"no host {host!r} in {rundir}")
+            prefix, intf = ["mnexec", "-a", str(node["pid"])], f"{host}-eth0"
         cmds[place] = [*prefix, "timeout", str(seconds), "tcpdump", "-Z", "root", "-i", intf,
                        *tail, "-w", str(out)] + ([bpf] if bpf else [])
     procs = {h: subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                  text=True) for h, c in cmds.items()}
+    early: dict[str, str] = {}
+    ran = None
+    if during:
+        deadline = time.monotonic() + 10
+        for h, proc in procs.items():  # tcpdump says "listening on" once it captures
+            assert proc.stderr is not None
+            line = ""
+            while "listening on" not in line and time.monotonic() < deadline:
+                if not select.select([proc.stderr], [], [], 0.2)[0]:
+                    continue
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                early[h] = early.get(h, "") + line
+        ran = subprocess.run(during)
+        for proc in procs.values():  # the last packet's reply may trail the command
+            try:
+                proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
     failed = []
     for h, proc in procs.items():
         _, err = proc.communicate()
-        if proc.returncode not in (0, 124):  # 124: timeout ended it, as planned
-            failed.append(f"{h}: {err.strip()[-300:]}")
+        # 124: timeout ended it, as planned; 143/-15: ended after the command, as planned
+        if proc.returncode not in (0, 124, 143, -15):
+            failed.append(f"{h}: {(early.get(h, '') + err).strip()[-300:]}")
     if failed:
         raise RuntimeError("tcpdump failed: " + "; ".join(failed))
+    if ran is not None and ran.returncode:
+        raise RuntimeError(f"{' '.join(during or [])}: exit status {ran.returncode}")
     return dict(outs)
 
 
@@ -107,7 +135,9 @@ def events(pcap: Path) -> list[Event]:
             kind = DHCP_TYPES.get(int(opts.get("message-type", 0)), "BOOTP")
             yi = p["BOOTP"].yiaddr
             gi = p["BOOTP"].giaddr
-            label = f"DHCP {kind}" + (f" yiaddr={yi}" if yi != "0.0.0.0" else "") + \
+            sid = opts.get("server_id") if kind == "REQUEST" else None  # the one chosen
+            label = f"DHCP {kind}" + (f" server={sid}" if sid else "") + \
+                (f" yiaddr={yi}" if yi != "0.0.0.0" else "") + \
                 (f" giaddr={gi}" if gi != "0.0.0.0" else "")
         elif p.haslayer("DNS"):
             d = p["DNS"]

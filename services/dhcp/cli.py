@@ -167,6 +167,10 @@ class ClientProcess:
         self.configured = c
         # T1/T2 as the lease has them (from the moment it was bound), not what is left
         # after configuring the interface took its time (0.1 s under software emulation)
+        if c.bootp:  # from a BOOTP server: no lease time, no renewal
+            self.note("bound", address=str(c.address), router=str(c.router),
+                      server=str(c.server), lease="infinite", bootp=True)
+            return
         self.note("bound", address=str(c.address), router=str(c.router), server=str(c.server),
                   lease=c.lease, t1=round(m.t1 - m.bound_at, 1), t2=round(m.t2 - m.bound_at, 1))
 

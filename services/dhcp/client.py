@@ -3,6 +3,11 @@
     INIT -> SELECTING -> REQUESTING -> BOUND -> RENEWING (T1, unicast to the server)
          -> REBINDING (T2, broadcast) -> lease expiry -> INIT;  stop() releases.
 
+A BOOTP server (RFC 951) answers a DISCOVER with a plain BOOTREPLY: an address and no
+DHCP message type. When such a reply is all that came `bootp_wait` seconds after it, the
+client takes it (RFC 1534: a DHCP client may use a BOOTP server): SELECTING -> BOUND with
+an infinite binding, no renewal and nothing to release.
+
 It returns actions instead of doing anything: `Send` a message (broadcast, or unicast to
 the server), `Configure` the interface with a lease, `Unconfigure` it. T1/T2 come from
 the server (options 58/59) unless the client is told ratios (the notes' 50% / 75%).
@@ -18,6 +23,7 @@ from wire import dhcp as p
 
 INIT, SELECTING, REQUESTING, BOUND, RENEWING, REBINDING = (
     "INIT", "SELECTING", "REQUESTING", "BOUND", "RENEWING", "REBINDING")
+INFINITE = 0xFFFFFFFF  # RFC 2132 9.2: lease time "infinity"
 PARAMS = bytes([p.OPT_MASK, p.OPT_ROUTER, p.OPT_DNS, p.OPT_DOMAIN, p.OPT_LEASE_TIME,
                 p.OPT_T1, p.OPT_T2])
 
@@ -36,6 +42,7 @@ class Configure:
     domain: str | None
     lease: int
     server: IPv4Address
+    bootp: bool = False  # from a BOOTP server: infinite, never renewed or released
 
 
 @dataclass
@@ -53,6 +60,7 @@ class ClientMachine:
     t2_ratio: float | None = None  # None: the server's T2 (or RFC 0.875)
     retry_base: float = 4.0  # RFC 2131 4.1: 4 s, doubling up to 64 s, +-1 s
     hostname: str = ""
+    bootp_wait: float = 1.0  # a BOOTP reply is taken only if no OFFER came by then
     rng: random.Random = field(default_factory=random.Random)
     state: str = INIT
     xid: int = 0
@@ -64,6 +72,8 @@ class ClientMachine:
     expiry: float = 0.0
     next_send: float = 0.0
     tries: int = 0
+    bootp_reply: p.DhcpMessage | None = None
+    bootp_at: float = 0.0
     history: list[tuple[float, str]] = field(default_factory=list)  # (time, state)
 
     # ---- events ---------------------------------------------------------------------------
@@ -82,6 +92,8 @@ class ClientMachine:
         if self.state == RENEWING and now >= self.t2:
             self._to(now, REBINDING)
             return self._renew(now)
+        if self.state == SELECTING and self.bootp_reply is not None and now >= self.bootp_at:
+            return self._bound_bootp(now, self.bootp_reply)
         if now < self.next_send:
             return []
         if self.state == SELECTING:
@@ -104,6 +116,10 @@ class ClientMachine:
             self._to(now, REQUESTING)
             self.tries = 0
             return self._send_request(now)
+        if self.state == SELECTING and t is None and m.yiaddr != p.ZERO and \
+                self.bootp_reply is None:  # a BOOTP server: kept in case no OFFER comes
+            self.bootp_reply, self.bootp_at = m, now + self.bootp_wait
+            return []
         if self.state in (REQUESTING, RENEWING, REBINDING) and t == p.ACK:
             return self._bound(now, m)
         if self.state in (REQUESTING, RENEWING, REBINDING) and t == p.NAK:
@@ -118,6 +134,10 @@ class ClientMachine:
         """RELEASE the lease (unicast to its server) and unconfigure."""
         if self.lease is None or self.state not in (BOUND, RENEWING, REBINDING):
             return []
+        if self.lease.bootp:  # BOOTP has no RELEASE: the server keeps the binding
+            self._to(now, INIT)
+            self.lease = None
+            return [Unconfigure("stopped (a BOOTP binding has nothing to release)")]
         rel = self._msg(p.RELEASE, ciaddr=self.lease.address.ip)
         rel.options[p.OPT_SERVER_ID] = p.ip_opt(self.lease.server)
         self._to(now, INIT)
@@ -129,6 +149,8 @@ class ClientMachine:
     def next_wakeup(self) -> float:
         times = [self.next_send] if self.state in (SELECTING, REQUESTING, RENEWING,
                                                    REBINDING) else []
+        if self.state == SELECTING and self.bootp_reply is not None:
+            times.append(self.bootp_at)
         if self.state == BOUND:
             times.append(self.t1)
         if self.state == RENEWING:
@@ -144,7 +166,7 @@ class ClientMachine:
 
     def _discover(self, now: float) -> list[Action]:
         self.xid = self.rng.getrandbits(32)
-        self.offer = None
+        self.offer = self.bootp_reply = None
         self.tries = 0
         self._to(now, SELECTING)
         return self._send_discover(now)
@@ -195,5 +217,17 @@ class ClientMachine:
             m.u32(p.OPT_T2) or lease * 0.875
         self.bound_at, self.t1, self.t2, self.expiry = now, now + t1, now + t2, now + lease
         self.lease = cfg
+        self._to(now, BOUND)
+        return [cfg]
+
+    def _bound_bootp(self, now: float, m: p.DhcpMessage) -> list[Action]:
+        mask = m.addr(p.OPT_MASK) or IPv4Address("255.255.255.0")
+        cfg = Configure(IPv4Interface(f"{m.yiaddr}/{mask}"), m.addr(p.OPT_ROUTER),
+                        m.addrs(p.OPT_DNS), m.text(p.OPT_DOMAIN), INFINITE,
+                        m.siaddr if m.siaddr != p.ZERO else m.addr(p.OPT_SERVER_ID) or p.ZERO,
+                        bootp=True)
+        inf = float("inf")
+        self.bound_at, self.t1, self.t2, self.expiry = now, inf, inf, inf
+        self.lease, self.bootp_reply = cfg, None
         self._to(now, BOUND)
         return [cfg]

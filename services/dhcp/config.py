@@ -58,6 +58,7 @@ class Config:
     t2: float = 0.875
     server_id: IPv4Address | None = None  # default: the address of the receiving interface
     bootp: bool = True  # answer BOOTP requests (infinite leases from the pool)
+    bootp_only: bool = False  # `bootp: only`: an RFC 951 server, every request is BOOTP
     source: str = "<config>"
 
     def subnet_for(self, addr: IPv4Address) -> Subnet | None:
@@ -174,6 +175,6 @@ def _build(data: Any) -> Config:
             _lease(sd["lease_time"], f"{w}.lease_time") if "lease_time" in sd else lease, res))
     server_id = _addr(top["server_id"], "server_id") if "server_id" in top else None
     bootp = top.get("bootp", True)
-    if not isinstance(bootp, bool):
-        raise DhcpConfigError("bootp", "expected true or false")
-    return Config(subnets, t1, t2, server_id, bootp)
+    if not isinstance(bootp, bool) and bootp != "only":
+        raise DhcpConfigError("bootp", "expected true, false or only")
+    return Config(subnets, t1, t2, server_id, bootp is not False, bootp_only=bootp == "only")

@@ -74,7 +74,7 @@ class DhcpLogic:
             return []
         pool = self._pool_of[id(subnet)]
         server_id = self.config.server_id or local.ip
-        if m.bootp:
+        if m.bootp or self.config.bootp_only:  # (a BOOTP-only server reads no DHCP option)
             return self._bootp(now, m, subnet, pool, server_id)
         t = m.msg_type
         if t == p.DISCOVER:
@@ -224,7 +224,8 @@ class DhcpLogic:
             opts[p.OPT_RELAY_AGENT] = m.options[p.OPT_RELAY_AGENT]
         return p.DhcpMessage(p.BOOTREPLY, m.xid, 0, m.flags, ciaddr=m.ciaddr if mtype == p.ACK
                          else p.ZERO, yiaddr=ip, giaddr=m.giaddr, chaddr=m.chaddr,
-                         options=opts, bootp=mtype is None and m.bootp)
+                         options=opts,
+                         bootp=mtype is None and (m.bootp or self.config.bootp_only))
 
     @staticmethod
     def _deliver(reply: p.DhcpMessage, m: p.DhcpMessage) -> Reply:

@@ -136,7 +136,7 @@ class FastMiss:
             return False
         zone, addrs = found
         qid = secrets.randbits(16)
-        p = Pending(qid, addrs[0], zone, q, data[12:q.end])
+        p = Pending(qid, self.resolver.ranked(addrs)[0], zone, q, data[12:q.end])
         if not self._open(key, p, upstream_query(data, q, qid)):
             return False
         self.stats["upstream_queries"] += 1
@@ -209,6 +209,7 @@ class FastMiss:
 
     def _timed_out(self, key: bytes, p: Pending) -> None:
         self.stats["upstream_timeouts"] += 1
+        self.resolver.note_unresponsive(p.server)
         self._close(key, p)
         for data, addr, sock, _ in p.waiters:  # the full path tries again, other servers too
             self.slow(data, addr, sock)

@@ -22,6 +22,8 @@ from services.dns.zone import ZoneError
 MAX_CNAME = 10
 MAX_REFERRALS = 20
 MAX_DEPTH = 4  # nested resolutions of name-server addresses
+HOLD_DOWN_S = 60.0  # a server that did not answer is asked last for this long
+UNRESPONSIVE_MAX = 10_000
 
 Send = Callable[[str, DNSRecord], Awaitable[DNSRecord]]
 
@@ -66,6 +68,19 @@ class Resolver:
         self.now = now
         self.cache = cache or RecordCache()
         self.check_bailiwick = check_bailiwick
+        self.unresponsive: dict[str, float] = {}  # server address -> asked last until then
+
+    def ranked(self, addrs: list[str]) -> list[str]:
+        """`addrs` in the order to ask them: a server that did not answer lately goes last
+        for HOLD_DOWN_S (as Unbound's infrastructure cache and BIND's server RTTs do), so
+        one dead root or TLD server costs one timeout, not one per query."""
+        now = self.now()
+        return sorted(addrs, key=lambda a: self.unresponsive.get(a, 0.0) > now)
+
+    def note_unresponsive(self, addr: str) -> None:
+        if len(self.unresponsive) >= UNRESPONSIVE_MAX:
+            self.unresponsive.clear()
+        self.unresponsive[addr] = self.now() + HOLD_DOWN_S
 
     async def resolve(self, qname: DNSLabel | str, qtype: int, depth: int = 0) -> Result:
         qname = DNSLabel(qname) if isinstance(qname, str) else qname
@@ -142,7 +157,7 @@ class Resolver:
                                       "no-address", f"no address for {ns_names}"))
                 return "fail"
             outcome = None
-            for addr in addrs:
+            for addr in self.ranked(addrs):
                 outcome = await self._ask(addr, zone, name, qtype, res)
                 if outcome[0] not in ("lame", "timeout", "error"):
                     break
@@ -169,12 +184,15 @@ class Resolver:
             r = await self.send(addr, q)
         except TimeoutError:
             step.outcome = "timeout"
+            self.note_unresponsive(addr)
             return ("timeout",)
         except OSError as e:
             step.outcome, step.detail = "error", str(e)
+            self.note_unresponsive(addr)
             return ("error",)
         finally:
             step.elapsed_ms = round((time.monotonic() - t0) * 1000, 1)
+        self.unresponsive.pop(addr, None)
         return self._classify(r, zone, name, qtype, res, step)
 
     def _in_bailiwick(self, rr: RR, zone: Name) -> bool:

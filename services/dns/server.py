@@ -258,6 +258,8 @@ class AuthServer:
                 if soa is None:
                     raise TransferError(f"no SOA in answer (rcode {RCODE.get(r.header.rcode)})")
                 serial = soa.rdata.times[0]
+                if sec.state == "primary":  # promoted meanwhile: nothing to take
+                    return
                 if current is not None and not serial_lt(current.serial, serial):
                     with self.lock:
                         sec.on_success(time.monotonic(), current.soa)
@@ -269,6 +271,8 @@ class AuthServer:
                 tcp_exchange(master, q, XFR_TIMEOUT_S, reader)
                 zone = reader.zone(f"AXFR from {master[0]}")
                 with self.lock:
+                    if sec.state == "primary":
+                        return
                     data = self.zones.add(zone)
                     self.responder.clear_cache()
                     sec.on_success(time.monotonic(), data.soa)

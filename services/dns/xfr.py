@@ -203,6 +203,8 @@ class Secondary:
         self.notified = False
 
     def on_success(self, now: float, soa: RR) -> None:
+        if self.state == "primary":  # a refresh under way when the zone was promoted
+            return
         refresh, retry, expire = soa.rdata.times[1:4]
         self.serial = soa.rdata.times[0]
         self.state = "serving"
@@ -211,6 +213,8 @@ class Secondary:
         self.expire_at = now + expire
 
     def on_failure(self, now: float, error: str, soa: RR | None) -> None:
+        if self.state == "primary":
+            return
         self.last_error = error
         retry = soa.rdata.times[2] if soa is not None else self.retry_default
         self.refresh_at = now if self.notified else now + retry

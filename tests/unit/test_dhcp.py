@@ -155,6 +155,51 @@ def test_dhcp_bootp_request_gets_a_bootp_reply_with_an_infinite_binding(logic):
     assert lease is not None and lease.state == "bound"
 
 
+def test_dhcp_bootp_client_falls_back_to_bootp_when_only_a_bootp_server_answers():
+    """DHCP-BOOTP: an RFC 951 server (`bootp: only`) answers a DISCOVER with a plain
+    BOOTREPLY; the client waits `bootp_wait` for a DHCP OFFER, then takes it: an infinite
+    binding, never renewed, nothing to release. A DHCP server's OFFER still wins."""
+    import random
+
+    from services.dhcp.client import (
+        BOUND,
+        INFINITE,
+        REQUESTING,
+        SELECTING,
+        ClientMachine,
+        Configure,
+        Send,
+        Unconfigure,
+    )
+
+    only = DhcpLogic(loads(CONFIG + "bootp: only\n", "bootp.yaml"))
+    c = ClientMachine(mac(9), rng=random.Random(1))
+    (send,) = c.start(0.0)
+    assert isinstance(send, Send) and send.msg.msg_type == p.DISCOVER
+    (r,) = only.handle(0.0, p.parse(send.msg.to_bytes()), LOCAL)
+    reply = p.parse(r.msg.to_bytes())
+    assert reply.msg_type is None and reply.bootp and reply.yiaddr == IPv4Address("10.1.0.200")
+    assert c.receive(0.1, reply) == [] and c.state == SELECTING  # an OFFER may yet come
+    assert c.tick(0.6) == [] and c.next_wakeup == pytest.approx(1.1)
+    (cfg,) = c.tick(1.1)
+    assert isinstance(cfg, Configure) and cfg.bootp and cfg.lease == INFINITE
+    assert cfg.address == IPv4Interface("10.1.0.200/24") and cfg.server == SERVER
+    assert c.state == BOUND and c.tick(1e9) == [] and c.state == BOUND  # never renews
+    (gone,) = c.stop(2.0)
+    assert isinstance(gone, Unconfigure)  # and no RELEASE: BOOTP has none
+
+    dhcp = DhcpLogic(loads(CONFIG, "dhcp.yaml"))
+    c = ClientMachine(mac(10), rng=random.Random(2))
+    (send,) = c.start(0.0)
+    discover = p.parse(send.msg.to_bytes())
+    (b,) = only.handle(0.0, discover, LOCAL)
+    (o,) = dhcp.handle(0.0, discover, LOCAL)
+    assert c.receive(0.1, p.parse(b.msg.to_bytes())) == []
+    (req,) = c.receive(0.2, p.parse(o.msg.to_bytes()))
+    assert c.state == REQUESTING and req.msg.msg_type == p.REQUEST  # DHCP preferred
+    assert c.tick(5.0)[0].msg.msg_type == p.REQUEST and c.state == REQUESTING
+
+
 def test_dhcp_lease_persistence_replay_keeps_bindings_and_never_doubles(logic):
     a = dora(logic, 100.0, 1)
     b = dora(logic, 100.0, 2)

@@ -135,3 +135,31 @@ def test_dns_root_hints_errors_name_the_file(tmp_path):
     p.write_text(". NS ns.root.\n")
     with pytest.raises(ZoneError, match="hints.*missing"):
         read_root_hints(str(p))
+
+
+def test_dns_root_servers_a_dead_root_costs_one_timeout_then_is_asked_last(net, clock):
+    """DNS-HIER: three root servers in the hints. With the first one dead, the resolver asks
+    the next and still answers; for HOLD_DOWN_S it asks the dead one last, then tries it
+    again (it may be back)."""
+    from services.dns.resolver import HOLD_DOWN_S
+
+    for addr in ("198.18.1.2", "198.18.1.3"):
+        net.servers[addr] = net.servers["198.18.1.1"]
+    hints = read_root_hints(str(ZONES / "root.hints"))
+    assert [a for _, a in hints] == ["198.18.1.1", "198.18.1.2", "198.18.1.3"]
+    dead = net.servers.pop("198.18.1.1")
+    r = resolver(net, clock)
+    res = run(r.resolve("mail.example.com", QTYPE.A))
+    assert res.rcode == RCODE.NOERROR and res.answer, res.steps
+    roots = [(s.server, s.outcome) for s in res.steps if s.zone == "."]
+    assert roots == [("198.18.1.1", "timeout"), ("198.18.1.2", "referral")], roots
+    net.sent.clear()
+    res = run(r.resolve("example.co.kr", QTYPE.NS))  # kr. not cached: the root again
+    assert res.rcode == RCODE.NOERROR and res.answer
+    assert [a for a, *_ in net.sent][0] == "198.18.1.2", net.sent  # the dead one not first
+    clock.t += HOLD_DOWN_S + 1
+    net.servers["198.18.1.1"] = dead
+    r.cache.flush(None)
+    net.sent.clear()
+    run(r.resolve("mail.example.com", QTYPE.A))
+    assert net.sent[0][0] == "198.18.1.1", net.sent  # back in its place once it answers

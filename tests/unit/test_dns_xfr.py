@@ -87,6 +87,12 @@ def test_dns_expire_secondary_timers_follow_the_soa():
     assert sec.state == "expired"
     sec.promote()
     assert sec.state == "primary" and not sec.due(10_000)
+    # a refresh that was under way when it was promoted, ending once the master is back,
+    # and the master's NOTIFY at its restart: the zone stays promoted
+    sec.on_success(10_001, z.soa)
+    sec.on_failure(10_002, "timeout", z.soa)
+    sec.on_notify(10_003)
+    assert sec.state == "primary" and not sec.due(20_000)
 
 
 def test_dns_xfr_notify_during_a_failed_refresh_retries_at_once():

@@ -11,11 +11,11 @@ from scapy.utils import wrpcap
 from infralab.ladder import events, nat_steps, nat_svg, nat_text, svg, text
 
 
-def dora(kind: str, src: str, dst: str, t: float, yi: str = "0.0.0.0"):
+def dora(kind: str, src: str, dst: str, t: float, yi: str = "0.0.0.0", sid: str = ""):
     p = Ether() / IP(src=src, dst=dst) / UDP(sport=68 if src == "0.0.0.0" else 67,
                                              dport=67 if src == "0.0.0.0" else 68) / \
         BOOTP(op=1 if src == "0.0.0.0" else 2, yiaddr=yi) / \
-        DHCP(options=[("message-type", kind), "end"])
+        DHCP(options=[("message-type", kind)] + ([("server_id", sid)] if sid else []) + ["end"])
     p.time = t
     return p
 
@@ -23,7 +23,7 @@ def dora(kind: str, src: str, dst: str, t: float, yi: str = "0.0.0.0"):
 def test_ladder_of_dora_dns_and_tcp(tmp_path):
     pkts = [dora("discover", "0.0.0.0", "255.255.255.255", 0.0),
             dora("offer", "10.2.0.10", "255.255.255.255", 0.01, "10.2.1.100"),
-            dora("request", "0.0.0.0", "255.255.255.255", 0.02),
+            dora("request", "0.0.0.0", "255.255.255.255", 0.02, sid="10.2.0.10"),
             dora("ack", "10.2.0.10", "255.255.255.255", 0.03, "10.2.1.100")]
     q = Ether() / IP(src="10.1.0.53", dst="198.18.1.1") / UDP(sport=5000, dport=53) / \
         DNS(rd=0, qd=DNSQR(qname="www.example.com"))
@@ -38,8 +38,8 @@ def test_ladder_of_dora_dns_and_tcp(tmp_path):
     wrpcap(str(f), pkts + [q, a, syn])
     evs = events(f)
     labels = [e.label for e in evs]
-    assert labels[:4] == ["DHCP DISCOVER", "DHCP OFFER yiaddr=10.2.1.100", "DHCP REQUEST",
-                          "DHCP ACK yiaddr=10.2.1.100"]
+    assert labels[:4] == ["DHCP DISCOVER", "DHCP OFFER yiaddr=10.2.1.100",
+                          "DHCP REQUEST server=10.2.0.10", "DHCP ACK yiaddr=10.2.1.100"]
     assert labels[4] == "DNS ? www.example.com. A"
     assert labels[5] == "DNS answer www.example.com. -> 198.51.100.11 AA"
     assert labels[6] == "TCP 40000->80 S"
