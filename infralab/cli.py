@@ -6,6 +6,7 @@ Exit status: 0 success, 1 a failure while running, 2 a bad topology or bad usage
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import sys
@@ -129,6 +130,7 @@ def cmd_up(args: argparse.Namespace) -> int:
              f"(run directory {emu.rundir})")
         from infralab.mncli import InfralabCLI
 
+        view = _start_view(emu.rundir, topo, args.web) if args.web is not None else None
         if args.faults_log:
             emu.faults.keep_to = Path(args.faults_log).resolve()
         if args.faults:  # the topology's schedule, beside the prompt or the script
@@ -146,8 +148,42 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             InfralabCLI(emu)
             status = 0
+        if view is not None:
+            view.stop()
     _log("torn down")
     return status
+
+
+def _start_view(rundir: Path, topo, port: int):
+    """The live web page of a run (issue 19), on loopback; says where and its token."""
+    from infralab.draw import svg_text
+    from infralab.webview import serve
+
+    view = serve(rundir, svg_text(topo), port)
+    _log(f"live view: {view.url}  (changes need the token {view.token})")
+    return view
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Attach the live web page to a running emulation and serve it until Ctrl-C."""
+    from infralab.labs import find_run
+
+    run = Path(args.run) if args.run else find_run(args.topology)
+    name = json.loads((run / "manifest.json").read_text()).get("topology", args.topology)
+    try:
+        topo = topologies.load(topologies.builtin(name))
+    except (OSError, ValueError, topologies.TopologyError) as e:
+        raise SystemExit(f"infralab view: cannot draw {name!r}: {e}") from None
+    view = _start_view(run, topo, args.port)
+    try:
+        while (run / "manifest.json").exists():
+            time.sleep(1)
+        _log(f"{name} was torn down")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        view.stop()
+    return 0
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
@@ -354,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "schedule once it is up (with --no-cli: tear down after its end)")
     p.add_argument("--seed", type=int, help="the random faults' seed (default: the block's)")
     p.add_argument("--faults-log", help="keep the fault timeline (faults.jsonl) here")
+    p.add_argument("--web", type=int, nargs="?", const=0, metavar="PORT",
+                   help="serve the live view on 127.0.0.1 (PORT, default any free one)")
     _overlay_flag(p)
     _kernel_flags(p)
     _cluster_flags(p)
@@ -383,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dot", action="store_true", help="print the Graphviz text instead")
     _overlay_flag(p)
     p.set_defaults(fn=cmd_draw)
+    p = sub.add_parser("view", help="the live web page of a running emulation, on "
+                       "127.0.0.1 (issue 19)")
+    p.add_argument("--topology", default="world", help="which running emulation")
+    p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.add_argument("--port", type=int, default=0, help="default: any free port")
+    p.set_defaults(fn=cmd_view)
     p = sub.add_parser("capture", help="record links of a running emulation (pcap) at "
                        "hosts or router ports, all over the same seconds")
     p.add_argument("host", nargs="+", help="hosts (or HOST-eth0: at the prompt, a bare "

@@ -116,6 +116,14 @@ def to_dot(topo: Topology) -> str:
     return "\n".join(lines) + "\n"
 
 
+def svg_text(topo: Topology) -> str:
+    """The picture as SVG text (the live view draws on it)."""
+    r = subprocess.run(["dot", "-Tsvg"], input=to_dot(topo), text=True, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"dot failed: {r.stderr.strip()}")
+    return r.stdout
+
+
 def render(topo: Topology, out: Path) -> Path:
     """Write `out` (.svg or .png) with Graphviz's dot."""
     fmt = out.suffix.lstrip(".").lower()

@@ -12,7 +12,7 @@ APT_PACKAGES=(
   nsd bind9 unbound knot-dnsutils ldnsutils dnsperf pdns-server pdns-backend-bind curl
   stun-client stun-server openssh-server openssh-client sudo
   kea-dhcp4-server kea-admin isc-dhcp-client udhcpc dnsmasq-base graphviz librsvg2-bin
-  frr
+  frr chromium
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -1,0 +1,232 @@
+// infralab view: the topology and, live, what each part of the network holds (issue 19).
+// No library: the server pushes a snapshot (event "state") and new events ("log") by
+// server-sent events; this file draws them into the SVG and the panels.
+"use strict";
+
+let state = {};
+let selected = null; // {kind: "r" | "h" | "s", name}
+let seenRows = new Map(); // panel key -> set of row keys already shown (new ones glow)
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function table(head, rows, key, panelKey) {
+  const seen = seenRows.get(panelKey);
+  const now = new Set();
+  const t = el("table", {}, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))));
+  const body = el("tbody");
+  for (const r of rows) {
+    const k = key(r);
+    now.add(k);
+    const tr = el("tr", { "data-key": k }, ...r.cells.map((c) => el("td", {}, c ?? "")));
+    if (seen && !seen.has(k)) tr.classList.add("new");
+    body.append(tr);
+  }
+  seenRows.set(panelKey, now);
+  t.append(body);
+  return t;
+}
+
+// ---- the topology --------------------------------------------------------------------------
+async function loadTopology() {
+  const text = await (await fetch("/topology.svg")).text();
+  $("topo").innerHTML = text.slice(text.indexOf("<svg"));
+  for (const g of document.querySelectorAll("#topo g.node")) {
+    const title = g.querySelector("title")?.textContent || "";
+    const [kind, name] = title.split(":");
+    g.dataset.kind = kind;
+    g.dataset.name = name;
+    g.setAttribute("role", "button");
+    g.setAttribute("aria-label", `${{ r: "router", h: "host", s: "subnet" }[kind] || kind} ${name}`);
+    g.addEventListener("click", () => select(kind, name));
+  }
+  for (const g of document.querySelectorAll("#topo g.edge")) {
+    const title = g.querySelector("title")?.textContent.replace("&#45;&#45;", "--") || "";
+    const [a, b] = title.split("--").map((x) => x.split(":"));
+    if (a && b) {
+      g.dataset.a = a[1];
+      g.dataset.b = b[1];
+      g.dataset.bkind = b[0];
+    }
+  }
+}
+
+function drawState() {
+  $("topology").textContent = state.topology || "";
+  const routers = state.routers || {};
+  const ready = Object.values(routers).filter((r) => r.ready).length;
+  $("summary").textContent = `${ready}/${Object.keys(routers).length} routers ready` +
+    (state.links_down?.length ? `, links down: ${state.links_down.join(", ")}` : "");
+  for (const g of document.querySelectorAll('#topo g.node[data-kind="r"]')) {
+    const r = routers[g.dataset.name];
+    g.classList.toggle("ready", !!r?.ready);
+    g.classList.toggle("notready", !!r && !r.ready);
+  }
+  const down = new Set(state.links_down || []);
+  for (const g of document.querySelectorAll("#topo g.edge")) {
+    const { a, b } = g.dataset;
+    if (!a || !b) continue;
+    g.classList.toggle("down", down.has([a, b].sort().join("--")));
+    const rate = (state.links || {})[`${a}--${b}`] || (state.links || {})[`${b}--${a}`];
+    let t = g.querySelector("text.rate");
+    if (rate) {
+      if (!t) {
+        const label = g.querySelector("text");
+        t = document.createElementNS("http://www.w3.org/2000/svg", "text");
+        t.setAttribute("class", "rate");
+        t.setAttribute("text-anchor", "middle");
+        t.setAttribute("x", label?.getAttribute("x") || 0);
+        t.setAttribute("y", Number(label?.getAttribute("y") || 0) + 10);
+        g.append(t);
+      }
+      t.textContent = `${rate.pps} pkt/s`;
+    } else if (t) {
+      t.remove();
+    }
+  }
+  if (selected) drawPanel();
+}
+
+// ---- the panel ---------------------------------------------------------------------------------
+function select(kind, name) {
+  for (const g of document.querySelectorAll("#topo g.node.selected")) g.classList.remove("selected");
+  document.querySelector(`#topo g.node[data-name="${CSS.escape(name)}"]`)?.classList.add("selected");
+  selected = { kind, name };
+  seenRows = new Map();
+  drawPanel();
+}
+
+function drawPanel() {
+  const { kind, name } = selected;
+  $("panel-title").textContent = `${{ r: "router", h: "host", s: "subnet" }[kind] || kind} ${name}`;
+  const body = el("div");
+  if (kind === "r") routerPanel(body, name);
+  else if (kind === "h") hostPanel(body, name);
+  else body.append(el("p", {}, "a subnet: click a router or a host on it"));
+  $("panel-body").replaceChildren(body);
+}
+
+function routerPanel(body, name) {
+  const r = (state.routers || {})[name];
+  if (!r) {
+    body.append(el("p", {}, "not known to the controller (yet)"));
+    return;
+  }
+  body.append(el("p", { class: r.ready ? "healthy" : "unhealthy" }, r.ready ? "ready" : "not ready"));
+  body.append(el("h3", {}, "Neighbours"), el("p", {}, r.neighbors.join(", ") || "none yet"));
+  body.append(el("h3", {}, "Counters"),
+    el("p", {}, Object.entries(r.counters || {}).map(([k, v]) => `${k} ${v}`).join(", ")));
+  const nat = (state.nat || {})[name];
+  if (!nat) return;
+  body.append(el("h3", {}, `NAT: ${nat.count} translation(s)`));
+  for (const [iface, i] of Object.entries(nat.interfaces || {})) {
+    if (!i.pat) continue; // mapping and filtering are PAT behaviours (RFC 4787)
+    const form = el("form", { class: "behaviour", "data-iface": iface });
+    const pick = (what, value) => {
+      const s = el("select", { name: what, "aria-label": `${iface} ${what}` });
+      for (const o of ["endpoint-independent", "address-dependent", "address-and-port-dependent"]) {
+        const opt = el("option", { value: o }, o);
+        if (o === value) opt.selected = true;
+        s.append(opt);
+      }
+      return s;
+    };
+    form.append(`${iface}: mapping `, pick("mapping", i.mapping), " filtering ",
+      pick("filtering", i.filtering), " ", el("button", { type: "submit" }, "apply"));
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); setBehaviour(name, iface, form); });
+    body.append(form);
+  }
+  const rows = (nat.rows || []).map((t) => ({
+    t, cells: [t.kind, t.interface, t.proto, t.inside, t.outside, (t.remotes || []).join(" "),
+      t.age ?? "", t.idle ?? "", t.packets ?? ""],
+  }));
+  body.append(table(["kind", "on", "proto", "inside", "outside", "remotes", "age s", "idle s",
+    "packets"], rows, (r) => `${r.t.kind} ${r.t.proto} ${r.t.inside} ${r.t.outside}`, `nat:${name}`));
+}
+
+async function setBehaviour(router, iface, form) {
+  let token = sessionStorage.getItem("infralab-token");
+  if (!token) {
+    token = prompt("The token printed by `infralab view` (or `infralab up --web`):");
+    if (!token) return;
+    sessionStorage.setItem("infralab-token", token);
+  }
+  const q = new URLSearchParams(new FormData(form)).toString();
+  const r = await fetch(`/nat/${router}/${iface}?${q}`, {
+    method: "POST", headers: { "X-Infralab-Token": token },
+  });
+  if (r.status === 403) sessionStorage.removeItem("infralab-token");
+  addEvents([{ time: Date.now() / 1000, source: "view", kind: r.ok ? "changed" : "refused",
+    text: `${router} ${iface} ${q}: ${r.ok ? "done" : await r.text()}` }]);
+}
+
+function hostPanel(body, name) {
+  const services = (state.services || {})[name] || [];
+  body.append(el("p", {}, services.length ? `services: ${services.join(", ")}` : "no service"));
+  const leases = (state.leases || {})[name];
+  if (leases) {
+    body.append(el("h3", {}, `DHCP: ${leases.count} lease(s)`));
+    const rows = leases.rows.map((l) => ({ l, cells: [l.ip, l.mac, l.state, l.remaining, l.hostname] }));
+    body.append(table(["address", "MAC", "state", "left s", "host"], rows, (r) => `${r.l.ip} ${r.l.mac}`,
+      `leases:${name}`));
+  }
+  const gslb = (state.gslb || {})[name];
+  if (gslb) {
+    for (const [pool, members] of Object.entries(gslb)) {
+      body.append(el("h3", {}, `pool ${pool}`));
+      const rows = Object.entries(members).map(([m, v]) => ({
+        m, cells: [m, v.address, v.site, v.state, v.last || ""],
+      }));
+      const t = table(["member", "address", "site", "health", "last check"], rows, (r) => r.m,
+        `gslb:${name}:${pool}`);
+      for (const tr of t.querySelectorAll("tbody tr")) {
+        const health = tr.children[3];
+        health.classList.add(health.textContent === "up" ? "healthy" : "unhealthy");
+      }
+      body.append(t);
+    }
+  }
+  const cache = (state.caches || {})[name];
+  if (cache) {
+    body.append(el("h3", {}, `resolver cache: ${cache.count} RRset(s)`));
+    const rows = cache.rows.map((c) => ({
+      c, cells: [c.name, c.type, c.ttl, c.negative ? "NXDOMAIN/NODATA" : (c.data || []).slice(0, 3).join(", ")],
+    }));
+    body.append(table(["name", "type", "TTL left", "data"], rows, (r) => `${r.c.name} ${r.c.type}`,
+      `cache:${name}`));
+  }
+}
+
+// ---- the event stream ------------------------------------------------------------------------
+function addEvents(batch) {
+  const list = $("events");
+  const filter = $("filter").value.toLowerCase();
+  for (const e of batch) {
+    const li = el("li", {},
+      el("span", { class: "time" }, new Date(e.time * 1000).toLocaleTimeString() + " "),
+      el("span", { class: "src" }, e.source), el("span", { class: "kind" }, e.kind), " ", e.text);
+    if (filter && !li.textContent.toLowerCase().includes(filter)) li.classList.add("hidden");
+    list.prepend(li);
+  }
+  while (list.children.length > 300) list.lastChild.remove();
+}
+
+$("filter").addEventListener("input", () => {
+  const f = $("filter").value.toLowerCase();
+  for (const li of $("events").children) li.classList.toggle("hidden", !!f && !li.textContent.toLowerCase().includes(f));
+});
+
+function connect() {
+  const es = new EventSource("/events");
+  es.addEventListener("open", () => { $("conn").textContent = "live"; $("conn").className = "conn live"; });
+  es.addEventListener("error", () => { $("conn").textContent = "reconnecting…"; $("conn").className = "conn lost"; });
+  es.addEventListener("state", (m) => { state = JSON.parse(m.data); drawState(); });
+  es.addEventListener("log", (m) => addEvents(JSON.parse(m.data)));
+}
+
+loadTopology().then(connect);

@@ -1,0 +1,150 @@
+"""TB-VIEW (issue 19): the live web view, in a real browser (Debian's Chromium, driven by
+Playwright), against the world: the page shows every router and host; a connection from
+c1 makes its NAT binding appear in rc's table within 2 s; a DHCP release removes the
+lease; unplugging web1b turns its GSLB members red; a NAT behaviour changed from the page
+needs the token. A screenshot of each view is saved (INFRALAB_SCREENSHOTS=DIR keeps them
+there, e.g. docs/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from emulation.build import wait_for
+from infralab.draw import svg_text
+from infralab.webview import serve
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def view(world):
+    v = serve(world.rundir, svg_text(world.topo))
+    yield v
+    v.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    keep = os.environ.get("INFRALAB_SCREENSHOTS")
+    return Path(keep) if keep else tmp_path_factory.mktemp("view")
+
+
+@pytest.fixture(scope="module")
+def page(view):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/install.sh installs Debian's chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        pg = browser.new_page(viewport={"width": 1600, "height": 1000})
+        pg.goto(view.url)
+        pg.wait_for_selector("#conn.live", timeout=15_000)
+        yield pg
+        browser.close()
+
+
+def click(page, name: str) -> None:
+    page.locator(f'#topo g.node[data-name="{name}"]').click()
+    page.wait_for_function(f"document.getElementById('panel-title').textContent.endsWith("
+                           f"' {name}')", timeout=5_000)
+
+
+def test_view_shows_every_router_and_host_and_the_routers_ready(world, page, shots):
+    for name in list(world.topo.routers) + list(world.topo.hosts):
+        node = page.locator(f'#topo g.node[data-name="{name}"]')
+        assert node.count() == 1, name
+        assert name in (node.text_content() or ""), name  # names are text: findable, readable
+    for name in world.topo.routers:
+        page.wait_for_selector(f'#topo g.node.ready[data-name="{name}"]', timeout=5_000)
+    assert re.search(r"(\d+)/\1 routers ready", page.inner_text("#summary"))
+    page.screenshot(path=str(shots / "view-topology.png"))
+
+
+def test_view_new_nat_binding_appears_on_rc_within_2s(world, page, shots):
+    from playwright.sync_api import expect
+
+    click(page, "rc")
+    seen = world.host("c1").cmd("curl -s -m4 http://198.51.100.131/whoami").strip()
+    assert re.fullmatch(r"203\.0\.113\.1:\d+", seen), seen
+    t0 = time.monotonic()
+    row = page.locator("#panel-body tr", has_text=seen)
+    expect(row).to_be_visible(timeout=2_000)
+    took = time.monotonic() - t0
+    assert "10.1.1.11:" in row.inner_text(), row.inner_text()
+    print(f"TB-VIEW: rc's binding {seen} on the page {took:.2f} s after the connection")
+    event = page.locator("#events li", has_text=seen.split(":")[1])
+    expect(event.first).to_be_visible(timeout=3_000)  # the translation log, as events
+    page.screenshot(path=str(shots / "view-nat.png"))
+
+
+def test_view_dhcp_release_removes_the_lease(world, page, shots):
+    from playwright.sync_api import expect
+
+    ip = world.ip("c4")
+    assert ip, "c4 has no lease"
+    click(page, "dhcp1")
+    row = page.locator("#panel-body tr", has_text=ip)
+    expect(row).to_be_visible(timeout=3_000)
+    page.screenshot(path=str(shots / "view-dhcp.png"))
+    world.stop_service("c4.dhcp-client")  # the client sends RELEASE as it stops
+    try:
+        expect(row).to_have_count(0, timeout=4_000)
+    finally:
+        world.start_service("c4.dhcp-client")
+        wait_for(lambda: world.ip("c4"), 20, "c4's lease again")
+
+
+def test_view_unplugged_web1b_turns_its_gslb_members_red(world, page, shots):
+    from playwright.sync_api import expect
+
+    click(page, "gslb")
+    cells = page.locator("#panel-body tr", has_text="198.51.100.12").locator("td:nth-child(4)")
+    expect(cells.first).to_have_text("up", timeout=5_000)
+    world.link("web1b", "rs", False)
+    try:
+        expect(cells.first).to_have_text("down", timeout=8_000)  # interval x fall + a poll
+        assert "unhealthy" in (cells.first.get_attribute("class") or "")
+        expect(page.locator("#events li", has_text="web1b").first).to_be_visible(timeout=3_000)
+        page.screenshot(path=str(shots / "view-gslb.png"))
+    finally:
+        world.link("web1b", "rs", True)
+
+
+def test_view_nat_behaviour_changed_from_the_page_needs_the_token(world, view, page):
+    from playwright.sync_api import expect
+
+    url = view.url + "nat/na/nalink?mapping=address-and-port-dependent"
+    for headers in ({}, {"X-Infralab-Token": "wrong"}):
+        req = urllib.request.Request(url, method="POST", data=b"", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=5)
+        assert e.value.code == 403
+    req = urllib.request.Request(view.url + "state", headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as e:  # DNS rebinding: not our name
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 403
+    assert world.api("/nat/na")["na"]["interfaces"]["nalink"]["mapping"] == \
+        "endpoint-independent"
+    click(page, "na")
+    page.evaluate(f"sessionStorage.setItem('infralab-token', {json.dumps(view.token)})")
+    form = page.locator('form.behaviour[data-iface="nalink"]')
+    form.locator('select[name="mapping"]').select_option("address-and-port-dependent")
+    form.locator("button").click()
+    try:
+        wait_for(lambda: world.api("/nat/na")["na"]["interfaces"]["nalink"]["mapping"]
+                 == "address-and-port-dependent", 5, "the page's change")
+        expect(page.locator("#events li", has_text="nalink").first).to_contain_text("done")
+    finally:
+        world.api("/nat/na/nalink?mapping=endpoint-independent"
+                  "&filtering=endpoint-independent", "POST")
