@@ -149,6 +149,7 @@ class Emulation:
         self.built.conntrack_zones = conntrack_zones(self.plan)
         # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
         ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf,
+                  "port": p.port,
                   **({"server": self.where[r.name]} if self.where else {})}
                  for r in self.plan.routers for i in r.interfaces for p in i.ports]
         if self.servers:  # each server's share, written down before anything is made

@@ -37,6 +37,7 @@ from infralab.labs import Live
 WEB = Path(__file__).resolve().parent / "web"
 POLL_S = 1.0  # a snapshot at most once a second
 LINK_POLL_S = 2.0  # interface counters (one ovs-vsctl call) every two seconds
+LABS_POLL_S = 5.0  # the labs' checkers (they read logs) every five seconds
 EVENTS_PER_S = 50  # events passed on to pages per second; beyond that, counted
 TABLE_ROWS = 300  # NAT rows and leases per server sent to the page (the count is exact)
 LOGS = {  # a run's logs the event stream follows: file (under the run dir) -> source
@@ -172,7 +173,8 @@ class Snapshot:
         except (OSError, ValueError):
             self.ports = []
         self._link_prev: dict[str, tuple[float, int, int]] = {}
-        self._link_at = float("-inf")
+        self._link_at = self._labs_at = float("-inf")
+        self._labs: list[dict] = []
         self._rates: dict[str, dict] = {}
 
     def labels(self, kind: str) -> list[tuple[str, Path]]:
@@ -182,15 +184,21 @@ class Snapshot:
 
     def gather(self, now: float, link_stats=ovs_interface_stats) -> dict:
         st = self.live.status()
-        routing = st.get("routing") or {}
+        routes: dict = {}
+        if st.get("api"):
+            try:
+                routes = self.live.api("/routes")
+            except (OSError, ValueError):
+                routes = {}
+        routing = routes.get("routing") or st.get("routing") or {}
         routers = {n: {"ready": bool(r.get("ready")), "neighbors": sorted(r.get("neighbors", {})),
                        "counters": r.get("counters", {}),
                        "nat": bool(r.get("nat")), "relay": bool(r.get("relay"))}
                    for n, r in st.get("routers", {}).items()}
         out: dict[str, Any] = {
             "topology": self.topology, "time": time.time(), "routers": routers,
-            "links_down": sorted("--".join(sorted(x)) if isinstance(x, list) else str(x)
-                                 for x in routing.get("links_down", [])),
+            "links_down": sorted({self._link_name(x) for x in routing.get("down_links", [])}),
+            "routes": {n: t[:TABLE_ROWS] for n, t in routes.get("routers", {}).items()},
             "services": {s.split(".", 1)[0]: [] for s in self.services},
             "nat": {}, "leases": {}, "gslb": {}, "caches": {}, "links": {},
         }
@@ -223,6 +231,10 @@ class Snapshot:
                 self._rates, self._link_prev = link_rates(self._link_prev, now, link_stats())
             except (OSError, ValueError, subprocess.SubprocessError):
                 self._rates = {}
+        if now - self._labs_at >= LABS_POLL_S:
+            self._labs_at = now
+            self._labs = self.labs()
+        out["labs"] = self._labs
         for p in self.ports:  # a router port's rate, by router and peer, and by subnet
             r = self._rates.get(p["intf"])
             if r is None:
@@ -232,6 +244,27 @@ class Snapshot:
             if agg is not r:
                 agg["pps"] = round(agg["pps"] + r["pps"], 1)
                 agg["bps"] += r["bps"]
+        return out
+
+    def _link_name(self, down: Any) -> str:
+        """The controller's (router, OpenFlow port) of a link down, as ROUTER--PEER in
+        name order (the peer from ports.json), e.g. ri--rs."""
+        router, port = (down + [None, None])[:2] if isinstance(down, list) else (down, None)
+        peer = next((p["peer"] for p in self.ports
+                     if p["router"] == router and p.get("port") == port), None)
+        return "--".join(sorted([str(router), peer])) if peer else f"{router} port {port}"
+
+    def labs(self) -> list[dict]:
+        """Every lab on this run's topology, checked (what `lab check` says)."""
+        from infralab.labs import LABS
+
+        out = []
+        for lab in LABS.values():
+            if lab.topology != self.topology:
+                continue
+            steps = [{"step": i, "title": t, "ok": ok, "why": why}
+                     for i, t, ok, why in lab.run(self.live)]
+            out.append({"name": lab.name, "title": lab.title, "steps": steps})
         return out
 
     @staticmethod

@@ -103,10 +103,12 @@ function select(kind, name) {
 
 function drawPanel() {
   const { kind, name } = selected;
-  $("panel-title").textContent = `${{ r: "router", h: "host", s: "subnet" }[kind] || kind} ${name}`;
+  $("panel-title").textContent = kind === "labs" ? "labs on this network"
+    : `${{ r: "router", h: "host", s: "subnet" }[kind] || kind} ${name}`;
   const body = el("div");
   if (kind === "r") routerPanel(body, name);
   else if (kind === "h") hostPanel(body, name);
+  else if (kind === "labs") labsPanel(body);
   else body.append(el("p", {}, "a subnet: click a router or a host on it"));
   $("panel-body").replaceChildren(body);
 }
@@ -121,6 +123,12 @@ function routerPanel(body, name) {
   body.append(el("h3", {}, "Neighbours"), el("p", {}, r.neighbors.join(", ") || "none yet"));
   body.append(el("h3", {}, "Counters"),
     el("p", {}, Object.entries(r.counters || {}).map(([k, v]) => `${k} ${v}`).join(", ")));
+  const routes = (state.routes || {})[name];
+  if (routes) {
+    body.append(el("h3", {}, `Routes (FIB): ${routes.length}`));
+    const rows = routes.map((r) => ({ r, cells: [r.prefix, r.origin, (r.via || []).join(", "), r.backup || ""] }));
+    body.append(table(["prefix", "origin", "via", "backup"], rows, (x) => x.r.prefix, `routes:${name}`));
+  }
   const nat = (state.nat || {})[name];
   if (!nat) return;
   body.append(el("h3", {}, `NAT: ${nat.count} translation(s)`));
@@ -201,6 +209,25 @@ function hostPanel(body, name) {
       `cache:${name}`));
   }
 }
+
+function labsPanel(body) {
+  const labs = state.labs || [];
+  if (!labs.length) body.append(el("p", {}, "no lab runs on this topology"));
+  for (const lab of labs) {
+    const done = lab.steps.filter((x) => x.ok).length;
+    body.append(el("h3", {}, `${lab.name}: ${done}/${lab.steps.length} steps done`));
+    const rows = lab.steps.map((x) => ({ x, cells: [x.step, x.ok ? "PASS" : "TODO", x.title, x.why] }));
+    const t = table(["step", "", "what", "evidence"], rows, (r) => `${lab.name}:${r.x.step}:${r.x.ok}`,
+      `labs:${lab.name}`);
+    for (const tr of t.querySelectorAll("tbody tr")) {
+      const verdict = tr.children[1];
+      verdict.classList.add(verdict.textContent === "PASS" ? "pass" : "todo");
+    }
+    body.append(t);
+  }
+}
+
+$("labs-button").addEventListener("click", () => select("labs", ""));
 
 // ---- the event stream ------------------------------------------------------------------------
 function addEvents(batch) {

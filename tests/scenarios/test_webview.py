@@ -88,6 +88,37 @@ def test_view_new_nat_binding_appears_on_rc_within_2s(world, page, shots):
     page.screenshot(path=str(shots / "view-nat.png"))
 
 
+def test_view_router_panel_has_its_routes_and_a_core_link_down_turns_red(world, page):
+    from playwright.sync_api import expect
+
+    click(page, "rc")
+    expect(page.locator("#panel-body tr", has_text="198.51.100.0/25").first).to_be_visible(
+        timeout=3_000)  # rc's FIB: dc1 by the route the controller computed
+    edge = page.locator('#topo g.edge[data-a="ri"][data-b="rs"], '
+                        '#topo g.edge[data-a="rs"][data-b="ri"]')
+    assert edge.count() == 1
+    world.link("ri", "rs", False)
+    try:
+        expect(edge).to_have_class(re.compile(r"\bdown\b"), timeout=4_000)
+        expect(page.locator("#summary")).to_contain_text("ri--rs")
+        expect(page.locator("#events li", has_text="ri--rs").first).to_contain_text("down")
+    finally:
+        world.link("ri", "rs", True)
+    expect(edge).not_to_have_class(re.compile(r"\bdown\b"), timeout=6_000)
+
+
+def test_view_shows_the_labs_checkers_verdicts(world, page, shots):
+    """The nat lab's step 2 (c1 through rc's PAT) was done by the NAT test above."""
+    from playwright.sync_api import expect
+
+    page.locator("#labs-button").click()
+    row = page.locator("#panel-body tr", has_text="c1 reached the internet through rc's PAT")
+    expect(row.locator("td.pass")).to_have_text("PASS", timeout=7_000)
+    todo = page.locator("#panel-body tr", has_text="na was switched to symmetric")
+    expect(todo.locator("td.todo")).to_have_text("TODO")
+    page.screenshot(path=str(shots / "view-labs.png"))
+
+
 def test_view_dhcp_release_removes_the_lease(world, page, shots):
     from playwright.sync_api import expect
 

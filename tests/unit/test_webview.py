@@ -54,9 +54,10 @@ def run_dir(tmp_path):
         "topology": "duo", "processes": {"node:h1": {"pid": 1},
                                          "service:dhcp1.dhcp": {"pid": 2}}}))
     (tmp_path / "controller-status.json").write_text(json.dumps({
-        "routing": {"links_down": [["r2", "r1"]]},
+        "routing": {"down_links": [["r2", 3], ["r1", 9]]},
         "routers": {"r1": {"ready": True, "neighbors": {"10.0.0.2": {}}, "nat": {"x": 1}}}}))
     (tmp_path / "ports.json").write_text(json.dumps([
+        {"router": "r2", "subnet": "core", "peer": "r1", "intf": "r2-eth3", "port": 3},
         {"router": "r1", "subnet": "lan", "peer": "h1", "intf": "r1-eth1"},
         {"router": "r1", "subnet": "lan", "peer": "h2", "intf": "r1-eth2"}]))
     return tmp_path
@@ -68,10 +69,11 @@ def test_view_snapshot_of_a_run_directory(tmp_path):
                      {"r1-eth1": (20, 2000), "r1-eth2": (40, 1000)}])
     snap.gather(0.0, lambda: next(readings))
     st = snap.gather(10.0, lambda: next(readings))
-    assert st["topology"] == "duo" and st["links_down"] == ["r1--r2"]
+    assert st["topology"] == "duo" and st["links_down"] == ["r1 port 9", "r1--r2"]
     assert st["routers"] == {"r1": {"ready": True, "neighbors": ["10.0.0.2"], "counters": {},
                                     "nat": True, "relay": False}}
     assert st["services"] == {"dhcp1": ["dhcp"]}
+    assert st["labs"] == []  # no lab runs on duo
     assert st["leases"] == {}  # its control socket does not answer: left out, not an error
     assert st["links"]["r1--h1"] == {"pps": 2.0, "bps": 1600}
     assert st["links"]["r1--lan"] == {"pps": 6.0, "bps": 2400}  # the subnet: both ports
