@@ -149,7 +149,6 @@ class Emulation:
         self.built.conntrack_zones = conntrack_zones(self.plan)
         # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
         ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf,
-                  "port": p.port,
                   **({"server": self.where[r.name]} if self.where else {})}
                  for r in self.plan.routers for i in r.interfaces for p in i.ports]
         if self.servers:  # each server's share, written down before anything is made
@@ -162,7 +161,9 @@ class Emulation:
             self.built.bridges = [r.name for r in self.plan.routers]
             self.built.interfaces = sorted({p["intf"] for p in ports})
         self.built.save()
-        (self.rundir / "ports.json").write_text(json.dumps(ports, indent=0))
+        numbers = [p.port for r in self.plan.routers for i in r.interfaces for p in i.ports]
+        (self.rundir / "ports.json").write_text(json.dumps(  # (+ OpenFlow port numbers)
+            [dict(p, port=n) for p, n in zip(ports, numbers, strict=True)], indent=0))
         if self.topo.files:  # made with the topology (overlay): {dir} is their copy here
             files = self.rundir / "files"
             for rel, text in self.topo.files.items():
