@@ -5,6 +5,8 @@ the notes draw is captured for real and drawn by `infralab ladder`:
     labs/world.svg, labs/dhcplab.svg, labs/natlab.svg   the labs' topologies
     labs/nat-pat.svg       c1 -> web2a through rc's PAT, each packet before | after
     labs/dns-resolution.svg  at the LDNS: c1 asks (RD=1), the LDNS walks root, TLD, domain
+    labs/gslb-zone.svg     at seoul's LDNS: a whole zone served by the GSLB
+    labs/gslb-ns.svg       at seoul's LDNS: a subdomain delegated to the GSLB (NS)
     labs/gslb-cname.svg    at seoul's LDNS: www.example.com's CNAME into the GSLB
     labs/dhcp-dora.svg     DORA on a1's own segment (broadcasts from 0.0.0.0)
     labs/dhcp-relay.svg    the same exchange at the server: unicast from the relay (giaddr)
@@ -56,6 +58,10 @@ def world_pictures(tmp: Path) -> list[Path]:
         for resolver, client, name, picture, title in (
                 ("ldns", "c1", "mail.example.com", "dns-resolution.svg",
                  "at the LDNS: c1 asks recursively, the LDNS iteratively"),
+                ("ldnss", "xs", "www.examplegslb.com", "gslb-zone.svg",
+                 "at seoul's LDNS: www.examplegslb.com, a zone the GSLB serves whole"),
+                ("ldnss", "xs", "rtt.gslb.example.com", "gslb-ns.svg",
+                 "at seoul's LDNS: rtt.gslb.example.com, delegated to the GSLB (NS)"),
                 ("ldnss", "xs", "www.example.com", "gslb-cname.svg",
                  "at seoul's LDNS: www.example.com, a CNAME into the GSLB")):
             at = tmp / f"{resolver}.pcap"
