@@ -9,6 +9,7 @@
     DHCP 4-way exchanges/s           infralab dhcp    vs  Kea 2.2 memfile, persisted (bench/dhcp.py)
     start-up/stop by size (--only scale)  generated campuses vs plain Mininet (bench/scale.py)
     two servers (--only cluster)     link by VXLAN / ssh tunnel vs one machine (bench/cluster.py)
+    the live view (--only view)      NAT conn/s with a view page open vs none (bench/view.py)
     convergence after a link fails   fast-failover / recompute vs FRR ospfd (bench/convergence.py)
     kernel paths (--only kernel)     kernel vs userspace datapath, netem vs delay line
                                      (bench/kernel.py)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "routers"],
                     help="with --only scale: which sweeps")
     ap.add_argument("--only", choices=["routing", "convergence", "dns", "gslb", "nat", "dhcp",
-                                       "scale", "cluster", "kernel"],
+                                       "scale", "cluster", "kernel", "view"],
                     help="run one group")
     args = ap.parse_args(argv)
     seconds = max(1, min(args.seconds, 30))
@@ -121,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         OUT.mkdir(exist_ok=True)
         (OUT / "kernel.json").write_text(json.dumps(res, indent=1))
         kernel.report(res)
+        return 0
+    if args.only == "view":  # (not in the default run: the live view's cost, issue 19)
+        from bench import view
+
+        res.update(view.bench_view(seconds))
+        OUT.mkdir(exist_ok=True)
+        (OUT / "view.json").write_text(json.dumps(res, indent=1))
+        view.report(res)
         return 0
     if args.only == "cluster":  # (not in the default run: two simulated servers)
         from bench import cluster

@@ -2,6 +2,7 @@
 
     GET  /nat                   every NAT router: counters, behaviours, the live table
     GET  /nat/<router>          one router
+         ?stats=0 (counters as last read, no flow-stats request) &limit=N (rows)
     POST /nat/<router>/<iface>?mapping=M&filtering=F   change RFC 4787 behaviour live
     POST /nat/<router>/<iface>/fill | unfill   hold every free pool address (a fault) or
                                 give them back
@@ -44,7 +45,13 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
             return 404, {"error": f"no router {parts[1]!r}"}
         return 200, view
     if method == "GET" and parts[:1] == ["nat"] and len(parts) <= 2:
-        view = app.nat_view(parts[1] if len(parts) == 2 else None)
+        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            limit = int(q["limit"]) if "limit" in q else None
+        except ValueError:
+            return 400, {"error": "limit: a number of rows"}
+        view = app.nat_view(parts[1] if len(parts) == 2 else None,
+                            fresh=q.get("stats", "1") != "0", limit=limit)
         if len(parts) == 2 and not view:
             return 404, {"error": f"no NAT on router {parts[1]!r}"}
         return 200, view

@@ -350,12 +350,19 @@ class InfralabController(app_manager.OSKenApp):
                 for e in events:
                     self.natlog.write(json.dumps({"time": round(t, 3), **e}) + "\n")
 
-    def nat_view(self, router: str | None = None) -> dict:
-        """NAT tables and counters of every NAT router (or one): the API's answer."""
-        self._guard("conntrack", self._read_conntrack)
-        self._guard("flow stats", self._refresh_stats, COOKIE_NAT, lambda r: r.nat is not None)
+    def nat_view(self, router: str | None = None, fresh: bool = True,
+                 limit: int | None = None) -> dict:
+        """NAT tables and counters of every NAT router (or one): the API's answer.
+        `fresh`: read the switches' counters first (a flow-stats request: costly under
+        load, so a poller such as the live view asks only now and then); `limit`: at
+        most that many rows of each table (`table_count` has them all)."""
+        if fresh:
+            self._guard("conntrack", self._read_conntrack)
+            self._guard("flow stats", self._refresh_stats, COOKIE_NAT,
+                        lambda r: r.nat is not None)
         now = time.monotonic()
-        return {r.name: {**r.nat.state(), "table": r.nat.rows(now)}
+        return {r.name: {**r.nat.state(), "table": r.nat.rows(now, limit),
+                         "table_count": r.nat.row_count()}
                 for r in self.routers.values()
                 if r.nat is not None and router in (None, r.name)}
 

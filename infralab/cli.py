@@ -156,10 +156,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _start_view(rundir: Path, topo, port: int):
     """The live web page of a run (issue 19), on loopback; says where and its token."""
-    from infralab.draw import svg_text
     from infralab.webview import serve
 
-    view = serve(rundir, svg_text(topo), port)
+    view = serve(rundir, topo, port)
     _log(f"live view: {view.url}  (changes need the token {view.token})")
     return view
 

@@ -23,21 +23,27 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
+import re
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
 from infralab.labs import Live
+from topologies import Topology
 
 WEB = Path(__file__).resolve().parent / "web"
 POLL_S = 1.0  # a snapshot at most once a second
 LINK_POLL_S = 2.0  # interface counters (one ovs-vsctl call) every two seconds
 LABS_POLL_S = 5.0  # the labs' checkers (they read logs) every five seconds
+NAT_STATS_S = 10.0  # the NAT flows' counters (a flow-stats request) every ten seconds
 EVENTS_PER_S = 50  # events passed on to pages per second; beyond that, counted
 TABLE_ROWS = 300  # NAT rows and leases per server sent to the page (the count is exact)
 LOGS = {  # a run's logs the event stream follows: file (under the run dir) -> source
@@ -129,11 +135,11 @@ def diff_events(before: dict, after: dict) -> list[dict]:
 
 # ---- the snapshot ----------------------------------------------------------------------------
 def link_rates(prev: dict[str, tuple[float, int, int]], now: float,
-               stats: dict[str, tuple[int, int]]) -> tuple[dict[str, dict], dict]:
+               stats: dict[str, tuple]) -> tuple[dict[str, dict], dict]:
     """Per interface packets/s and bytes/s (received + sent) since the previous reading;
     returns (rates, the reading to keep)."""
     rates, keep = {}, {}
-    for name, (pkts, octets) in stats.items():
+    for name, (pkts, octets, *_) in stats.items():
         keep[name] = (now, pkts, octets)
         p = prev.get(name)
         if p is not None and now > p[0]:
@@ -143,17 +149,20 @@ def link_rates(prev: dict[str, tuple[float, int, int]], now: float,
     return rates, keep
 
 
-def ovs_interface_stats() -> dict[str, tuple[int, int]]:
-    """name -> (packets, bytes), received plus sent, of every OVS interface (one call)."""
-    r = subprocess.run(["ovs-vsctl", "--timeout=2", "--format=json", "--columns=name,statistics",
-                        "list", "Interface"], capture_output=True, text=True, timeout=5)
+def ovs_interface_stats() -> dict[str, tuple[int, int, bool]]:
+    """name -> (packets, bytes, link up), received plus sent, of every OVS interface (one
+    call; OVS refreshes the counters every few seconds, the link state at once)."""
+    r = subprocess.run(["ovs-vsctl", "--timeout=2", "--format=json",
+                        "--columns=name,statistics,link_state", "list", "Interface"],
+                       capture_output=True, text=True, timeout=5)
     if r.returncode:
         return {}
     out = {}
-    for name, stats in json.loads(r.stdout).get("data", []):
+    for name, stats, state in json.loads(r.stdout).get("data", []):
         counters = dict(stats[1]) if isinstance(stats, list) and stats[0] == "map" else {}
         out[name] = (counters.get("rx_packets", 0) + counters.get("tx_packets", 0),
-                     counters.get("rx_bytes", 0) + counters.get("tx_bytes", 0))
+                     counters.get("rx_bytes", 0) + counters.get("tx_bytes", 0),
+                     state != "down")
     return out
 
 
@@ -173,8 +182,9 @@ class Snapshot:
         except (OSError, ValueError):
             self.ports = []
         self._link_prev: dict[str, tuple[float, int, int]] = {}
-        self._link_at = self._labs_at = float("-inf")
+        self._link_at = self._labs_at = self._nat_stats_at = float("-inf")
         self._labs: list[dict] = []
+        self._unplugged: list[str] = []
         self._rates: dict[str, dict] = {}
 
     def labels(self, kind: str) -> list[tuple[str, Path]]:
@@ -205,12 +215,17 @@ class Snapshot:
         for s in self.services:
             out["services"][s.split(".", 1)[0]].append(s.split(".", 1)[1])
         if st.get("api"):
+            # the switches' counters (a flow-stats request, costly for the controller under
+            # load) only every NAT_STATS_S; the table itself every poll, its first rows
+            fresh = now - self._nat_stats_at >= NAT_STATS_S
+            self._nat_stats_at = now if fresh else self._nat_stats_at
             try:
-                for name, n in self.live.api("/nat").items():
+                for name, n in self.live.api(f"/nat?stats={int(fresh)}"
+                                             f"&limit={TABLE_ROWS}").items():
                     rows = n.get("table", [])
                     out["nat"][name] = {"interfaces": n.get("interfaces", {}),
-                                        "counters": n.get("counters", {}),
-                                        "rows": rows[:TABLE_ROWS], "count": len(rows)}
+                                        "counters": n.get("counters", {}), "rows": rows,
+                                        "count": n.get("table_count", len(rows))}
             except (OSError, ValueError):
                 pass
         for host, ctl in self.labels("dhcp"):
@@ -228,9 +243,17 @@ class Snapshot:
         if now - self._link_at >= LINK_POLL_S:
             self._link_at = now
             try:
-                self._rates, self._link_prev = link_rates(self._link_prev, now, link_stats())
+                reading = link_stats()
+                self._rates, self._link_prev = link_rates(self._link_prev, now, reading)
+                self._unplugged = sorted({"--".join(sorted([p["router"], p["peer"]]))
+                                          for p in self.ports
+                                          if len(reading.get(p["intf"], ())) > 2
+                                          and not reading[p["intf"]][2]})
             except (OSError, ValueError, subprocess.SubprocessError):
-                self._rates = {}
+                self._rates, self._unplugged = {}, []
+        # a link set down at a router's port (a host unplugged, `link A B down`), beside
+        # what the controller reports down
+        out["links_down"] = sorted(set(out["links_down"]) | set(self._unplugged))
         if now - self._labs_at >= LABS_POLL_S:
             self._labs_at = now
             self._labs = self.labs()
@@ -285,6 +308,94 @@ class Snapshot:
         return files
 
 
+# ---- paths and traces ----------------------------------------------------------------------
+def route_path(interfaces: dict[str, list[IPv4Interface]], routes: dict[str, list[dict]],
+               start: str, dst: IPv4Address) -> tuple[list[str], str]:
+    """The routers a packet to `dst` crosses from router `start`, by the controller's
+    routes (the first next hop of an ECMP set), and how it ends: "delivered" (`dst` is on
+    a subnet of the last router), "no route" or "loop"."""
+    owner = {i.ip: r for r, ifaces in interfaces.items() for i in ifaces}
+    path, here = [start], start
+    while True:
+        if any(dst in i.network for i in interfaces.get(here, [])):
+            return path, "delivered"
+        best = None
+        for r in routes.get(here, []):
+            net = IPv4Network(r["prefix"])
+            if dst in net and r.get("via") and (best is None or net.prefixlen > best[0]):
+                best = (net.prefixlen, IPv4Address(r["via"][0]))
+        nxt = owner.get(best[1]) if best else None
+        if nxt is None:
+            return path, "no route"
+        if nxt in path:
+            return path + [nxt], "loop"
+        path.append(nxt)
+        here = nxt
+
+
+def host_address(rundir: Path, topo: Topology, host: str) -> IPv4Address | None:
+    """A host's address: the topology's, or the last one its DHCP client was bound to."""
+    h = topo.hosts.get(host)
+    if h is None:
+        return None
+    if h.address is not None:
+        return h.address
+    bound = None
+    log = rundir / "services" / f"{host}.dhcp-client" / "client.jsonl"
+    try:
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("event") == "bound":
+                bound = IPv4Interface(rec["address"]).ip
+    except (OSError, ValueError, KeyError):
+        pass
+    return bound
+
+
+def path_between(rundir: Path, topo: Topology, routes: dict[str, list[dict]], src: str,
+                 dst: str) -> dict:
+    """What the page highlights for `src` -> `dst` (hosts or routers)."""
+    interfaces = {n: list(r.interfaces.values()) for n, r in topo.routers.items()}
+    if src in topo.routers:
+        first = src
+    elif src in topo.hosts:
+        first = next(iter(topo.subnets()[topo.hosts[src].subnet].routers))
+    else:
+        raise LookupError(f"no host or router {src!r}")
+    if dst in topo.routers:
+        ip: IPv4Address | None = interfaces[dst][0].ip
+    else:
+        ip = host_address(rundir, topo, dst)
+    if ip is None:
+        raise LookupError(f"no address for {dst!r}")
+    routers, end = route_path(interfaces, routes, first, ip)
+    return {"src": src, "dst": dst, "address": str(ip), "routers": routers, "end": end,
+            "nodes": ([src] if src not in routers else []) + routers +
+                     ([dst] if end == "delivered" and dst not in routers else [])}
+
+
+def trace_in_host(rundir: Path, topo: Topology, host: str, name: str) -> dict:
+    """`infralab dns trace NAME --json` run in `host`'s namespace; its steps, each server
+    named by the host or router that has its address."""
+    manifest = json.loads((rundir / "manifest.json").read_text())
+    node = manifest.get("processes", {}).get(f"node:{host}")
+    if node is None or host not in topo.hosts:
+        raise LookupError(f"no host {host!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", name):
+        raise ValueError(f"not a domain name: {name!r}")
+    r = subprocess.run(["mnexec", "-a", str(node["pid"]), sys.executable, "-m", "infralab",
+                        "dns", "trace", name, "--json"], capture_output=True, text=True,
+                       timeout=30, env={**os.environ, "INFRALAB_HOST": host})
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        raise RuntimeError(f"dns trace: {(r.stderr or r.stdout).strip()[-300:]}") from None
+    names = {str(h.address): n for n, h in topo.hosts.items() if h.address is not None}
+    for step in out["steps"]:
+        step["node"] = names.get(step["server"], "")
+    return out
+
+
 # ---- the web layer ---------------------------------------------------------------------------
 class Hub:
     """The poller's latest snapshot and recent events, for every open page."""
@@ -320,7 +431,7 @@ class Hub:
             await asyncio.sleep(max(0.05, POLL_S - (time.monotonic() - t0)))
 
 
-def make_app(snap: Snapshot, token: str, topology_svg: str):
+def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | None = None):
     """The aiohttp application: the page, its files, the SSE stream, the API."""
     from aiohttp import web
 
@@ -377,6 +488,29 @@ def make_app(snap: Snapshot, token: str, topology_svg: str):
             raise web.HTTPBadRequest(text=f"{e}\n") from e
         return web.json_response(answer)
 
+    async def path(request):
+        if topo is None:
+            raise web.HTTPNotFound(text="no topology to find paths in\n")
+        try:
+            answer = path_between(snap.rundir, topo, hub.state.get("routes", {}),
+                                  request.query.get("src", ""), request.query.get("dst", ""))
+        except (LookupError, ValueError) as e:
+            raise web.HTTPBadRequest(text=f"{e}\n") from e
+        return web.json_response(answer)
+
+    async def trace(request):
+        if topo is None:
+            raise web.HTTPNotFound(text="no topology to trace in\n")
+        host, name = request.query.get("host", ""), request.query.get("name", "")
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(None, trace_in_host, snap.rundir, topo, host,
+                                                name)
+        except (LookupError, ValueError, RuntimeError, OSError,
+                subprocess.SubprocessError) as e:
+            raise web.HTTPBadRequest(text=f"{e}\n") from e
+        return web.json_response(answer)
+
     async def start_hub(app):
         app["hub"] = asyncio.get_running_loop().create_task(hub.run())
 
@@ -389,6 +523,8 @@ def make_app(snap: Snapshot, token: str, topology_svg: str):
     app.router.add_get("/state", state)
     app.router.add_get("/events", events)
     app.router.add_post("/nat/{router}/{iface}", set_nat)
+    app.router.add_get("/path", path)
+    app.router.add_get("/trace", trace)
     app.router.add_static("/static/", WEB)
     app.on_startup.append(start_hub)
     app.on_cleanup.append(stop_hub)
@@ -413,11 +549,14 @@ class View:
     stop: Any
 
 
-def serve(rundir: Path, topology_svg: str, port: int = 0,
-          token: str | None = None) -> View:
-    """Start the view in a thread of this process (loopback, `port` 0: any free one)."""
+def serve(rundir: Path, topo: Topology, port: int = 0, token: str | None = None) -> View:
+    """Start the view of `topo`'s run in a thread of this process (loopback, `port` 0:
+    any free one)."""
     from aiohttp import web
 
+    from infralab.draw import svg_text
+
+    topology_svg = svg_text(topo)
     token = token or secrets.token_urlsafe(12)
     ready: dict[str, Any] = {}
     started = threading.Event()
@@ -425,7 +564,7 @@ def serve(rundir: Path, topology_svg: str, port: int = 0,
     def main() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        runner = web.AppRunner(make_app(Snapshot(rundir), token, topology_svg),
+        runner = web.AppRunner(make_app(Snapshot(rundir), token, topology_svg, topo),
                                access_log=None, handle_signals=False)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", port)

@@ -493,8 +493,16 @@ class Nat:
         ev, self.events = self.events, []
         return ev
 
-    def rows(self, now: float) -> list[dict]:
-        """The translation table as the CLI and the API show it."""
+    def row_count(self) -> int:
+        return len(self.table) + len(self.conntrack.rows) + sum(
+            len(c.static) for c in self.configs.values())
+
+    def rows(self, now: float, limit: int | None = None) -> list[dict]:
+        """The translation table as the CLI and the API show it (the first `limit` rows:
+        a poller need not have thousands of bindings built every time)."""
+        if limit is not None:
+            return self.rows(now)[:limit] if len(self.table) < limit else \
+                [e.view(now) for e in itertools.islice(self.table, limit)]
         rows = [e.view(now) for e in self.table]
         rows += [{"kind": "pat", "interface": self.rules.conntrack_iface(), "proto": "tcp",
                   "inside": r["inside"], "outside": r["outside"], "remotes": [r["remote"]],

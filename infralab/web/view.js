@@ -68,10 +68,15 @@ function drawState() {
     g.classList.toggle("notready", !!r && !r.ready);
   }
   const down = new Set(state.links_down || []);
+  const hosts = new Set([...document.querySelectorAll('#topo g.node[data-kind="h"]')]
+    .map((g) => g.dataset.name));
+  const downHosts = new Set([...down].flatMap((l) => l.split("--")).filter((n) => hosts.has(n)));
   for (const g of document.querySelectorAll("#topo g.edge")) {
     const { a, b } = g.dataset;
     if (!a || !b) continue;
-    g.classList.toggle("down", down.has([a, b].sort().join("--")));
+    // a router link by its two routers; a host's link (drawn subnet -- host) by the host
+    g.classList.toggle("down", down.has([a, b].sort().join("--")) ||
+      downHosts.has(b) || downHosts.has(a));
     const rate = (state.links || {})[`${a}--${b}`] || (state.links || {})[`${b}--${a}`];
     let t = g.querySelector("text.rate");
     if (rate) {
@@ -228,6 +233,64 @@ function labsPanel(body) {
 }
 
 $("labs-button").addEventListener("click", () => select("labs", ""));
+
+// ---- trace a name, show a path -----------------------------------------------------------------
+function clearMarks() {
+  for (const g of document.querySelectorAll("#topo .onpath, #topo .traced")) {
+    g.classList.remove("onpath", "traced");
+  }
+}
+
+function node(name) {
+  return document.querySelector(`#topo g.node[data-name="${CSS.escape(name)}"]`);
+}
+
+function showResult(title, body) {
+  selected = null;
+  $("panel-title").textContent = title;
+  $("panel-body").replaceChildren(body);
+}
+
+$("trace-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const q = new URLSearchParams(new FormData(ev.target));
+  showResult(`trace ${q.get("name")} from ${q.get("host")}`, el("p", {}, "resolving from the root…"));
+  const r = await fetch(`/trace?${q}`);
+  if (!r.ok) { showResult("trace", el("p", { class: "unhealthy" }, await r.text())); return; }
+  const t = await r.json();
+  clearMarks();
+  const list = el("ol", { class: "ladder" });
+  for (const s of t.steps) {
+    const who = s.node ? `${s.node} (${s.server})` : s.server;
+    list.append(el("li", { class: `step ${s.outcome}` },
+      `${q.get("host")} → ${who}, zone ${s.zone}: ${s.qname} ${s.qtype} — ${s.outcome}`,
+      s.detail ? ` (${s.detail})` : ""));
+    if (s.node) node(s.node)?.classList.add("traced");
+  }
+  node(q.get("host"))?.classList.add("traced");
+  const body = el("div", {}, el("p", {}, `${t.rcode}: ${t.answer.join(", ") || "no answer"}`), list);
+  showResult(`trace ${t.name} ${t.type} from ${q.get("host")}`, body);
+});
+
+$("path-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const q = new URLSearchParams(new FormData(ev.target));
+  const r = await fetch(`/path?${q}`);
+  if (!r.ok) { showResult("path", el("p", { class: "unhealthy" }, await r.text())); return; }
+  const p = await r.json();
+  clearMarks();
+  for (const n of p.nodes) node(n)?.classList.add("onpath");
+  for (let i = 0; i + 1 < p.routers.length; i++) {
+    const [a, b] = [p.routers[i], p.routers[i + 1]];
+    for (const g of document.querySelectorAll("#topo g.edge")) {
+      if ((g.dataset.a === a && g.dataset.b === b) || (g.dataset.a === b && g.dataset.b === a)) {
+        g.classList.add("onpath");
+      }
+    }
+  }
+  showResult(`path ${p.src} → ${p.dst}`, el("p", { id: "path-text" },
+    `${p.src} → ${p.routers.join(" → ")} → ${p.end === "delivered" ? p.dst : p.end} (${p.address})`));
+});
 
 // ---- the event stream ------------------------------------------------------------------------
 function addEvents(batch) {

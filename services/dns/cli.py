@@ -104,6 +104,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
     hints = [("root.", args.root)] if args.root else read_root_hints(args.root_hints)
     resolver = Resolver(hints, Upstream())
     res = asyncio.run(resolver.resolve(args.name, getattr(QTYPE, args.type.upper())))
+    if args.json:  # the same resolution as data (the live view draws it)
+        print(json.dumps({"name": args.name, "type": args.type.upper(),
+                          "rcode": RCODE.get(res.rcode),
+                          "steps": [s.__dict__ for s in res.steps],
+                          "answer": [f"{r.rname} {r.ttl} {QTYPE[r.rtype]} {r.rdata}"
+                                     for r in res.answer]}))
+        return 0 if res.rcode == RCODE.NOERROR and res.answer else 1
     me = os.environ.get("INFRALAB_HOST") or socket.gethostname()
     print(ladder(me, res.steps, f"resolving {args.name} {args.type.upper()} from the root "
                                 f"({', '.join(a for _, a in hints)})"))
@@ -174,6 +181,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("type", nargs="?", default="A")
     p.add_argument("--root-hints", default=str(ZONES / "root.hints"))
     p.add_argument("--root", help="root server address (instead of --root-hints)")
+    p.add_argument("--json", action="store_true", help="the steps as JSON, not a ladder")
     p.set_defaults(fn=cmd_trace)
     p = dsub.add_parser("querylog", help="print an LDNS query log as ladders")
     p.add_argument("file", type=Path)

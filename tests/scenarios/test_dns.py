@@ -23,7 +23,9 @@ WEB = {"198.51.100.11", "198.51.100.12", "198.51.100.131"}
 def test_dns_hier_dig_trace_walks_root_tld_and_domain(world, host):
     out = world.host(host).cmd("dig +trace +nodnssec www.example.com")
     assert re.search(r"^com\.\s+\d+\s+IN\s+NS\s+a\.gtld\.com\.", out, re.M), out
-    assert "from 198.18.1.1#53(ns.root)" in out, out
+    # the com. referral came from one of the three root servers (dig picks one at random)
+    roots = ("198.18.1.1#53(ns.root)", "198.18.1.2#53(ns2.root)", "198.18.1.3#53(ns3.root)")
+    assert any(f"from {r}" in out for r in roots), out
     assert re.search(r"^example\.com\.\s+\d+\s+IN\s+NS\s+ns[12]\.example\.com\.", out, re.M)
     assert "from 198.18.1.11#53(a.gtld.com)" in out
     assert re.search(r"^www\.example\.com\.\s+300\s+IN\s+CNAME\s+www\.gslb\.example\.com\.",

@@ -108,6 +108,27 @@ def test_nat_double_nat_campus_and_partner_with_the_same_prefix(world):
     assert " 0% packet loss" in world.host("p1").cmd("ping -n -c1 -w3 172.31.1.12")
 
 
+def test_nat_partner_range_two_partners_with_the_same_prefix_each_in_its_own_block(world):
+    """p1 and p2 are both 10.1.1.10, as is campus lan1's prefix: the campus reaches them
+    as 172.30.1.10 and 172.30.2.10, two /24s of the partner range, and p2 sees c1 in the
+    block agreed with it (172.31.2.0/24)."""
+    assert world.ip("p1") == world.ip("p2") == "10.1.1.10"
+    lst = udp_listen(world, "p2", 7201, 6)
+    try:
+        assert udp_send(world, "c1", "172.30.2.10", 7201, 5501) == "pong"
+    finally:
+        lst.terminate()
+        out = lst.communicate()[0]
+    assert "got 172.31.2.11:5501" in out, out
+    lst = udp_listen(world, "p1", 7202, 6)  # and p1 is still p1, not p2
+    try:
+        assert udp_send(world, "c1", "172.30.1.10", 7202, 5502) == "pong"
+    finally:
+        lst.terminate()
+        out = lst.communicate()[0]
+    assert "got 172.31.1.11:5502" in out, out
+
+
 def test_nat_pat_traceroute_through_the_nat_shows_every_hop(world):
     # the hops beyond rc answer 203.0.113.1; rc translates the ICMP errors back to c1
     assert_path(world, "c1", "web2a",

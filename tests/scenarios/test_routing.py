@@ -19,7 +19,7 @@ from infralab.testing import (
 
 CAMPUS = ["c1", "c2", "c3", "c4", "dhcp1", "ldns", "webc", "webd"]  # behind rc's NAT
 HOMES = ["h1", "h2"]  # behind na, nb
-PARTNER = ["p1"]  # reached through the double NAT only (tests/scenarios/test_nat.py)
+PARTNER = ["p1", "p2"]  # reached through the double NATs only (tests/scenarios/test_nat.py)
 
 
 def test_tb_ctrl_world_reachability_follows_the_nat_edges(world):

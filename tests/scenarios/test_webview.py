@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from emulation.build import wait_for
-from infralab.draw import svg_text
 from infralab.webview import serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -28,7 +27,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 @pytest.fixture(scope="module")
 def view(world):
-    v = serve(world.rundir, svg_text(world.topo))
+    v = serve(world.rundir, world.topo)
     yield v
     v.stop()
 
@@ -119,6 +118,35 @@ def test_view_shows_the_labs_checkers_verdicts(world, page, shots):
     page.screenshot(path=str(shots / "view-labs.png"))
 
 
+def test_view_traces_a_name_and_highlights_a_path(world, page, shots):
+    from playwright.sync_api import expect
+
+    form = page.locator("#trace-form")
+    form.locator('input[name="name"]').fill("www.example.com")
+    form.locator('input[name="host"]').fill("c1")
+    form.locator("button").click()
+    steps = page.locator("#panel-body ol.ladder li")
+    expect(steps.first).to_contain_text("root (198.18.1.1)", timeout=15_000)
+    text = steps.all_inner_texts()
+    assert any("tldcom (198.18.1.11)" in t and "referral" in t for t in text), text
+    assert any("gslb (198.18.3.1)" in t and "answer" in t for t in text), text
+    for name in ("root", "tldcom", "ns1", "gslb"):  # the servers asked, on the map
+        expect(page.locator(f'#topo g.node.traced[data-name="{name}"]')).to_have_count(1)
+    page.screenshot(path=str(shots / "view-trace.png"))
+
+    form = page.locator("#path-form")
+    form.locator('input[name="src"]').fill("xs")
+    form.locator('input[name="dst"]').fill("web2a")
+    form.locator("button").click()
+    expect(page.locator("#path-text")).to_contain_text("xs → rs → ri → rb → web2a")
+    for a, b in (("rs", "ri"), ("ri", "rb")):
+        edge = page.locator(f'#topo g.edge.onpath[data-a="{a}"][data-b="{b}"], '
+                            f'#topo g.edge.onpath[data-a="{b}"][data-b="{a}"]')
+        expect(edge).to_have_count(1)
+    expect(page.locator("#topo g.node.onpath")).to_have_count(5)  # xs, 3 routers, web2a
+    page.screenshot(path=str(shots / "view-path.png"))
+
+
 def test_view_dhcp_release_removes_the_lease(world, page, shots):
     from playwright.sync_api import expect
 
@@ -144,6 +172,8 @@ def test_view_unplugged_web1b_turns_its_gslb_members_red(world, page, shots):
     expect(cells.first).to_have_text("up", timeout=5_000)
     world.link("web1b", "rs", False)
     try:
+        cable = page.locator('#topo g.edge[data-b="web1b"]')
+        expect(cable).to_have_class(re.compile(r"\bdown\b"), timeout=4_000)  # unplugged
         expect(cells.first).to_have_text("down", timeout=8_000)  # interval x fall + a poll
         assert "unhealthy" in (cells.first.get_attribute("class") or "")
         expect(page.locator("#events li", has_text="web1b").first).to_be_visible(timeout=3_000)

@@ -65,11 +65,12 @@ def run_dir(tmp_path):
 
 def test_view_snapshot_of_a_run_directory(tmp_path):
     snap = Snapshot(run_dir(tmp_path))
-    readings = iter([{"r1-eth1": (0, 0), "r1-eth2": (0, 0)},
-                     {"r1-eth1": (20, 2000), "r1-eth2": (40, 1000)}])
+    readings = iter([{"r1-eth1": (0, 0, True), "r1-eth2": (0, 0, True)},
+                     {"r1-eth1": (20, 2000, True), "r1-eth2": (40, 1000, False)}])
     snap.gather(0.0, lambda: next(readings))
     st = snap.gather(10.0, lambda: next(readings))
-    assert st["topology"] == "duo" and st["links_down"] == ["r1 port 9", "r1--r2"]
+    # the controller's two, and h2's cable, set down at r1's port
+    assert st["topology"] == "duo" and st["links_down"] == ["h2--r1", "r1 port 9", "r1--r2"]
     assert st["routers"] == {"r1": {"ready": True, "neighbors": ["10.0.0.2"], "counters": {},
                                     "nat": True, "relay": False}}
     assert st["services"] == {"dhcp1": ["dhcp"]}
@@ -101,3 +102,41 @@ def test_view_answers_loopback_names_only_and_changes_need_the_token(tmp_path):
             assert "no API" in await r.text()
 
     asyncio.run(go())
+
+
+def test_view_route_path_follows_the_controllers_routes():
+    from ipaddress import IPv4Address, IPv4Interface
+
+    from infralab.webview import route_path
+
+    ifaces = {"a": [IPv4Interface("10.0.1.1/24"), IPv4Interface("10.9.0.1/30")],
+              "b": [IPv4Interface("10.9.0.2/30"), IPv4Interface("10.9.0.5/30")],
+              "c": [IPv4Interface("10.9.0.6/30"), IPv4Interface("10.0.3.1/24")]}
+    routes = {"a": [{"prefix": "10.0.0.0/16", "via": ["10.9.0.2"]},
+                    {"prefix": "0.0.0.0/0", "via": []}],
+              "b": [{"prefix": "10.0.3.0/24", "via": ["10.9.0.6", "10.9.0.1"]},
+                    {"prefix": "10.0.7.0/24", "via": ["10.9.0.1"]}]}
+    assert route_path(ifaces, routes, "a", IPv4Address("10.0.3.9")) == (["a", "b", "c"],
+                                                                          "delivered")
+    assert route_path(ifaces, routes, "a", IPv4Address("10.0.1.5")) == (["a"], "delivered")
+    assert route_path(ifaces, routes, "a", IPv4Address("192.0.2.1")) == (["a"], "no route")
+    assert route_path(ifaces, routes, "a", IPv4Address("10.0.7.1")) == (["a", "b", "a"],
+                                                                          "loop")
+
+
+def test_view_polls_the_nat_api_without_a_flow_stats_request_and_with_a_row_limit():
+    """The view asks `/nat?stats=0&limit=N` every second (stats=1 every NAT_STATS_S): a
+    flow-stats request per poll cost the controller 80 % of its new-binding rate under
+    load (bench/view.py)."""
+    from controllers.api import handle
+
+    class App:
+        def nat_view(self, router=None, fresh=True, limit=None):
+            self.args = (router, fresh, limit)
+            return {"rc": {"table": []}}
+
+    app = App()
+    assert handle(app, "GET", "/nat?stats=0&limit=300")[0] == 200
+    assert app.args == (None, False, 300)
+    assert handle(app, "GET", "/nat/rc")[0] == 200 and app.args == ("rc", True, None)
+    assert handle(app, "GET", "/nat?limit=many")[0] == 400

@@ -1,0 +1,85 @@
+"""The live view's cost to forwarding (issue 19): new TCP connections/s through the PAT
+(the per-binding default: every binding is controller work, so it feels any load the
+view puts on the controller) with no view, and with the view serving one page that
+follows its event stream. Each round builds a fresh PAT router and measures both, in
+alternating order (the second run of a round finds the first run's bindings in the
+table, which the view then reads every second). Target: with the page open, >= 0.95 of
+the rate without it.
+
+    sudo .venv/bin/python -m bench --only view [--seconds 5] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from typing import Any
+
+from bench import stats
+from bench.nat import SERVER, pat_router
+from bench.net import conn_rate
+from bench.stats import header, row, summary
+from emulation.build import Emulation
+from infralab.webview import serve
+
+
+class Page:
+    """A page open on the view: it follows /events as a browser's EventSource does."""
+
+    def __init__(self, url: str) -> None:
+        self.stop = threading.Event()
+        self.bytes = 0
+        self.resp = urllib.request.urlopen(url + "events", timeout=30)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while not self.stop.is_set():
+            try:
+                chunk = self.resp.read1(65536)
+            except (OSError, AttributeError, ValueError):  # closed under it
+                return
+            if not chunk:
+                return
+            self.bytes += len(chunk)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.resp.close()
+        self.thread.join(5)
+
+
+def bench_view(seconds: int) -> dict:
+    got: dict[str, list[float]] = {"with_view": [], "without_view": []}
+    received: list[int] = []
+
+    def with_view(emu: Emulation) -> float:
+        view = serve(emu.rundir, emu.topo)
+        page = Page(view.url)
+        try:
+            return conn_rate(emu.host("bl0"), emu.host("bh0"), SERVER, seconds)
+        finally:
+            page.close()
+            view.stop()
+            received.append(page.bytes)
+
+    def without_view(emu: Emulation) -> float:
+        return conn_rate(emu.host("bl0"), emu.host("bh0"), SERVER, seconds)
+
+    for i in range(stats.RUNS):
+        with Emulation(pat_router()) as emu:
+            order = (with_view, without_view) if i % 2 else (without_view, with_view)
+            for measure in order:
+                got[measure.__name__].append(measure(emu))
+    res: dict[str, Any] = {f"view_conn_per_s.{k}": summary(v) for k, v in got.items()}
+    res["view_page_bytes_per_s"] = summary([b / seconds for b in received])
+    return res
+
+
+def report(res: dict) -> None:
+    print(header())
+    print(row("new TCP conn/s via the PAT, a view page open", res["view_conn_per_s.with_view"],
+              res["view_conn_per_s.without_view"], "the same, no view", target=0.95))
+    b = res["view_page_bytes_per_s"]
+    print(f"the page received {b['median'] / 1000:.0f} kB/s (median; {b['min'] / 1000:.0f}-"
+          f"{b['max'] / 1000:.0f}) of snapshots and events")
