@@ -15,20 +15,19 @@
     GET  /routing               the routing state alone: mode, links down, recomputes
 
 Listens on the root namespace's loopback only (never inside the emulation) and runs in
-the controller's own green threads, so it reads the same state the handlers change.
+the controller's own green threads, so it reads the same state the handlers change. The
+transport is eventlet's WSGI server (os-ken's hub.WSGIServer) and WebOb, as os-ken's
+REST apps use; `handle` is pure apart from `app`'s methods and is tested without a socket.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from os_ken.lib import hub
-
 from topologies.natconfig import BEHAVIOURS
-
-MAX_REQUEST = 8192
 
 
 def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
@@ -85,32 +84,28 @@ def handle(app: Any, method: str, target: str) -> tuple[int, Any]:
     return 404, {"error": f"no such endpoint: {method} {url.path}"}
 
 
-def _serve_one(app: Any, sock: Any, _addr: Any) -> None:
-    try:
-        sock.settimeout(5)
-        data = b""
-        while b"\r\n\r\n" not in data and len(data) < MAX_REQUEST:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        line = data.split(b"\r\n", 1)[0].decode("latin-1").split()
-        if len(line) < 2:
-            code, body = 400, {"error": "bad request"}
-        else:
-            try:
-                code, body = handle(app, line[0], line[1])
-            except Exception as e:  # a bug must not take the controller down
-                code, body = 500, {"error": f"{type(e).__name__}: {e}"}
-        payload = json.dumps(body, indent=1).encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(code, "Error")
-        sock.sendall(f"HTTP/1.0 {code} {reason}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-    except OSError:
-        pass
-    finally:
-        sock.close()
+def wsgi_app(app: Any) -> Callable:
+    """The API as a WSGI application (WebOb, as os-ken's own REST apps use): every request
+    goes to `handle`, and a bug answers 500 instead of taking the controller down."""
+    from webob import Request, Response
+
+    def application(environ: dict, start_response: Callable) -> Any:
+        req = Request(environ)
+        try:
+            code, body = handle(app, req.method, req.path_qs)
+        except Exception as e:
+            code, body = 500, {"error": f"{type(e).__name__}: {e}"}
+        resp = Response(body=json.dumps(body, indent=1).encode(), status=code,
+                        content_type="application/json", charset=None)
+        return resp(environ, start_response)
+
+    return application
 
 
 def serve_api(app: Any, host: str, port: int) -> None:
-    hub.StreamServer((host, port), lambda s, a: _serve_one(app, s, a)).serve_forever()
+    """Serve on eventlet's WSGI server, the one os-ken's hub.WSGIServer runs, in the
+    controller's green threads (without its access log: the live view polls)."""
+    import eventlet
+    import eventlet.wsgi
+
+    eventlet.wsgi.server(eventlet.listen((host, port)), wsgi_app(app), log_output=False)

@@ -305,11 +305,9 @@ def cmd_link(args: argparse.Namespace) -> int:
     """ROUTE-FAILOVER from another terminal: the routers' interfaces of a running
     emulation go down or up, and its controller reroutes. `link set A B --delay 80ms`
     (issue 17): what the link does changes live (netem, or the delay node's line)."""
-    import subprocess
-
     from emulation import runtime
+    from emulation.linkstate import set_link
     from infralab.labs import find_run
-    from topologies.plan import Plan
 
     run = Path(args.run) if args.run else find_run(args.topology)
     manifest = runtime.Manifest.read(run / "manifest.json")
@@ -317,9 +315,7 @@ def cmd_link(args: argparse.Namespace) -> int:
         raise LookupError("this emulation spans servers: use `link A B ...` at its prompt")
     if args.state == "set":
         return _link_set(args, run, manifest)
-    plan = Plan.from_json((run / "plan.json").read_text())
-    for _router, intf, _port in plan.router_link_ends(args.a, args.b):
-        subprocess.run(["ip", "link", "set", intf, args.state], check=True)
+    set_link(run, args.a, args.b, args.state == "up")
     _log(f"link {args.a} {args.b} {args.state}")
     return 0
 

@@ -488,6 +488,24 @@ def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | Non
             raise web.HTTPBadRequest(text=f"{e}\n") from e
         return web.json_response(answer)
 
+    async def set_link_state(request):
+        if not hmac.compare_digest(request.headers.get("X-Infralab-Token", ""), token):
+            raise web.HTTPForbidden(text="a change needs the token printed by infralab view\n")
+        from emulation.linkstate import set_link
+
+        a, b = request.match_info["a"], request.match_info["b"]
+        state = request.query.get("state", "")
+        if state not in ("up", "down"):
+            raise web.HTTPBadRequest(text="state: up or down\n")
+        if json.loads((snap.rundir / "manifest.json").read_text()).get("remote"):
+            raise web.HTTPBadRequest(text="this run spans servers: use its prompt\n")
+        loop = asyncio.get_running_loop()
+        try:
+            ends = await loop.run_in_executor(None, set_link, snap.rundir, a, b, state == "up")
+        except (LookupError, OSError, subprocess.SubprocessError) as e:
+            raise web.HTTPBadRequest(text=f"{e}\n") from e
+        return web.json_response({"link": f"{a}--{b}", "state": state, "interfaces": ends})
+
     async def path(request):
         if topo is None:
             raise web.HTTPNotFound(text="no topology to find paths in\n")
@@ -523,6 +541,7 @@ def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | Non
     app.router.add_get("/state", state)
     app.router.add_get("/events", events)
     app.router.add_post("/nat/{router}/{iface}", set_nat)
+    app.router.add_post("/link/{a}/{b}", set_link_state)
     app.router.add_get("/path", path)
     app.router.add_get("/trace", trace)
     app.router.add_static("/static/", WEB)

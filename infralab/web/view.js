@@ -51,9 +51,72 @@ async function loadTopology() {
     if (a && b) {
       g.dataset.a = a[1];
       g.dataset.b = b[1];
+      g.dataset.akind = a[0];
       g.dataset.bkind = b[0];
+      g.setAttribute("role", "button");
+      g.setAttribute("aria-label", `link ${a[1]} ${b[1]}`);
+      g.addEventListener("click", () => selectLink(g));
     }
   }
+}
+
+// A link of the drawing as the two nodes whose cable it is: two routers, or a host and
+// the router of its subnet (drawn subnet -- host); null for a router's subnet switch.
+function linkEnds(g) {
+  const { a, b, akind, bkind } = g.dataset;
+  if (akind === "r" && bkind === "r") return [a, b];
+  if (akind === "s" && bkind === "h") {
+    const up = document.querySelector(`#topo g.edge[data-b="${CSS.escape(a)}"][data-bkind="s"]`);
+    return up ? [up.dataset.a, b] : null;
+  }
+  return null;
+}
+
+function selectLink(g) {
+  selected = { kind: "link", name: `${g.dataset.a}--${g.dataset.b}`, g };
+  drawPanel();
+}
+
+function linkPanel(body, g) {
+  const ends = linkEnds(g);
+  if (!ends) {
+    body.append(el("p", {}, "a router's port into a subnet's switch: click a host's cable, " +
+      "or a link between two routers"));
+    return;
+  }
+  const name = [...ends].sort().join("--");
+  const down = (state.links_down || []).includes(name);
+  const rate = (state.links || {})[`${ends[0]}--${ends[1]}`] || (state.links || {})[`${ends[1]}--${ends[0]}`];
+  body.append(el("p", { id: "link-state", class: down ? "unhealthy" : "healthy" }, down ? "down" : "up"));
+  if (rate) body.append(el("p", {}, `${rate.pps} packets/s, ${rate.bps} bit/s at the router's port`));
+  const form = el("form", { class: "link" });
+  for (const to of ["down", "up"]) {
+    const btn = el("button", { type: "button", "data-state": to }, `set ${to}`);
+    btn.addEventListener("click", () => setLink(ends, to));
+    form.append(btn, " ");
+  }
+  body.append(form);
+}
+
+async function withToken(send) {
+  let token = sessionStorage.getItem("infralab-token");
+  if (!token) {
+    token = prompt("The token printed by `infralab view` (or `infralab up --web`):");
+    if (!token) return null;
+    sessionStorage.setItem("infralab-token", token);
+  }
+  const r = await send(token);
+  if (r.status === 403) sessionStorage.removeItem("infralab-token");
+  return r;
+}
+
+async function setLink([a, b], to) {
+  const r = await withToken((token) => fetch(`/link/${a}/${b}?state=${to}`, {
+    method: "POST", headers: { "X-Infralab-Token": token },
+  }));
+  if (!r) return;
+  addEvents([{ time: Date.now() / 1000, source: "view", kind: r.ok ? "changed" : "refused",
+    text: `link ${a} ${b} ${to}: ${r.ok ? "done" : await r.text()}` }]);
 }
 
 function drawState() {
@@ -109,9 +172,11 @@ function select(kind, name) {
 function drawPanel() {
   const { kind, name } = selected;
   $("panel-title").textContent = kind === "labs" ? "labs on this network"
+    : kind === "link" ? `link ${(linkEnds(selected.g) || name.split("--")).join(" — ")}`
     : `${{ r: "router", h: "host", s: "subnet" }[kind] || kind} ${name}`;
   const body = el("div");
-  if (kind === "r") routerPanel(body, name);
+  if (kind === "link") linkPanel(body, selected.g);
+  else if (kind === "r") routerPanel(body, name);
   else if (kind === "h") hostPanel(body, name);
   else if (kind === "labs") labsPanel(body);
   else body.append(el("p", {}, "a subnet: click a router or a host on it"));
@@ -163,17 +228,11 @@ function routerPanel(body, name) {
 }
 
 async function setBehaviour(router, iface, form) {
-  let token = sessionStorage.getItem("infralab-token");
-  if (!token) {
-    token = prompt("The token printed by `infralab view` (or `infralab up --web`):");
-    if (!token) return;
-    sessionStorage.setItem("infralab-token", token);
-  }
   const q = new URLSearchParams(new FormData(form)).toString();
-  const r = await fetch(`/nat/${router}/${iface}?${q}`, {
+  const r = await withToken((token) => fetch(`/nat/${router}/${iface}?${q}`, {
     method: "POST", headers: { "X-Infralab-Token": token },
-  });
-  if (r.status === 403) sessionStorage.removeItem("infralab-token");
+  }));
+  if (!r) return;
   addEvents([{ time: Date.now() / 1000, source: "view", kind: r.ok ? "changed" : "refused",
     text: `${router} ${iface} ${q}: ${r.ok ? "done" : await r.text()}` }]);
 }

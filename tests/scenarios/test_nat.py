@@ -96,14 +96,21 @@ def test_nat_dnat_vip_spreads_connections_over_the_real_servers(world):
     assert abs(names.count("webc") - names.count("webd")) <= 2
 
 
-def test_nat_double_nat_campus_and_partner_with_the_same_prefix(world):
-    assert world.ip("c1").startswith("10.1.1.") and world.ip("p1").startswith("10.1.1.")
-    lst = udp_listen(world, "p1", 7200, 6)
+def udp_seen(world, listener: str, sender: str, address: str, port: int, sport: int) -> str:
+    """`sender` sends from `sport` to `address`:`port` and gets the echo back; what the
+    listener on `listener` printed (the source it saw)."""
+    lst = udp_listen(world, listener, port, 6)
     try:
-        assert udp_send(world, "c1", "172.30.1.10", 7200, 5500) == "pong"
+        assert udp_send(world, sender, address, port, sport) == "pong"
     finally:
         lst.terminate()
         out = lst.communicate()[0]
+    return out
+
+
+def test_nat_double_nat_campus_and_partner_with_the_same_prefix(world):
+    assert world.ip("c1").startswith("10.1.1.") and world.ip("p1").startswith("10.1.1.")
+    out = udp_seen(world, "p1", "c1", "172.30.1.10", 7200, 5500)
     assert "got 172.31.1.11:5500" in out, out  # the partner sees campus lan1 as 172.31.1.x
     assert " 0% packet loss" in world.host("p1").cmd("ping -n -c1 -w3 172.31.1.12")
 
@@ -113,19 +120,9 @@ def test_nat_partner_range_two_partners_with_the_same_prefix_each_in_its_own_blo
     as 172.30.1.10 and 172.30.2.10, two /24s of the partner range, and p2 sees c1 in the
     block agreed with it (172.31.2.0/24)."""
     assert world.ip("p1") == world.ip("p2") == "10.1.1.10"
-    lst = udp_listen(world, "p2", 7201, 6)
-    try:
-        assert udp_send(world, "c1", "172.30.2.10", 7201, 5501) == "pong"
-    finally:
-        lst.terminate()
-        out = lst.communicate()[0]
+    out = udp_seen(world, "p2", "c1", "172.30.2.10", 7201, 5501)
     assert "got 172.31.2.11:5501" in out, out
-    lst = udp_listen(world, "p1", 7202, 6)  # and p1 is still p1, not p2
-    try:
-        assert udp_send(world, "c1", "172.30.1.10", 7202, 5502) == "pong"
-    finally:
-        lst.terminate()
-        out = lst.communicate()[0]
+    out = udp_seen(world, "p1", "c1", "172.30.1.10", 7202, 5502)  # p1 is still p1, not p2
     assert "got 172.31.1.11:5502" in out, out
 
 

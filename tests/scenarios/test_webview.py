@@ -209,3 +209,24 @@ def test_view_nat_behaviour_changed_from_the_page_needs_the_token(world, view, p
     finally:
         world.api("/nat/na/nalink?mapping=endpoint-independent"
                   "&filtering=endpoint-independent", "POST")
+
+
+def test_view_sets_a_cable_down_and_up_from_the_page_with_the_token(world, view, page):
+    from playwright.sync_api import expect
+
+    page.evaluate(f"sessionStorage.setItem('infralab-token', {json.dumps(view.token)})")
+    cable = page.locator('#topo g.edge[data-b="xb"]')
+    cable.dispatch_event("click")  # (a thin line: the click goes to its group)
+    expect(page.locator("#panel-title")).to_have_text("link rb — xb")
+    expect(page.locator("#link-state")).to_have_text("up")
+    try:
+        page.locator('form.link button[data-state="down"]').click()
+        expect(cable).to_have_class(re.compile(r"\bdown\b"), timeout=4_000)
+        expect(page.locator("#link-state")).to_have_text("down")
+        assert "100% packet loss" in world.host("xb").cmd("ping -n -c1 -w2 198.18.20.1")
+    finally:
+        page.locator('form.link button[data-state="up"]').click()
+    expect(cable).not_to_have_class(re.compile(r"\bdown\b"), timeout=4_000)
+    wait_for(lambda: " 0% packet loss" in world.host("xb").cmd("ping -n -c1 -w2 198.18.20.1"),
+             10, "xb's cable back")
+
