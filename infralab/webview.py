@@ -43,12 +43,14 @@ WEB = Path(__file__).resolve().parent / "web"
 POLL_S = 1.0  # a snapshot at most once a second
 LINK_POLL_S = 2.0  # interface counters (one ovs-vsctl call) every two seconds
 LABS_POLL_S = 5.0  # the labs' checkers (they read logs) every five seconds
+DECISIONS = 10  # the GSLB's last decisions shown
 NAT_STATS_S = 10.0  # the NAT flows' counters (a flow-stats request) every ten seconds
 EVENTS_PER_S = 50  # events passed on to pages per second; beyond that, counted
 TABLE_ROWS = 300  # NAT rows and leases per server sent to the page (the count is exact)
 LOGS = {  # a run's logs the event stream follows: file (under the run dir) -> source
     "nat.jsonl": "nat",
     "faults.jsonl": "fault",
+    "supervisor.jsonl": "supervisor",  # services and the controller restarted
 }
 SERVICE_LOGS = {"dhcp": "dhcp.jsonl"}  # service kind -> the log it writes (its --log)
 
@@ -149,6 +151,24 @@ def link_rates(prev: dict[str, tuple[float, int, int]], now: float,
     return rates, keep
 
 
+def last_lines(path: Path, n: int) -> list[dict]:
+    """The last `n` JSON lines of a log, read from its end (a busy log is large)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 300 * n))
+            lines = f.read().splitlines()[-n:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # (the first line read may be cut)
+    return out
+
+
 def ovs_interface_stats() -> dict[str, tuple[int, int, bool]]:
     """name -> (packets, bytes, link up), received plus sent, of every OVS interface (one
     call; OVS refreshes the counters every few seconds, the link state at once)."""
@@ -182,7 +202,7 @@ class Snapshot:
         except (OSError, ValueError):
             self.ports = []
         self._link_prev: dict[str, tuple[float, int, int]] = {}
-        self._link_at = self._labs_at = self._nat_stats_at = float("-inf")
+        self._link_at = self._nat_stats_at = float("-inf")
         self._labs: list[dict] = []
         self._unplugged: list[str] = []
         self._rates: dict[str, dict] = {}
@@ -210,7 +230,7 @@ class Snapshot:
             "links_down": sorted({self._link_name(x) for x in routing.get("down_links", [])}),
             "routes": {n: t[:TABLE_ROWS] for n, t in routes.get("routers", {}).items()},
             "services": {s.split(".", 1)[0]: [] for s in self.services},
-            "nat": {}, "leases": {}, "gslb": {}, "caches": {}, "links": {},
+            "nat": {}, "leases": {}, "gslb": {}, "decisions": {}, "caches": {}, "links": {},
         }
         for s in self.services:
             out["services"][s.split(".", 1)[0]].append(s.split(".", 1)[1])
@@ -231,11 +251,16 @@ class Snapshot:
         for host, ctl in self.labels("dhcp"):
             rows = self._ask(ctl, "leases")
             if isinstance(rows, list):
-                out["leases"][host] = {"rows": rows[:TABLE_ROWS], "count": len(rows)}
+                stats = self._ask(ctl, "stats")
+                out["leases"][host] = {"rows": rows[:TABLE_ROWS], "count": len(rows),
+                                       "free": stats.get("free", {})
+                                       if isinstance(stats, dict) else {}}
         for host, ctl in self.labels("gslb"):
             status = self._ask(ctl, "status")
             if isinstance(status, dict):
                 out["gslb"][host] = status.get("pools", {})
+            recent = last_lines(ctl.parent / "decisions.jsonl", DECISIONS)
+            out["decisions"][host] = [d for d in recent if "name" in d][::-1]
         for host, ctl in self.labels("resolver"):
             rows = self._ask(ctl, "cache")
             if isinstance(rows, list):
@@ -254,10 +279,7 @@ class Snapshot:
         # a link set down at a router's port (a host unplugged, `link A B down`), beside
         # what the controller reports down
         out["links_down"] = sorted(set(out["links_down"]) | set(self._unplugged))
-        if now - self._labs_at >= LABS_POLL_S:
-            self._labs_at = now
-            self._labs = self.labs()
-        out["labs"] = self._labs
+        out["labs"] = self._labs  # (checked apart: Hub.run, every LABS_POLL_S)
         for p in self.ports:  # a router port's rate, by router and peer, and by subnet
             r = self._rates.get(p["intf"])
             if r is None:
@@ -412,8 +434,18 @@ class Hub:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        labs: asyncio.Future | None = None
+        labs_at = float("-inf")
         while True:
             t0 = time.monotonic()
+            # the labs' checkers read whole logs (slow under load): beside the snapshots,
+            # never in their way
+            if labs is not None and labs.done():
+                if labs.exception() is None:
+                    self.snap._labs = labs.result()
+                labs = None
+            if labs is None and t0 - labs_at >= LABS_POLL_S:
+                labs_at, labs = t0, loop.run_in_executor(None, self.snap.labs)
             try:
                 state = await loop.run_in_executor(None, self.snap.gather, t0)
                 new = await loop.run_in_executor(None, self.tail.read, EVENTS_PER_S)
@@ -557,6 +589,52 @@ def _post(snap: Snapshot, path: str) -> Any:
     if not base:
         raise OSError("the controller has no API")
     return api_request(base, path, "POST")
+
+
+class PageReader:
+    """An open page, as a browser's EventSource sees the view: follows /events in a
+    thread and notes when each snapshot arrived and how many events came (benches and
+    tests measure the view's responsiveness with it)."""
+
+    def __init__(self, url: str) -> None:
+        import urllib.request
+
+        self.snapshots: list[float] = []
+        self.events = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._resp = urllib.request.urlopen(url + "events", timeout=30)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                chunk = self._resp.read1(65536)
+            except (OSError, AttributeError, ValueError):  # closed under it
+                return
+            if not chunk:
+                return
+            self.bytes += len(chunk)
+            buf += chunk
+            *messages, buf = buf.split(b"\n\n")
+            for m in messages:
+                kind, _, data = m.partition(b"\ndata: ")
+                if kind == b"event: state":
+                    self.snapshots.append(time.monotonic())
+                elif kind == b"event: log":
+                    self.events += len(json.loads(data))
+
+    def longest_gap(self) -> float:
+        """The longest wait between two snapshots (one a second is the aim)."""
+        t = self.snapshots
+        return max((b - a for a, b in zip(t, t[1:], strict=False)), default=0.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._resp.close()
+        self._thread.join(5)
 
 
 @dataclass

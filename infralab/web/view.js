@@ -243,6 +243,11 @@ function hostPanel(body, name) {
   const leases = (state.leases || {})[name];
   if (leases) {
     body.append(el("h3", {}, `DHCP: ${leases.count} lease(s)`));
+    const free = Object.entries(leases.free || {});
+    if (free.length) {
+      body.append(el("p", { class: "pools" }, "pools: " +
+        free.map(([net, n]) => `${net} ${n} free`).join(", ")));
+    }
     const rows = leases.rows.map((l) => ({ l, cells: [l.ip, l.mac, l.state, l.remaining, l.hostname] }));
     body.append(table(["address", "MAC", "state", "left s", "host"], rows, (r) => `${r.l.ip} ${r.l.mac}`,
       `leases:${name}`));
@@ -262,6 +267,16 @@ function hostPanel(body, name) {
       }
       body.append(t);
     }
+  }
+  const decisions = (state.decisions || {})[name];
+  if (decisions) {
+    body.append(el("h3", {}, "last decisions"));
+    const rows = decisions.map((d) => ({
+      d, cells: [new Date(d.t * 1000).toLocaleTimeString(), d.client, d.name, d.algorithm,
+        d.reason, (d.answer || []).join(", ")],
+    }));
+    body.append(table(["time", "client", "name", "algorithm", "why", "answer"], rows,
+      (r) => `${r.d.t} ${r.d.client} ${r.d.name}`, `decisions:${name}`));
   }
   const cache = (state.caches || {})[name];
   if (cache) {

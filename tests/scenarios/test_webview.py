@@ -155,6 +155,7 @@ def test_view_dhcp_release_removes_the_lease(world, page, shots):
     click(page, "dhcp1")
     row = page.locator("#panel-body tr", has_text=ip)
     expect(row).to_be_visible(timeout=3_000)
+    expect(page.locator("#panel-body p.pools")).to_contain_text("10.1.2.0/24")
     page.screenshot(path=str(shots / "view-dhcp.png"))
     world.stop_service("c4.dhcp-client")  # the client sends RELEASE as it stops
     try:
@@ -170,6 +171,10 @@ def test_view_unplugged_web1b_turns_its_gslb_members_red(world, page, shots):
     click(page, "gslb")
     cells = page.locator("#panel-body tr", has_text="198.51.100.12").locator("td:nth-child(4)")
     expect(cells.first).to_have_text("up", timeout=5_000)
+    world.host("xb").cmd("dig +short @198.18.3.1 rtt.gslb.example.com")  # one decision
+    decision = page.locator("#panel-body tr", has_text="rtt.gslb.example.com").first
+    expect(decision).to_be_visible(timeout=3_000)
+    assert "198.18.20.10" in decision.inner_text()  # who asked, and the why beside it
     world.link("web1b", "rs", False)
     try:
         cable = page.locator('#topo g.edge[data-b="web1b"]')

@@ -140,3 +140,13 @@ def test_view_polls_the_nat_api_without_a_flow_stats_request_and_with_a_row_limi
     assert app.args == (None, False, 300)
     assert handle(app, "GET", "/nat/rc")[0] == 200 and app.args == ("rc", True, None)
     assert handle(app, "GET", "/nat?limit=many")[0] == 400
+
+
+def test_view_last_lines_reads_a_busy_log_from_its_end(tmp_path):
+    from infralab.webview import last_lines
+
+    log = tmp_path / "decisions.jsonl"
+    log.write_text("".join(json.dumps({"name": f"n{i}", "pad": "x" * 50}) + "\n"
+                           for i in range(10_000)))
+    assert [d["name"] for d in last_lines(log, 3)] == ["n9997", "n9998", "n9999"]
+    assert last_lines(tmp_path / "missing.jsonl", 3) == []
