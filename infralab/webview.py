@@ -36,6 +36,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from infralab.labs import Live
 from topologies import Topology
 
@@ -43,6 +45,7 @@ WEB = Path(__file__).resolve().parent / "web"
 POLL_S = 1.0  # a snapshot at most once a second
 LINK_POLL_S = 2.0  # interface counters (one ovs-vsctl call) every two seconds
 LABS_POLL_S = 5.0  # the labs' checkers (they read logs) every five seconds
+HUB_TASK = web.AppKey("hub", asyncio.Task)  # the poller, in the application's state
 DECISIONS = 10  # the GSLB's last decisions shown
 NAT_STATS_S = 10.0  # the NAT flows' counters (a flow-stats request) every ten seconds
 EVENTS_PER_S = 50  # events passed on to pages per second; beyond that, counted
@@ -465,8 +468,6 @@ class Hub:
 
 def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | None = None):
     """The aiohttp application: the page, its files, the SSE stream, the API."""
-    from aiohttp import web
-
     hub = Hub(snap)
 
     @web.middleware
@@ -562,10 +563,10 @@ def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | Non
         return web.json_response(answer)
 
     async def start_hub(app):
-        app["hub"] = asyncio.get_running_loop().create_task(hub.run())
+        app[HUB_TASK] = asyncio.get_running_loop().create_task(hub.run())
 
     async def stop_hub(app):
-        app["hub"].cancel()
+        app[HUB_TASK].cancel()
 
     app = web.Application(middlewares=[loopback_only])
     app.router.add_get("/", index)
@@ -649,8 +650,6 @@ class View:
 def serve(rundir: Path, topo: Topology, port: int = 0, token: str | None = None) -> View:
     """Start the view of `topo`'s run in a thread of this process (loopback, `port` 0:
     any free one)."""
-    from aiohttp import web
-
     from infralab.draw import svg_text
 
     topology_svg = svg_text(topo)
