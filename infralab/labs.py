@@ -54,7 +54,10 @@ class Live:
         except OSError:
             return ""
 
-    def jsonl(self, text: str) -> list[dict]:
+    @staticmethod
+    def jsonl(text: str) -> list[dict]:
+        """The records of a JSON-lines text; a line that is not JSON (one cut while being
+        written) is skipped."""
         out = []
         for line in text.splitlines():
             try:
@@ -260,12 +263,8 @@ def _other_root(live: Live) -> tuple[bool, str]:
     return False, "no resolution has had to skip a dead root server yet"
 
 
-def _ns2_log(live: Live) -> str:
-    return live.service_file("ns2.dns", "log")
-
-
 def _slave_expired(live: Live) -> tuple[bool, str]:
-    ok = "example.co.kr. EXPIRED" in _ns2_log(live)
+    ok = "example.co.kr. EXPIRED" in live.service_file("ns2.dns", "log")
     return ok, ("ns2 expired example.co.kr. (no refresh from ns1 within SOA expire)" if ok
                 else "ns2 still trusts its copy of example.co.kr.")
 

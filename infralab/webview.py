@@ -86,11 +86,7 @@ class EventTail:
                 continue
             end = data.rfind(b"\n") + 1  # whole lines only: the writer may be mid-line
             self.offsets[f] = self.offsets.get(f, 0) + end
-            for line in data[:end].splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
+            for rec in Live.jsonl(data[:end].decode(errors="replace")):
                 if len(out) >= limit:
                     self.skipped += 1
                     continue
@@ -163,13 +159,7 @@ def last_lines(path: Path, n: int) -> list[dict]:
             lines = f.read().splitlines()[-n:]
     except OSError:
         return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue  # (the first line read may be cut)
-    return out
+    return Live.jsonl(b"\n".join(lines).decode(errors="replace"))  # (the first may be cut)
 
 
 def ovs_interface_stats() -> dict[str, tuple[int, int, bool]]:
@@ -230,7 +220,6 @@ class Snapshot:
                    for n, r in st.get("routers", {}).items()}
         out: dict[str, Any] = {
             "topology": self.topology, "time": time.time(), "routers": routers,
-            "links_down": sorted({self._link_name(x) for x in routing.get("down_links", [])}),
             "routes": {n: t[:TABLE_ROWS] for n, t in routes.get("routers", {}).items()},
             "services": {s.split(".", 1)[0]: [] for s in self.services},
             "nat": {}, "leases": {}, "gslb": {}, "decisions": {}, "caches": {}, "links": {},
@@ -275,13 +264,13 @@ class Snapshot:
                 self._rates, self._link_prev = link_rates(self._link_prev, now, reading)
                 self._unplugged = sorted({"--".join(sorted([p["router"], p["peer"]]))
                                           for p in self.ports
-                                          if len(reading.get(p["intf"], ())) > 2
-                                          and not reading[p["intf"]][2]})
+                                          if not reading.get(p["intf"], (0, 0, True))[2]})
             except (OSError, ValueError, subprocess.SubprocessError):
                 self._rates, self._unplugged = {}, []
-        # a link set down at a router's port (a host unplugged, `link A B down`), beside
-        # what the controller reports down
-        out["links_down"] = sorted(set(out["links_down"]) | set(self._unplugged))
+        # what the controller reports down, and links set down at a router's port (a host
+        # unplugged, `link A B down`)
+        out["links_down"] = sorted({self._link_name(x) for x in routing.get("down_links", [])}
+                                   | set(self._unplugged))
         out["labs"] = self._labs  # (checked apart: Hub.run, every LABS_POLL_S)
         for p in self.ports:  # a router port's rate, by router and peer, and by subnet
             r = self._rates.get(p["intf"])
@@ -315,12 +304,10 @@ class Snapshot:
             out.append({"name": lab.name, "title": lab.title, "steps": steps})
         return out
 
-    @staticmethod
-    def _ask(ctl: Path, line: str) -> Any:
-        from services.common.control import control_request
-
+    def _ask(self, ctl: Path, line: str) -> Any:
+        """A service's answer on its control socket; None when it does not answer."""
         try:
-            return control_request(ctl, line)
+            return self.live.control(ctl, line)
         except (OSError, ValueError):
             return None
 
@@ -365,16 +352,9 @@ def host_address(rundir: Path, topo: Topology, host: str) -> IPv4Address | None:
         return None
     if h.address is not None:
         return h.address
-    bound = None
-    log = rundir / "services" / f"{host}.dhcp-client" / "client.jsonl"
-    try:
-        for line in log.read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("event") == "bound":
-                bound = IPv4Interface(rec["address"]).ip
-    except (OSError, ValueError, KeyError):
-        pass
-    return bound
+    log = Live(rundir).service_file(f"{host}.dhcp-client", "client.jsonl")
+    bound = [r["address"] for r in Live.jsonl(log) if r.get("event") == "bound"]
+    return IPv4Interface(bound[-1]).ip if bound else None
 
 
 def path_between(rundir: Path, topo: Topology, routes: dict[str, list[dict]], src: str,

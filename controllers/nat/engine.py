@@ -500,10 +500,8 @@ class Nat:
     def rows(self, now: float, limit: int | None = None) -> list[dict]:
         """The translation table as the CLI and the API show it (the first `limit` rows:
         a poller need not have thousands of bindings built every time)."""
-        if limit is not None:
-            return self.rows(now)[:limit] if len(self.table) < limit else \
-                [e.view(now) for e in itertools.islice(self.table, limit)]
-        rows = [e.view(now) for e in self.table]
+        entries = self.table if limit is None else itertools.islice(self.table, limit)
+        rows = [e.view(now) for e in entries]
         rows += [{"kind": "pat", "interface": self.rules.conntrack_iface(), "proto": "tcp",
                   "inside": r["inside"], "outside": r["outside"], "remotes": [r["remote"]],
                   "age": r["age"], "idle": "", "packets": "", "bytes": "",
@@ -513,7 +511,7 @@ class Nat:
                 rows.append({"kind": "static", "interface": c.interface, "proto": "any",
                              "inside": short(s.inside), "outside": short(s.outside),
                              "remotes": ["*"]})
-        return rows
+        return rows if limit is None else rows[:limit]
 
     def fill_pool(self, iface: str) -> int:
         """Issue 21's nat-pool-fill: every free address of `iface`'s pool held, so a new

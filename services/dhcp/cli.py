@@ -165,14 +165,14 @@ class ClientProcess:
                     lines.insert(0, f"search {c.domain}")
                 Path(self.resolv).write_text("\n".join(lines) + "\n")
         self.configured = c
+        bound = {"address": str(c.address), "router": str(c.router), "server": str(c.server)}
+        if c.bootp:  # from a BOOTP server: no lease time, no renewal
+            self.note("bound", **bound, lease="infinite", bootp=True)
+            return
         # T1/T2 as the lease has them (from the moment it was bound), not what is left
         # after configuring the interface took its time (0.1 s under software emulation)
-        if c.bootp:  # from a BOOTP server: no lease time, no renewal
-            self.note("bound", address=str(c.address), router=str(c.router),
-                      server=str(c.server), lease="infinite", bootp=True)
-            return
-        self.note("bound", address=str(c.address), router=str(c.router), server=str(c.server),
-                  lease=c.lease, t1=round(m.t1 - m.bound_at, 1), t2=round(m.t2 - m.bound_at, 1))
+        self.note("bound", **bound, lease=c.lease, t1=round(m.t1 - m.bound_at, 1),
+                  t2=round(m.t2 - m.bound_at, 1))
 
     def unconfigure(self, why: str) -> None:
         if self.configured is not None:

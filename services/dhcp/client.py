@@ -205,12 +205,18 @@ class ClientMachine:
         m = self._msg(p.REQUEST, ciaddr=self.lease.address.ip)
         return [Send(m, self.lease.server if self.state == RENEWING else None)]
 
+    @staticmethod
+    def _configure(m: p.DhcpMessage, lease: int, server: IPv4Address,
+                   bootp: bool = False) -> Configure:
+        """The interface's configuration a reply (ACK or BOOTREPLY) carries."""
+        mask = m.addr(p.OPT_MASK) or IPv4Address("255.255.255.0")
+        return Configure(IPv4Interface(f"{m.yiaddr}/{mask}"), m.addr(p.OPT_ROUTER),
+                         m.addrs(p.OPT_DNS), m.text(p.OPT_DOMAIN), lease, server, bootp)
+
     def _bound(self, now: float, m: p.DhcpMessage) -> list[Action]:
         lease = m.u32(p.OPT_LEASE_TIME) or 3600
-        mask = m.addr(p.OPT_MASK) or IPv4Address("255.255.255.0")
         server = m.addr(p.OPT_SERVER_ID) or (self.lease.server if self.lease else p.ZERO)
-        cfg = Configure(IPv4Interface(f"{m.yiaddr}/{mask}"), m.addr(p.OPT_ROUTER),
-                        m.addrs(p.OPT_DNS), m.text(p.OPT_DOMAIN), lease, server)
+        cfg = self._configure(m, lease, server)
         t1 = lease * self.t1_ratio if self.t1_ratio is not None else \
             m.u32(p.OPT_T1) or lease * 0.5
         t2 = lease * self.t2_ratio if self.t2_ratio is not None else \
@@ -221,11 +227,8 @@ class ClientMachine:
         return [cfg]
 
     def _bound_bootp(self, now: float, m: p.DhcpMessage) -> list[Action]:
-        mask = m.addr(p.OPT_MASK) or IPv4Address("255.255.255.0")
-        cfg = Configure(IPv4Interface(f"{m.yiaddr}/{mask}"), m.addr(p.OPT_ROUTER),
-                        m.addrs(p.OPT_DNS), m.text(p.OPT_DOMAIN), INFINITE,
-                        m.siaddr if m.siaddr != p.ZERO else m.addr(p.OPT_SERVER_ID) or p.ZERO,
-                        bootp=True)
+        server = m.siaddr if m.siaddr != p.ZERO else m.addr(p.OPT_SERVER_ID) or p.ZERO
+        cfg = self._configure(m, INFINITE, server, bootp=True)
         inf = float("inf")
         self.bound_at, self.t1, self.t2, self.expiry = now, inf, inf, inf
         self.lease, self.bootp_reply = cfg, None
