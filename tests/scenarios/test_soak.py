@@ -65,7 +65,7 @@ def test_soak_mixed_load_memory_stays_flat_and_nothing_is_dropped(world):
     finally:
         page.close()
         view.stop()
-    print(f"TB-VIEW under the soak: {len(page.snapshots)} snapshots, the longest wait "
+    print(f"WEB-VIEW under the soak: {len(page.snapshots)} snapshots, the longest wait "
           f"{gap:.2f} s; {events} events ({per_s:.0f}/s, {page.bytes / 1e6:.1f} MB)")
     assert len(page.snapshots) >= SECONDS / 2 and gap < 5.0, (len(page.snapshots), gap)
     assert 0 < per_s <= EVENTS_PER_S * 1.1, per_s  # NAT and DHCP churn: capped, not lost

@@ -1,4 +1,4 @@
-"""TB-VIEW (issue 19): the live web view, in a real browser (Debian's Chromium, driven by
+"""WEB-VIEW (issue 19): the live web view, in a real browser (Debian's Chromium, driven by
 Playwright), against the world: the page shows every router and host; a connection from
 c1 makes its NAT binding appear in rc's table within 2 s; a DHCP release removes the
 lease; unplugging web1b turns its GSLB members red; a NAT behaviour changed from the page
@@ -81,7 +81,7 @@ def test_view_new_nat_binding_appears_on_rc_within_2s(world, page, shots):
     expect(row).to_be_visible(timeout=2_000)
     took = time.monotonic() - t0
     assert "10.1.1.11:" in row.inner_text(), row.inner_text()
-    print(f"TB-VIEW: rc's binding {seen} on the page {took:.2f} s after the connection")
+    print(f"WEB-VIEW: rc's binding {seen} on the page {took:.2f} s after the connection")
     event = page.locator("#events li", has_text=seen.split(":")[1])
     expect(event.first).to_be_visible(timeout=3_000)  # the translation log, as events
     page.screenshot(path=str(shots / "view-nat.png"))
