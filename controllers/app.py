@@ -41,6 +41,7 @@ from .spf import Routing
 log = logging.getLogger("infralab.controller")
 TICK_S = 0.25
 STATS_WAIT_S = 1.0  # how long an API request waits for fresh NAT flow counters
+LOOPBACK = ("127.0.0.1", "::1")
 CONNTRACK_S = 5.0  # the conntrack fast path's entries are read this often (and on demand)
 
 
@@ -173,6 +174,8 @@ class InfralabController(app_manager.OSKenApp):
         self.datapaths[dp.id] = dp
         self.ready.discard(dp.id)
         log.info("router %s connected (dpid %x)", router.name, dp.id)
+        if router.nat is not None:  # conntrack readable here: the switch is on this machine
+            router.nat.tcp_conntrack = str(getattr(dp, "address", ("",))[0]) in LOOPBACK
         self._send(dp, router.connect(time.monotonic()))
         dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))  # ports already down
         dp.send_msg(dp.ofproto_parser.OFPBarrierRequest(dp))
@@ -287,16 +290,19 @@ class InfralabController(app_manager.OSKenApp):
             log.info("datapath %x disconnected", dpid)
 
     def _read_conntrack(self) -> None:
-        """Refresh the conntrack fast path's entries (OVS keeps them, not the flows)."""
+        """Read the NAT routers' conntrack entries (OVS keeps the PAT's TCP connections
+        and the fast path's, not the flows): one dump of the datapath for all of them."""
         import subprocess
 
+        nats = [r.nat for r in self.routers.values()
+                if r.nat is not None and r.nat.reads_conntrack]
+        if not nats:
+            return
         now = time.monotonic()
-        for r in self.routers.values():
-            if r.nat is not None and r.nat.uses_conntrack:
-                out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack",
-                                      f"zone={r.nat.zone}"], capture_output=True, text=True,
-                                     timeout=10).stdout
-                r.nat.conntrack_update(now, parse_conntrack(out, r.nat.zone))
+        out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack"], capture_output=True,
+                             text=True, timeout=10).stdout
+        for nat in nats:
+            nat.conntrack_update(now, parse_conntrack(out, nat.zone))
 
     def _ticker(self) -> None:
         next_ct = 0.0

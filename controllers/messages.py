@@ -47,14 +47,23 @@ class Group:
 @dataclass(frozen=True)
 class Conntrack:
     """OVS conntrack (Nicira ct action): track in `zone`, optionally commit and NAT, then
-    continue in `table` (recirculation keeps metadata). `nat_src` = (address, lo, hi) port
-    range for a new connection's source NAT; `nat` alone un-NATs/re-NATs tracked ones."""
+    continue in `table` (recirculation keeps metadata), or with NO_RECIRC go on with the
+    next action (the packet translated). `nat_src`/`nat_dst` = (address, lo, hi) port
+    range for a new connection's source/destination NAT; `nat` alone un-NATs/re-NATs
+    tracked ones."""
 
     zone: int
     table: int
     commit: bool = False
     nat: bool = False
     nat_src: tuple[str, int, int] | None = None
+    nat_dst: tuple[str, int, int] | None = None
+
+
+NO_RECIRC = 0xFF  # Conntrack.table: no recirculation (NX_CT_RECIRC_NONE)
+
+# ct_state bits (Nicira): what conntrack made of a packet
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 
 @dataclass(frozen=True)

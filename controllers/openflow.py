@@ -45,9 +45,11 @@ def _action(parser: Any, ofp: Any, a: object) -> Any:
         return parser.NXActionFinTimeout(fin_idle_timeout=a.idle, fin_hard_timeout=0)
     if isinstance(a, Conntrack):
         nat = []
-        if a.nat_src is not None:
-            addr, lo, hi = a.nat_src
-            nat = [parser.NXActionNAT(flags=1, range_ipv4_min=addr, range_ipv4_max=addr,
+        target = a.nat_src or a.nat_dst
+        if target is not None:
+            addr, lo, hi = target
+            flags = 1 if a.nat_src is not None else 2  # NX_NAT_F_SRC / NX_NAT_F_DST
+            nat = [parser.NXActionNAT(flags=flags, range_ipv4_min=addr, range_ipv4_max=addr,
                                       range_proto_min=lo, range_proto_max=hi)]
         elif a.nat:
             nat = [parser.NXActionNAT(flags=0)]

@@ -45,7 +45,7 @@ NEXT: dict[Table, frozenset[Table]] = {
     Table.RELAY: frozenset({Table.L2}),
     Table.PRE_NAT: frozenset({Table.ROUTE}),
     Table.ROUTE: frozenset({Table.POST_NAT}),
-    Table.POST_NAT: frozenset({Table.EGRESS}),
+    Table.POST_NAT: frozenset({Table.POST_NAT, Table.EGRESS}),  # (itself: ct lookup)
     Table.EGRESS: frozenset(),
     Table.L2: frozenset(),
 }
@@ -77,7 +77,8 @@ P_RELAY_PASS = 10  # relay: everything else -> L2
 
 # PRE_NAT and POST_NAT (the NAT's): bindings over rules over misses
 P_MISS = 100  # + prefix length: to the controller
-P_CT = 180  # conntrack fast path: the PAT's TCP (above the misses, below bindings)
+P_CT = 180  # conntrack: the PAT's TCP (above the misses, below bindings)
+P_CT_TRACKED = 185  # POST_NAT: the PAT's TCP once conntrack looked it up
 P_POOL = 200
 P_REFUSED = 205  # a refused host's packets dropped for a second (no packet-in storm)
 P_PAT = 210

@@ -147,6 +147,8 @@ class Emulation:
         from controllers.nat import conntrack_zones
 
         self.built.conntrack_zones = conntrack_zones(self.plan)
+        if not self.servers:  # (cluster runs keep the PAT's TCP bindings in flows)
+            self._set_zone_policies()
         # which router port leads where: `infralab capture ROUTER:PEER` finds links by it
         ports = [{"router": r.name, "subnet": i.subnet, "peer": p.peer, "intf": p.intf,
                   **({"server": self.where[r.name]} if self.where else {})}
@@ -516,6 +518,20 @@ class Emulation:
                 f"export INFRALAB_HOST_DIR={shlex.quote(str(hdir))} "
                 f"INFRALAB_RUN={shlex.quote(str(self.rundir))} "
                 f"INFRALAB_HOST={h.name} PATH={shlex.quote(venv_bin)}:$PATH; {mounts}")
+
+    def _set_zone_policies(self) -> None:
+        """The PAT routers' conntrack zones time connections out as their NAT config
+        says (controllers.nat.conntrack.zone_timeouts), recorded before they are set."""
+        from controllers.nat.conntrack import zone_timeouts
+
+        policies = zone_timeouts(self.plan)
+        if not policies:
+            return
+        dp = "system" if self.datapath == "kernel" else "netdev"
+        self.built.ct_policies = {"dp": dp, "zones": list(policies), "created_dp": False}
+        self.built.save()
+        self.built.ct_policies = runtime.set_zone_policies(dp, policies, self.log)
+        self.built.save()
 
     def _choose_kernel_paths(self) -> None:
         """Kernel datapath and netem where this kernel has them (`auto`), else userspace

@@ -205,6 +205,9 @@ class Manifest:
     interfaces: list[str] = field(default_factory=list)
     processes: dict[str, dict] = field(default_factory=dict)  # label -> {"pid", "start", "group"}
     conntrack_zones: list[int] = field(default_factory=list)  # OVS ct zones to flush
+    # conntrack timeout policies set on our zones: {"dp": "netdev"|"system", "zones":
+    # [...], "created_dp": whether this run made the OVSDB Datapath record they hang on}
+    ct_policies: dict = field(default_factory=dict)
     # OVS kernel datapaths this run brought into being (ovs-system): removed once no
     # bridge uses them
     kernel_datapaths: list[str] = field(default_factory=list)
@@ -228,7 +231,8 @@ class Manifest:
         return cls(path, d.get("topology", ""), d.get("owner", {}), d.get("bridges", []),
                    d.get("interfaces", []), d.get("processes", {}),
                    conntrack_zones=d.get("conntrack_zones", []), remote=d.get("remote", {}),
-                   kernel_datapaths=d.get("kernel_datapaths", []))
+                   kernel_datapaths=d.get("kernel_datapaths", []),
+                   ct_policies=d.get("ct_policies", {}))
 
     @property
     def dir(self) -> Path:
@@ -238,7 +242,7 @@ class Manifest:
         doc = {"topology": self.topology, "owner": self.owner, "bridges": self.bridges,
                "interfaces": self.interfaces, "processes": self.processes,
                "conntrack_zones": self.conntrack_zones, "remote": self.remote,
-               "kernel_datapaths": self.kernel_datapaths}
+               "kernel_datapaths": self.kernel_datapaths, "ct_policies": self.ct_policies}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.path)
@@ -316,6 +320,9 @@ class Manifest:
                 removed.append(f"interface {intf}")
         for zone in self.conntrack_zones:  # our NAT's entries in OVS's shared conntrack
             sh("ovs-appctl", "--timeout=5", "dpctl/flush-conntrack", f"zone={zone}")
+        if self.ct_policies:
+            clear_zone_policies(self.ct_policies)
+            removed.append(f"conntrack timeout policies of zones {self.ct_policies['zones']}")
         for dp in self.kernel_datapaths:  # (not a leftover: an orderly stop ends it too)
             if link_exists(dp) and not kernel_bridges():
                 sh("ovs-dpctl", "del-dp", f"system@{dp}")
@@ -335,6 +342,45 @@ class Manifest:
             log(f"removed {r}")
         shutil.rmtree(self.dir, ignore_errors=True)
         return removed
+
+
+def set_zone_policies(dp: str, policies: dict[int, dict[str, int]],
+                      log=lambda s: None) -> dict:
+    """Give our conntrack zones their timeout policies (OVS CT_Timeout_Policy, on the
+    OVSDB Datapath record of `dp`, made if missing); returns what to record for
+    clear_zone_policies. A switch that refuses (a kernel without conntrack timeout
+    support) keeps its default timeouts: logged, not fatal."""
+    vs = ("ovs-vsctl", "--timeout=5")
+    have = sh(*vs, "get", "Open_vSwitch", ".", "datapaths").stdout
+    created = f"{dp}=" not in have
+    if created:
+        r = sh(*vs, "--", "--id=@dp", "create", "Datapath", "datapath_version=0", "--",
+               "set", "Open_vSwitch", ".", f"datapaths:{dp}=@dp")
+        if r.returncode:
+            log(f"conntrack timeout policies not set (no Datapath record): {r.stderr.strip()}")
+            return {}
+    done = []
+    for zone, tp in policies.items():
+        sh(*vs, "--if-exists", "del-zone-tp", dp, f"zone={zone}")
+        r = sh(*vs, "add-zone-tp", dp, f"zone={zone}", *(f"{k}={v}" for k, v in tp.items()))
+        if r.returncode:
+            log(f"conntrack zone {zone}: timeout policy refused: {r.stderr.strip()}")
+        else:
+            done.append(zone)
+    return {"dp": dp, "zones": done, "created_dp": created}
+
+
+def clear_zone_policies(rec: dict) -> None:
+    """Remove the timeout policies set_zone_policies set, and the Datapath record if this
+    run made it and no zone (another run's) still uses it."""
+    vs = ("ovs-vsctl", "--timeout=5")
+    dp = rec["dp"]
+    for zone in rec.get("zones", []):
+        sh(*vs, "--if-exists", "del-zone-tp", dp, f"zone={zone}")
+    if rec.get("created_dp"):
+        left = sh(*vs, "list-zone-tp", dp).stdout.strip()
+        if not left:
+            sh(*vs, "remove", "Open_vSwitch", ".", "datapaths", dp)
 
 
 def manifest_paths() -> set[Path]:

@@ -1,6 +1,8 @@
-"""The opt-in conntrack fast path (`conntrack: true`): the PAT's TCP goes through OVS
-ct(nat) in a zone of the router's own, with no controller work per connection. The
-controller reads the zone's entries for the table view and the translation log."""
+"""OVS conntrack, in a zone of each NAT router's own. Two uses: every PAT's TCP bindings
+(the controller picks the port and commits it with the first packet; conntrack keeps the
+connection, and the controller ends a binding when its entries are gone), and the opt-in
+fast path (`conntrack: true`: the switch picks the ports itself, no controller work per
+connection). The controller reads the zone's entries for both."""
 
 from __future__ import annotations
 
@@ -29,9 +31,46 @@ def parse_conntrack(text: str, zone: int) -> list[dict]:
 
 
 def conntrack_zones(plan) -> list[int]:
-    """Conntrack zones a plan's routers use (flushed at teardown: leave nothing behind)."""
+    """Conntrack zones a plan's routers use (flushed at teardown: leave nothing behind):
+    every PAT's TCP bindings are kept in conntrack, and the fast path's connections."""
     return [CT_ZONE_BASE + r.dpid for r in plan.routers
-            if any(n.get("conntrack") for n in r.nat)]
+            if any(n.get("conntrack") or n.get("pat") for n in r.nat)]
+
+
+TRANSITORY_STATES = ("tcp_fin_wait", "tcp_close_wait", "tcp_last_ack", "tcp_time_wait",
+                     "tcp_close")
+
+
+def zone_timeouts(plan) -> dict[int, dict[str, int]]:
+    """The conntrack timeout policy of each NAT router's zone (OVS CT_Timeout_Policy
+    keys), from its PAT's configured timeouts: an established connection idles out
+    after `tcp`, a closing or closed one after `tcp_transitory` (RFC 5382 REQ-5), as the
+    per-binding flows' idle and fin timeouts did."""
+    from topologies.natconfig import NatInterface
+
+    out = {}
+    for r in plan.routers:
+        pats = [NatInterface.from_dict(n) for n in r.nat if n.get("pat")]
+        if pats:
+            t = pats[0].timeouts
+            out[CT_ZONE_BASE + r.dpid] = {"tcp_established": t["tcp"],
+                                          **dict.fromkeys(TRANSITORY_STATES,
+                                                          t["tcp_transitory"])}
+    return out
+
+
+def live_bindings(rows: list[dict], addresses: set[str]) -> dict[str, set[str]]:
+    """From a zone's entries (parse_conntrack): for each outside endpoint on one of the
+    PAT `addresses`, the remote endpoints it has live connections with. An outbound
+    connection's entry has the outside endpoint in its reply; one the filtering let in
+    from outside has it as its original destination (what parse_conntrack calls remote)."""
+    live: dict[str, set[str]] = {}
+    for r in rows:
+        if r["outside"].rpartition(":")[0] in addresses:
+            live.setdefault(r["outside"], set()).add(r["remote"])
+        elif r["remote"].rpartition(":")[0] in addresses:
+            live.setdefault(r["remote"], set()).add(r["inside"])
+    return live
 
 
 class ConntrackView:

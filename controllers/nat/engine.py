@@ -23,14 +23,20 @@ from topologies.plan import RouterPlan
 from wire import frames as pk
 
 from ..messages import TABLE, FlowMod, Message, Output, PacketOut, SetField
-from ..pipeline import COOKIE_NAT, T_POST_NAT, T_PRE_NAT
+from ..pipeline import COOKIE_NAT, T_POST_NAT, T_PRE_NAT, T_ROUTE
 from . import flows, icmp, journal
-from .conntrack import CT_ZONE_BASE, ConntrackView
+from .conntrack import CT_ZONE_BASE, ConntrackView, live_bindings
 from .ports import PortAllocator
 from .rules import Rules, frame_ports, in_any, proto_number, short
 from .table import L4, Binding, Entry, InsideKey, Kind, NatTable
 
 LOG_DROPS_PER_S = 5  # unsolicited inbound packets are counted; only this many logged/s
+CT_GRACE_S = 3.0  # a TCP binding this young is not expired by a conntrack reading
+
+
+def _endpoint(text: str) -> tuple[IPv4Address, int]:
+    ip, _, port = text.rpartition(":")
+    return IPv4Address(ip), int(port)
 
 
 @dataclass
@@ -74,6 +80,10 @@ class Nat:
         self._ids = itertools.count(1)
         self._drop_log = (0.0, 0)
         self._held: dict[str, list[IPv4Address]] = {}  # pool addresses a fault holds
+        # The PAT's TCP bindings in conntrack (flows.tcp_binding_flows), which the
+        # controller must be able to read (dpctl) to end them: a switch on another
+        # server (cluster mode) keeps a pair of flows per binding instead.
+        self.tcp_conntrack = True
 
     @property
     def entries(self) -> dict[int, Entry]:
@@ -92,7 +102,7 @@ class Nat:
             return self._outbound(now, f, egress_port)
         if table == T_PRE_NAT and self.rules.is_hairpin(f):
             return self._hairpin(now, in_port, f)
-        if table == T_PRE_NAT or f.ip_dst in self.own_ips:
+        if table in (T_PRE_NAT, T_ROUTE) or f.ip_dst in self.own_ips:
             return self._inbound(now, in_port, f)
         return None
 
@@ -116,14 +126,15 @@ class Nat:
         msgs: list[Message] = []
         for c in self.configs.values():
             msgs += flows.rule_flows(self.rules, c, self.ports[c.interface], self.own_ips,
-                                     self.zone)
+                                     self.zone, self.tcp_conntrack)
         for e in self.table:  # reconnect: re-install what is still live
             for key, b in e.bindings.items():
                 msgs += self._binding_flows(e, key, b)
         return msgs
 
     def _binding_flows(self, e: Entry, remote: tuple, b: Binding) -> list[FlowMod]:
-        return flows.binding_flows(self.configs[e.iface], self.ports[e.iface], e, remote, b)
+        return flows.binding_flows(self.configs[e.iface], self.ports[e.iface], e, remote, b,
+                                   self.tcp_conntrack)
 
     # ---- outbound: first packet of a new binding ------------------------------------------
     def _outbound(self, now: float, f: pk.Frame, egress_port: int) -> Outcome:
@@ -183,6 +194,10 @@ class Nat:
                 self.table.bind(e, bkey, 0)
             return Outcome([PacketOut(data, (Output(port),))])
         msgs = self._add_binding(now, e, bkey, f)
+        if f.proto == pk.PROTO_TCP and self.tcp_conntrack:  # into conntrack with this packet
+            msgs.append(PacketOut(f.raw, (flows.tcp_binding_commit(self.zone, e, False),
+                                          Output(port))))
+            return Outcome(msgs)
         msgs.append(PacketOut(f.raw, (SetField("ipv4_src", str(pub_ip)),
                                       SetField(f"{L4[f.proto]}_src", e.outside[1]),
                                       Output(port))))
@@ -277,7 +292,28 @@ class Nat:
                 return None  # e.g. a ping of the router's own (PAT) address
         if f.ip_dst in self.own_ips and f.proto not in (pk.PROTO_TCP, pk.PROTO_UDP):
             return None
+        if f.proto == pk.PROTO_TCP and kind is Kind.PAT and not c.conntrack and \
+                self.tcp_conntrack:
+            return self._tcp_in(now, in_port, f, c)
         return self._drop_inbound(now, f, "no binding")
+
+    def _tcp_in(self, now: float, in_port: int, f: pk.Frame, c: NatInterface) -> Outcome:
+        """A new TCP connection from outside to the PAT address (conntrack knew nothing
+        of it): let in if a mapping has that port and the filtering permits the sender
+        (RFC 5382 REQ-3); committed into conntrack, translated, and routed inside."""
+        ports = frame_ports(f)
+        if ports is None or f.ip_dst is None:
+            self.counters.malformed += 1
+            return Outcome()
+        e = self.table.find_outside(pk.PROTO_TCP, f.ip_dst, ports[1])
+        if e is None or e.kind is not Kind.PAT:
+            return self._drop_inbound(now, f, "no binding")
+        if not self._permits(c, e, (f.ip_src, ports[0])):
+            return self._drop_inbound(now, f, "filtered")
+        e.last_seen = now
+        e.count(now, len(f.raw) - 14)
+        return Outcome([PacketOut(f.raw, (flows.tcp_binding_commit(self.zone, e, True),
+                                          Output(TABLE)), in_port=in_port)])
 
     def _drop_inbound(self, now: float, f: pk.Frame, why: str) -> Outcome:
         self.counters.inbound_dropped += 1
@@ -444,9 +480,23 @@ class Nat:
                 e.last_seen = now
 
     # ---- the conntrack fast path ---------------------------------------------------------------
+    @property
+    def reads_conntrack(self) -> bool:
+        """Whether the zone's entries matter: a PAT (its TCP bindings) or the fast path."""
+        return any(c.pat and (c.conntrack or self.tcp_conntrack)
+                   for c in self.configs.values())
+
     def conntrack_update(self, now: float, rows: list[dict]) -> None:
-        """The fast path's entries as read from the conntrack table (parse_conntrack):
-        kept for the table view; new and vanished ones go to the translation log."""
+        """The zone's entries as read from the conntrack table (parse_conntrack): the
+        PAT's TCP bindings end when their connections are gone (expire_tcp); the fast
+        path's are kept for the table view, new and vanished ones go to the log."""
+        bound = {c.pat.address for c in self.configs.values() if c.pat and not c.conntrack}
+        if bound and self.tcp_conntrack:
+            self.expire_tcp(now, live_bindings(rows, bound))
+        if not self.uses_conntrack:
+            return
+        fast = {c.pat.address for c in self.configs.values() if c.pat and c.conntrack}
+        rows = [r for r in rows if r["outside"].rpartition(":")[0] in fast]
         new, gone = self.conntrack.update(now, rows)
         iface = self.rules.conntrack_iface()
         for r in new:
@@ -459,6 +509,27 @@ class Nat:
             self._log(now, "expire", kind="pat", interface=iface, proto="tcp",
                       inside=r["inside"], outside=r["outside"], remote=r["remote"],
                       via="conntrack", reason="conntrack entry gone", age=round(now - first, 1))
+
+    def expire_tcp(self, now: float, live: dict[str, set[str]]) -> None:
+        """End the PAT's TCP bindings whose connections conntrack no longer has (it
+        applies the timeouts: established, and transitory once closing, RFC 5382 REQ-5),
+        and an entry with its last connection. `live`: outside endpoint -> remotes
+        (live_bindings). Bindings made within CT_GRACE_S are left alone: the reading
+        may predate their commit."""
+        for e in self.table:
+            if e.kind is not Kind.PAT or e.proto != pk.PROTO_TCP or \
+                    now - e.last_seen < CT_GRACE_S:
+                continue
+            remotes = live.get(f"{e.outside[0]}:{e.outside[1]}")
+            if remotes is None:
+                self.table.unbind_all(e)
+                self._forget(now, e, "connections closed")
+                continue
+            seen = {_endpoint(r) for r in remotes}
+            for key, b in list(e.bindings.items()):
+                if key and key not in {r[:len(key)] for r in seen}:
+                    self.table.unbind(b.cookie)
+                    self.state_log.append(journal.unbind_record(self.name, b.cookie))
 
     # ---- restart (issue 8) --------------------------------------------------------------------
     def restore(self, records: list[dict], now: float) -> int:

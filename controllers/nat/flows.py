@@ -10,7 +10,12 @@ from wire import frames as pk
 
 from ..messages import (
     CONTROLLER,
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_TRK,
     META_MASK,
+    NO_RECIRC,
     Conntrack,
     FinTimeout,
     FlowMod,
@@ -23,6 +28,7 @@ from ..pipeline import (
     COOKIE_NAT,
     P_CT,
     P_CT_DROP,
+    P_CT_TRACKED,
     P_HAIRPIN,
     P_ICMP_ERR,
     P_MISS,
@@ -65,7 +71,7 @@ def icmp_errors_up(table: int, match: dict) -> list[Message]:
 
 
 def rule_flows(rules: Rules, c: NatInterface, ports: list[int], own_ips: set[IPv4Address],
-               zone: int) -> list[Message]:
+               zone: int, tcp_conntrack: bool = True) -> list[Message]:
     """Everything one outside interface's rules install when the switch connects."""
     msgs: list[Message] = []
     for port in ports:
@@ -100,6 +106,8 @@ def rule_flows(rules: Rules, c: NatInterface, ports: list[int], own_ips: set[IPv
     msgs += hairpin_misses(rules, c)
     if c.pat and c.conntrack:
         msgs += conntrack_flows(c, ports, zone)
+    elif c.pat and tcp_conntrack:
+        msgs += tcp_binding_flows(c, ports, zone)
     for v in c.vip:
         msgs.append(flow(T_PRE_NAT, P_MISS, {"ipv4_dst": v.address, "ip_proto": proto_number(
             v.proto), f"{v.proto}_dst": v.port}, (Output(CONTROLLER),)))
@@ -142,6 +150,60 @@ def conntrack_flows(c: NatInterface, ports: list[int], zone: int) -> list[Messag
     return msgs
 
 
+def tcp_binding_flows(c: NatInterface, ports: list[int], zone: int) -> list[Message]:
+    """The PAT's TCP bindings live in OVS conntrack, not in flows (NAT-PAT, issue 17):
+    the controller still picks each binding's port (so RFC 5382's endpoint-independent
+    mapping and the configured filtering hold exactly) and commits it into conntrack with
+    the first packet's packet-out; every later packet is translated by conntrack. No
+    flow-mod per connection, so OVS does not re-translate its datapath flows for each.
+
+      POST_NAT: untracked TCP from the inside -> ct(nat) lookup, back into POST_NAT;
+                established -> EGRESS (translated); new -> controller; invalid -> drop
+      PRE_NAT:  TCP to the PAT address -> ct(nat) lookup (un-NAT) -> ROUTE
+      ROUTE:    still for the PAT address: new -> controller (filtering decides);
+                invalid -> drop"""
+    assert c.pat is not None
+    pat = c.pat.address
+    msgs: list[Message] = []
+    tcp = {"ip_proto": pk.PROTO_TCP}
+    for port in ports:
+        meta = {**tcp, "metadata": (port, META_MASK)}
+        for prefix in map(IPv4Network, c.pat.inside):
+            msgs.append(flow(T_POST_NAT, P_CT, {**meta, "ipv4_src": masked(prefix),
+                                                "ct_state": (0, CT_TRK)},
+                             (Conntrack(zone, T_POST_NAT, nat=True),)))
+        msgs += [
+            flow(T_POST_NAT, P_CT_TRACKED, {**meta, "ct_state": (CT_TRK | CT_EST,
+                                                                 CT_TRK | CT_EST | CT_INV)},
+                 goto=T_EGRESS),
+            flow(T_POST_NAT, P_CT_TRACKED, {**meta, "ct_state": (CT_TRK | CT_NEW,
+                                                                 CT_TRK | CT_NEW | CT_INV)},
+                 (Output(CONTROLLER),)),
+            flow(T_POST_NAT, P_CT_TRACKED, {**meta, "ct_state": (CT_TRK | CT_INV,
+                                                                 CT_TRK | CT_INV)},
+                 (), cookie=COOKIE_CT_DROP)]
+    msgs.append(flow(T_PRE_NAT, P_CT, {**tcp, "ipv4_dst": pat},
+                     (Conntrack(zone, T_ROUTE, nat=True),)))
+    msgs += [flow(T_ROUTE, P_CT_DROP, {**tcp, "ipv4_dst": pat,
+                                       "ct_state": (CT_TRK | CT_NEW, CT_TRK | CT_NEW | CT_INV)},
+                  (Output(CONTROLLER),)),
+             flow(T_ROUTE, P_CT_DROP, {**tcp, "ipv4_dst": pat,
+                                       "ct_state": (CT_TRK | CT_INV, CT_TRK | CT_INV)}, (),
+                  cookie=COOKIE_CT_DROP)]
+    return msgs
+
+
+def tcp_binding_commit(zone: int, e: Entry, inbound: bool) -> Conntrack:
+    """The action a binding's first packet carries in its packet-out: commit the
+    connection with the binding's translation (source for outbound, destination for an
+    inbound connection the filtering let in); the packet leaves translated."""
+    if inbound:
+        return Conntrack(zone, NO_RECIRC, commit=True,
+                         nat_dst=(str(e.inside[0]), e.inside[1], e.inside[1]))
+    return Conntrack(zone, NO_RECIRC, commit=True,
+                     nat_src=(str(e.outside[0]), e.outside[1], e.outside[1]))
+
+
 def refusal_drop(port: int, src: IPv4Address) -> FlowMod:
     """A refused host's packets are dropped for a second: no packet-in storm."""
     return flow(T_POST_NAT, P_REFUSED, {"metadata": (port, META_MASK), "ipv4_src": str(src)},
@@ -155,13 +217,15 @@ def timeout_of(c: NatInterface, e: Entry) -> int:
 
 
 def binding_flows(c: NatInterface, ports: list[int], e: Entry, remote: tuple,
-                  b: Binding) -> list[FlowMod]:
+                  b: Binding, tcp_conntrack: bool = True) -> list[FlowMod]:
     """The pair of flows that carry one binding: the timed one reports its removal
     (FlowRemoved ends the binding); both share the binding's cookie. A PAT's TCP pair
     both report and both carry fin_timeout: a FIN or RST either way moves the binding
     to the transitory timeout in the switch (RFC 5382 REQ-5)."""
     if e.proto == pk.PROTO_ICMP:
         return []  # echo ids are rewritten by the controller: no flows
+    if e.kind is Kind.PAT and e.proto == pk.PROTO_TCP and tcp_conntrack:
+        return []  # committed into conntrack (tcp_binding_flows): no flows
     timeout = timeout_of(c, e)
     timed = {"idle_timeout": timeout, "notify_removed": True, "cookie": b.cookie}
     if e.kind is Kind.POOL:

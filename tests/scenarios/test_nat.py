@@ -224,24 +224,63 @@ def test_nat_holepunch_stun_client_classifies_each_behaviour(world, home_nats_re
     assert line.startswith("Primary: " + expected), out[-800:]
 
 
-def test_nat_timeout_closed_tcp_binding_idles_out_after_the_transitory_timeout(world):
-    """RFC 5382 REQ-5 on the switch itself: both flows of the binding drop their idle
-    timeout to the transitory 240 s once the connection's FINs have passed (OVS's
-    fin_timeout; the controller sees no FIN)."""
+def test_nat_timeout_closed_tcp_binding_is_held_for_the_transitory_timeout(world):
+    """NAT-TIMEOUT, RFC 5382 REQ-5, with the PAT's TCP bindings in OVS conntrack (issue
+    17): the port the controller picked is in rc's conntrack zone, no flow carries the
+    binding, and the closed connection is held for the configured transitory timeout
+    (240 s: the zone's timeout policy; OVS's own default would drop it after 30 s), while
+    the controller's table keeps the binding."""
+    from controllers.nat import CT_ZONE_BASE
+
     seen = world.host("c1").cmd("curl -s -m8 http://198.51.100.131/whoami").strip()
     ip, port = seen.split(":")
     assert ip == PAT
+    zone = CT_ZONE_BASE + next(r.dpid for r in world.plan.routers if r.name == "rc")
 
-    def binding_timeouts() -> list[str]:
-        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "rc", "tcp"],
+    def entry() -> str:
+        out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", "-s", f"zone={zone}"],
                              capture_output=True, text=True).stdout
-        return sorted(t for line in out.splitlines()
-                      if f"set_field:{port}->tcp_src" in line
-                      or (f"tp_dst={port}" in line and f"nw_dst={PAT}" in line)
-                      for t in re.findall(r", idle_timeout=(\d+)", line))
+        return next((line for line in out.splitlines() if f"dst={PAT}," in line
+                     and f"dport={port})" in line and "src=10.1.1.11," in line), "")
 
-    assert wait_for(lambda: binding_timeouts() == ["240", "240"], 5,
-                    "both flows at the transitory timeout"), binding_timeouts()
+    def closed_timeout() -> int:
+        m = re.search(r"timeout=(\d+).*state=(\w+)", entry())
+        return int(m.group(1)) if m and m.group(2) in ("TIME_WAIT", "CLOSED", "CLOSING",
+                                                         "FIN_WAIT_2", "LAST_ACK") else 0
+
+    assert wait_for(lambda: closed_timeout() > 30, 5,
+                    "the closed connection held past OVS's default"), entry()
+    assert closed_timeout() <= 240, entry()
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "rc", "tcp"],
+                           capture_output=True, text=True).stdout
+    assert f"set_field:{port}->tcp_src" not in flows and f"tp_dst={port}" not in flows
+    assert any(r["outside"] == seen and r["proto"] == "tcp" for r in nat(world)["table"])
+
+
+def test_nat_pat_tcp_mapping_is_endpoint_independent(world):
+    """NAT-PAT, RFC 5382 REQ-1: two connections from one inside port to two servers
+    leave from one public port (the controller's choice, committed into conntrack), even
+    where the inside port itself is taken (by c1) and was free towards the second."""
+    client = ("import socket, sys\n"
+              "for ip in sys.argv[1:]:\n"
+              "    s = socket.socket()\n"
+              "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+              "    s.settimeout(8)\n"
+              "    s.bind(('0.0.0.0', 45123))\n"
+              "    s.connect((ip, 80))\n"
+              "    s.sendall(b'GET /whoami HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')\n"
+              "    print(s.makefile('rb').read().split(b'\\r\\n\\r\\n', 1)[1].decode()"
+              ".strip())\n")
+    path = world.rundir / "eim-client.py"
+    path.write_text(client)
+    first = world.host("c1").cmd(f"python3 {path} 198.51.100.131").split()
+    srcs = world.host("c2").cmd(f"python3 {path} 198.51.100.131 198.51.100.12").split()
+    print(f"NAT-PAT: c1:45123 seen as {first}, c2:45123 as {srcs}")
+    assert first == [f"{PAT}:45123"], first  # port preserved for the first to ask
+    # c2 cannot have 45123 (c1's) and keeps its one port for both servers, though a
+    # port-preserving NAT would give it 45123 towards the second (free there)
+    assert len(srcs) == 2 and srcs[0] == srcs[1] and srcs[0].startswith(PAT + ":") and \
+        srcs[0] != f"{PAT}:45123", srcs
 
 
 def test_nat_hairpin_inside_host_reaches_the_static_server_by_its_public_address(world):

@@ -15,8 +15,13 @@ from ipaddress import IPv4Address
 
 from controllers.messages import (
     CONTROLLER,
+    CT_EST,
+    CT_NEW,
+    CT_RPL,
+    CT_TRK,
     IN_PORT,
     META_MASK,
+    NO_RECIRC,
     REASON_ACTION,
     REASON_INVALID_TTL,
     REASON_NO_MATCH,
@@ -57,9 +62,9 @@ class Result:
     conntrack: list[tuple[object, bytes]] = field(default_factory=list)
 
 
-def _fields(raw: bytes, in_port: int, metadata: int) -> dict:
+def _fields(raw: bytes, in_port: int, metadata: int, ct_state: int = 0) -> dict:
     f = pk.parse(raw)
-    d: dict = {"in_port": in_port, "metadata": metadata}
+    d: dict = {"in_port": in_port, "metadata": metadata, "ct_state": ct_state}
     if f is None:
         return d
     d.update(eth_dst=f.eth_dst, eth_src=f.eth_src, eth_type=f.eth_type)
@@ -122,6 +127,85 @@ def _fix_ip_checksum(b: bytearray) -> None:
     b[24:26] = struct.pack("!H", pk.checksum(bytes(b[14:14 + ihl])))
 
 
+def _five_tuple(raw: bytes) -> tuple | None:
+    f = pk.parse(raw)
+    if f is None or f.proto not in (pk.PROTO_TCP, pk.PROTO_UDP) or len(f.l4) < 4:
+        return None
+    sport, dport = struct.unpack("!HH", f.l4[:4])
+    return f.proto, str(f.ip_src), sport, str(f.ip_dst), dport
+
+
+@dataclass
+class CtConn:
+    """One connection of the conntrack model: its tuples both ways, and its NAT."""
+
+    zone: int
+    orig: tuple  # (proto, src, sport, dst, dport) as the first packet came
+    reply: tuple  # what a reply looks like (after the NAT)
+    replied: bool = False
+
+
+class ConntrackModel:
+    """Enough of OVS conntrack for the PAT's TCP bindings (flows.tcp_binding_flows): a
+    lookup with `nat` (no commit) finds a connection either way and translates the packet;
+    a commit with one exact NAT endpoint (what the controller's packet-out carries)
+    creates it. State: +trk, +new until a reply was seen, then +est (+rpl for replies)."""
+
+    def __init__(self) -> None:
+        self.conns: dict[tuple, tuple[CtConn, bool]] = {}  # (zone, tuple) -> (conn, reply?)
+
+    def models(self, a: Conntrack) -> bool:
+        """The fast path's commit with a port range is left to OVS (not modelled)."""
+        nat = a.nat_src or a.nat_dst
+        return nat is None or nat[1] == nat[2]
+
+    def execute(self, a: Conntrack, raw: bytes) -> tuple[bytes, int]:
+        t = _five_tuple(raw)
+        if t is None:
+            return raw, CT_TRK | 0x10  # +inv
+        hit = self.conns.get((a.zone, t))
+        if hit is None:
+            if not a.commit:
+                return raw, CT_TRK | CT_NEW
+            proto, src, sport, dst, dport = t
+            if a.nat_src is not None:
+                src, sport = a.nat_src[0], a.nat_src[1]
+            if a.nat_dst is not None:
+                dst, dport = a.nat_dst[0], a.nat_dst[1]
+            c = CtConn(a.zone, t, (proto, dst, dport, src, sport))
+            self.conns[(a.zone, t)] = (c, False)
+            self.conns[(a.zone, c.reply)] = (c, True)
+            return self._translate(raw, c, False), CT_TRK | CT_NEW
+        c, is_reply = hit
+        if is_reply:
+            c.replied = True
+        state = CT_TRK | (CT_EST if c.replied else CT_NEW) | (CT_RPL if is_reply else 0)
+        return (self._translate(raw, c, is_reply) if a.nat or a.commit else raw), state
+
+    @staticmethod
+    def _translate(raw: bytes, c: CtConn, is_reply: bool) -> bytes:
+        """The packet as the connection's NAT makes it: the original direction gets the
+        reply's endpoints swapped in, a reply the original's."""
+        _, osrc, osport, odst, odport = c.orig
+        _, rsrc, rsport, rdst, rdport = c.reply
+        if is_reply:  # reply: rsrc:rsport -> rdst:rdport becomes odst:odport -> osrc:osport
+            src, sport, dst, dport = odst, odport, osrc, osport
+        else:
+            src, sport, dst, dport = rdst, rdport, rsrc, rsport
+        return pk.rewrite_ipv4(raw, src=IPv4Address(src), dst=IPv4Address(dst),
+                               sport=sport, dport=dport)
+
+    def rows(self, zone: int) -> list[dict]:
+        """The zone's connections as parse_conntrack reads them from OVS."""
+        return [{"inside": f"{c.orig[1]}:{c.orig[2]}", "outside": f"{c.reply[3]}:{c.reply[4]}",
+                 "remote": f"{c.orig[3]}:{c.orig[4]}", "state": ""}
+                for (z, _), (c, is_reply) in self.conns.items() if z == zone and not is_reply]
+
+    def forget(self, zone: int) -> None:
+        """Every connection of `zone` timed out."""
+        self.conns = {k: v for k, v in self.conns.items() if k[0] != zone}
+
+
 class FlowSim:
     """The flow and group tables of one switch, fed by control-logic messages."""
 
@@ -132,6 +216,7 @@ class FlowSim:
         self.invalid_ttl_to_controller = False
         self.now = 0.0  # the clock idle timeouts are measured with (set by the caller)
         self.used: dict[int, list] = {}  # id(flow) -> [last used, packets, bytes]
+        self.ct = ConntrackModel()
 
     def apply(self, msgs: list[Message]) -> list[PacketOut]:
         """Install flow/group messages; return the packet-outs for the caller to deliver."""
@@ -187,6 +272,8 @@ class FlowSim:
         for a in po.actions:
             if isinstance(a, SetField):
                 data = _rewrite(data, a.field, a.value)
+            elif isinstance(a, Conntrack) and a.table == NO_RECIRC:
+                data, _ = self.ct.execute(a, data)
             elif isinstance(a, Output) and a.port == TABLE:
                 sub = self.run(po.in_port, data)
                 res.outputs += sub.outputs
@@ -214,10 +301,10 @@ class FlowSim:
     def run(self, in_port: int, raw: bytes) -> Result:
         """Send `raw` into the pipeline at `in_port`; collect outputs and packet-ins."""
         res = Result()
-        table, metadata = 0, 0
+        table, metadata, ct_state = 0, 0, 0
         for _ in range(16):
             res.path.append(table)
-            fields = _fields(raw, in_port, metadata)
+            fields = _fields(raw, in_port, metadata, ct_state)
             hits = [f for f in self.table(table) if _matches(f.match, fields)]
             if not hits:
                 return res  # table miss without a miss flow: drop
@@ -228,6 +315,7 @@ class FlowSim:
             use[0] = self.now
             use[1] += 1
             use[2] += len(raw) - 14
+            recirc = None
             for a in flow.actions:
                 if isinstance(a, DecTTL):
                     ttl = raw[14 + 8]
@@ -242,7 +330,12 @@ class FlowSim:
                     raw = bytes(b)
                 elif isinstance(a, SetField):
                     raw = _rewrite(raw, a.field, a.value)
-                elif isinstance(a, Conntrack):  # the kernel-side state is not modelled
+                elif isinstance(a, Conntrack) and self.ct.models(a):
+                    raw, ct_state = self.ct.execute(a, raw)
+                    if a.table != NO_RECIRC:
+                        recirc = a.table  # (the flow's later actions: none in ours)
+                        break
+                elif isinstance(a, Conntrack):  # the fast path's own port choice: not modelled
                     res.conntrack.append((a, raw))
                     return res
                 elif isinstance(a, Output):
@@ -266,6 +359,9 @@ class FlowSim:
             if flow.metadata is not None:
                 value, mask = flow.metadata
                 metadata = (metadata & ~mask) | (value & mask)
+            if recirc is not None:
+                table = recirc
+                continue
             if flow.goto is None:
                 return res
             table = flow.goto

@@ -224,6 +224,35 @@ def test_nat_holepunch_filtering_behaviours(net, filtering, delivered):
     assert nat.counters.inbound_dropped == 3 - len(delivered)
 
 
+@pytest.mark.parametrize("filtering,delivered", [
+    ("endpoint-independent", {"srv:7000", "srv:7001", "srv2:7000"}),
+    ("address-dependent", {"srv:7000", "srv:7001"}),
+    ("address-and-port-dependent", {"srv:7000"}),
+])
+def test_nat_pat_tcp_filtering_of_new_inbound_connections(net, filtering, delivered):
+    """RFC 5382 REQ-1/REQ-3 with the bindings in conntrack (issue 17): c1's connection
+    maps 10.1.1.11:5000 to PAT:5000 for every remote (endpoint-independent mapping: the
+    second connection, to srv2, leaves from the same port); a SYN from outside to that
+    port is a new connection conntrack does not know, so the controller lets it in by
+    the filtering, commits it and c1 gets it; what the filtering refuses is dropped."""
+    nat = net.routers["rc"].nat
+    net._from_controller("rc", nat.set_behaviour(net.now, "wan", filtering=filtering))
+    sent = []
+    for dport in (7500, 7000):
+        net.tcp("c1", "srv", 5000, dport)
+        f = net.last("srv", pk.PROTO_TCP)
+        sent += [ports(f)] if f is not None and f.ip_src == PAT else []
+    assert sent == [(5000, 7500), (5000, 7000)]  # one mapping for both remotes
+    got = set()
+    for src, sport in (("srv", 7000), ("srv", 7001), ("srv2", 7000)):
+        before = len(net.hosts["c1"].received)
+        net.tcp(src, PAT, sport, 5000, flags=0x02 if sport != 7000 or src != "srv" else 0x12)
+        new = net.hosts["c1"].received[before:]
+        if new and new[-1].ip_dst == IPv4Address("10.1.1.11") and ports(new[-1])[1] == 5000:
+            got.add(f"{src}:{sport}")
+    assert got == delivered
+
+
 def test_nat_holepunch_mapping_behaviour_endpoint_independent_vs_symmetric(net):
     nat = net.routers["rc"].nat
     net.udp("c1", "srv", 5000, 7000)
@@ -299,34 +328,58 @@ def test_nat_pat_conntrack_fast_path_flows_and_table():
 
 
 @pytest.mark.parametrize("closer", ["srv", "c1"])
-def test_nat_timeout_tcp_binding_moves_to_transitory_after_a_fin(net, closer):
-    """RFC 5382 REQ-5: a FIN either way moves the binding to the transitory timeout, in
-    the switch (fin_timeout): no copy of the FIN reaches the controller."""
+def test_nat_timeout_tcp_binding_lives_in_conntrack_and_ends_with_its_connections(net, closer):
+    """NAT-PAT / NAT-TIMEOUT (issue 17): a TCP binding costs the controller its first
+    packet only: the port it picks is committed into conntrack with that packet, and every
+    later packet either way (the FINs too) is translated by the switch. The binding ends
+    when conntrack no longer has its connection (its timeouts, from the configured ones:
+    RFC 5382 REQ-5), and the port is free again; a reading taken before the commit does
+    not end a young binding."""
+    from controllers.nat.conntrack import CT_ZONE_BASE, zone_timeouts
+    from topologies.plan import make_plan
+
     text = NATNET.replace("timeouts: {udp: 30, pool: 20, icmp: 10}",
                           "timeouts: {udp: 30, pool: 20, icmp: 10, tcp: 600, "
                           "tcp_transitory: 60}")
-    n = SimNet(loader.loads(text))
-    n.tcp("c1", "srv", 40000, 80)
-    n.tcp("srv", PAT, 80, 40000, flags=0x12)  # SYN-ACK: established
-    assert n.last("c1", pk.PROTO_TCP) is not None
+    topo = loader.loads(text)
+    n = SimNet(topo)
     nat = n.routers["rc"].nat
-    n.advance(120)
-    n.tcp("c1", "srv", 40000, 80, flags=0x10)  # still there after 120 s (< 600)
-    assert len(nat.entries) == 1
+    zone = nat.zone
+    n.tcp("c1", "srv", 40000, 80)
+    syn = n.last("srv", pk.PROTO_TCP)
+    assert syn is not None and syn.ip_src == PAT and ports(syn)[0] == 40000
+    assert not [f for f in n.tables["rc"].flows if f.idle_timeout]  # no binding flows
+    n.tcp("srv", PAT, 80, 40000, flags=0x12)  # SYN-ACK: un-NATed by conntrack
+    back = n.last("c1", pk.PROTO_TCP)
+    assert back is not None and str(back.ip_dst) == "10.1.1.11" and ports(back)[1] == 40000
     ins = n.packet_ins
+    for _ in range(3):
+        n.tcp("c1", "srv", 40000, 80, flags=0x10)
+        n.tcp("srv", PAT, 80, 40000, flags=0x10)
     if closer == "srv":
-        n.tcp("srv", PAT, 80, 40000, flags=0x11)  # the server's FIN ...
+        n.tcp("srv", PAT, 80, 40000, flags=0x11)
         fin = n.last("c1", pk.PROTO_TCP)
-        assert fin is not None and fin.l4[13] == 0x11  # ... delivered
     else:
         n.tcp("c1", "srv", 40000, 80, flags=0x11)
         fin = n.last("srv", pk.PROTO_TCP)
-        assert fin is not None and fin.l4[13] == 0x11
-    assert n.packet_ins == ins  # the switch saw the FIN: the controller did not
-    n.advance(59)
-    assert len(nat.entries) == 1  # not yet: 59 s idle
-    n.advance(2)
-    assert not nat.entries  # transitory timeout (60 s), not the established 600 s
+    assert fin is not None and fin.l4[13] == 0x11
+    assert n.packet_ins == ins  # the switch translated all of it: not one packet-in
+    rows = n.tables["rc"].ct.rows(zone)
+    assert [(r["inside"], r["outside"]) for r in rows] == [("10.1.1.11:40000",
+                                                             f"{PAT}:40000")]
+    nat.conntrack_update(n.now + 1, [])  # a reading from before the commit ...
+    assert len(nat.entries) == 1  # ... spares the young binding
+    nat.conntrack_update(n.now + 500, rows)  # long after: conntrack still has it
+    assert len(nat.entries) == 1
+    n.tables["rc"].ct.forget(zone)  # conntrack's timeout ran out
+    nat.conntrack_update(n.now + 560, n.tables["rc"].ct.rows(zone))
+    assert not nat.entries
+    assert [e["reason"] for e in nat.drain_events() if e["event"] == "expire"] == [
+        "connections closed"]
+    assert nat.port_alloc.alloc(PAT, pk.PROTO_TCP, 40000) == 40000  # free
+    policy = zone_timeouts(make_plan(topo))[CT_ZONE_BASE + n.routers["rc"].plan.dpid]
+    assert policy["tcp_established"] == 600 and policy["tcp_time_wait"] == 60 and \
+        policy["tcp_fin_wait"] == 60
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
