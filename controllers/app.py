@@ -32,8 +32,9 @@ from os_ken.ofproto import ofproto_v1_3
 from topologies.plan import Plan
 
 from .api import serve_api
+from .messages import PacketOut
 from .nat import parse_conntrack
-from .openflow import to_ofp
+from .openflow import encode_packet_out, to_ofp
 from .pipeline import COOKIE_NAT, COOKIE_OWNER_MASK, COOKIE_RELAY
 from .router import RouterLogic
 from .spf import Routing
@@ -146,6 +147,11 @@ class InfralabController(app_manager.OSKenApp):
 
     def _send(self, dp, msgs) -> None:
         for m in msgs:
+            if isinstance(m, PacketOut):  # (the NAT's one per binding: encoded lean)
+                raw = encode_packet_out(m)
+                if raw is not None:
+                    dp.send(raw)
+                    continue
             out = to_ofp(dp, m)
             for o in out if isinstance(out, list) else [out]:
                 dp.send_msg(o)

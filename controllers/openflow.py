@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+from ipaddress import IPv4Address
 from typing import Any
 
 from os_ken.ofproto import nicira_ext
@@ -102,3 +104,122 @@ def to_ofp(dp: Any, m: Message) -> Any | list[Any]:
         return [parser.OFPSetConfig(dp, ofp.OFPC_FRAG_NORMAL, m.miss_send_len),
                 parser.OFPSetAsync(dp, [reasons, reasons], [0b111, 0b111], [0b1111, 0b1111])]
     raise TypeError(f"unknown message {m!r}")
+
+
+# ---- packet-ins, parsed lean -----------------------------------------------------------
+_PACKET_IN = struct.Struct("!IHBBQHH")  # buffer_id total_len reason table_id cookie | match
+_OXM_HEADER, _U32, _U64 = struct.Struct("!I"), struct.Struct("!I"), struct.Struct("!Q")
+OXM_OF_BASIC, OXM_IN_PORT, OXM_METADATA = 0x8000, 0, 2
+OFPT_PACKET_IN = 10
+
+
+class PacketInMatch(dict):
+    """The packet-in's match as the app reads it (`.get`): in_port and metadata only."""
+
+
+def lean_packet_in(datapath, version, msg_type, msg_len, xid, buf):
+    """os-ken's OFPPacketIn, parsed without building an OFPMatch: the app reads only
+    in_port and metadata, and OVS sends every pipeline field (conntrack's too: the
+    PAT's new connections come up after a ct lookup), whose object-by-object parsing was
+    the largest share of the controller's time per NAT binding (issue 17)."""
+    from os_ken.ofproto.ofproto_v1_3_parser import OFPPacketIn
+
+    msg = OFPPacketIn(datapath)
+    msg.set_headers(version, msg_type, msg_len, xid)
+    msg.set_buf(buf)
+    buf = msg.buf  # (bytes: os-ken receives into a bytearray)
+    (msg.buffer_id, msg.total_len, msg.reason, msg.table_id, msg.cookie, _,
+     match_len) = _PACKET_IN.unpack_from(buf, 8)
+    match = PacketInMatch()
+    off, end = 28, 24 + match_len
+    while off + 4 <= end:
+        (h,) = _OXM_HEADER.unpack_from(buf, off)
+        if h >> 16 == OXM_OF_BASIC and not h & 0x100:
+            field = (h >> 9) & 0x7F
+            if field == OXM_IN_PORT:
+                match["in_port"] = _U32.unpack_from(buf, off + 4)[0]
+            elif field == OXM_METADATA:
+                match["metadata"] = _U64.unpack_from(buf, off + 4)[0]
+        off += 4 + (h & 0xFF)
+    msg.match = match
+    start = 24 + (match_len + 7) // 8 * 8 + 2
+    msg.data = buf[start:start + msg.total_len]
+    return msg
+
+
+def use_lean_packet_in() -> None:
+    """Have os-ken parse OpenFlow 1.3 packet-ins with lean_packet_in."""
+    from os_ken.ofproto import ofproto_v1_3_parser
+
+    ofproto_v1_3_parser._MSG_PARSERS[OFPT_PACKET_IN] = lean_packet_in
+
+
+# ---- packet-outs, encoded lean --------------------------------------------------------
+# The NAT answers each new binding with one packet-out: encoded here straight to bytes
+# (os-ken builds an object per action and serializes each), for the actions NAT and
+# routing packet-outs carry; anything else goes through to_ofp. Byte for byte what os-ken
+# would send (tests/unit/test_openflow.py).
+OFPT_PACKET_OUT, OFPAT_OUTPUT, OFPAT_SET_FIELD, OFPAT_EXPERIMENTER = 13, 0, 25, 0xFFFF
+NX_VENDOR, NXAST_CT, NXAST_NAT = 0x00002320, 35, 36
+OFPCML_NO_BUFFER, OFP_NO_BUFFER = 0xFFFF, 0xFFFFFFFF
+_OXM_FIELDS = {"eth_dst": (3, 6), "eth_src": (4, 6), "ipv4_src": (11, 4), "ipv4_dst": (12, 4),
+               "tcp_src": (13, 2), "tcp_dst": (14, 2), "udp_src": (15, 2), "udp_dst": (16, 2)}
+_OUTPUT = struct.Struct("!HHIH6x")
+_NX_HEADER = struct.Struct("!HHIH")
+_CT_BODY = struct.Struct("!HIHB3xH")
+_PO_HEADER = struct.Struct("!BBHIIIH6x")
+
+
+def _pad8(b: bytes) -> bytes:
+    return b + bytes(-len(b) % 8)
+
+
+def _field_value(size: int, value: object) -> bytes:
+    if size == 6:
+        return bytes.fromhex(str(value).replace(":", ""))
+    if size == 4:
+        return IPv4Address(str(value)).packed
+    return struct.pack("!H", int(value))  # type: ignore[call-overload]
+
+
+def _nx(subtype: int, body: bytes) -> bytes:
+    length = (_NX_HEADER.size + len(body) + 7) // 8 * 8
+    return _pad8(_NX_HEADER.pack(OFPAT_EXPERIMENTER, length, NX_VENDOR, subtype) + body)
+
+
+def encode_action(a: object) -> bytes | None:
+    """One action as OpenFlow 1.3 wire bytes, or None (not one this encoder knows)."""
+    if isinstance(a, Output):
+        return _OUTPUT.pack(OFPAT_OUTPUT, 16, a.port, OFPCML_NO_BUFFER)
+    if isinstance(a, SetField) and a.field in _OXM_FIELDS:
+        num, size = _OXM_FIELDS[a.field]
+        oxm = struct.pack("!I", (0x8000 << 16) | (num << 9) | size) + \
+            _field_value(size, a.value)
+        return _pad8(struct.pack("!HH", OFPAT_SET_FIELD, (4 + len(oxm) + 7) // 8 * 8) + oxm)
+    if isinstance(a, Conntrack):
+        target = a.nat_src or a.nat_dst
+        nat = b""
+        if target is not None:
+            addr, lo, hi = target
+            ip = IPv4Address(addr).packed
+            nat = _nx(NXAST_NAT, struct.pack("!2xHH", 1 if a.nat_src is not None else 2,
+                                             0x1 | 0x2 | 0x10 | 0x20) +
+                      ip + ip + struct.pack("!HH", lo, hi))
+        elif a.nat:
+            nat = _nx(NXAST_NAT, struct.pack("!2xHH", 0, 0))
+        return _nx(NXAST_CT, _CT_BODY.pack(1 if a.commit else 0, 0, a.zone, a.table, 0) + nat)
+    return None
+
+
+def encode_packet_out(m: PacketOut, xid: int = 0) -> bytes | None:
+    """The PACKET_OUT for `m` as wire bytes, or None if an action is not one
+    encode_action knows (then to_ofp)."""
+    actions = b""
+    for a in m.actions:
+        enc = encode_action(a)
+        if enc is None:
+            return None
+        actions += enc
+    length = _PO_HEADER.size + len(actions) + len(m.data)
+    return _PO_HEADER.pack(4, OFPT_PACKET_OUT, length, xid, OFP_NO_BUFFER, m.in_port,
+                           len(actions)) + actions + m.data
