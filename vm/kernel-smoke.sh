@@ -44,5 +44,7 @@ fi
 left=$(ovs-vsctl list-br; ip netns list)
 [ -z "$left" ] || { say "FAIL: left behind: $left"; fail=1; }
 ip link show ovs-system >/dev/null 2>&1 && { say "FAIL: ovs-system datapath left behind"; fail=1; }
+tp=$(ovs-vsctl get Open_vSwitch . datapaths)  # the NAT zones' conntrack timeout policies
+[ "$tp" = "{}" ] || { say "FAIL: conntrack timeout policies left behind: $tp"; fail=1; }
 say "done, status $fail"
 exit $fail

@@ -151,10 +151,15 @@ def test_nat_renumber_public_prefix_by_configuration_only(natlab):
     topo = topologies.loads(text, source="natlab-renumbered.yaml")
     topo.base_dir = str(topologies.builtin("natlab").parent)
     zone = natlab.manifest.conntrack_zones[0]
+    dp = natlab.manifest.ct_policies["dp"]
+    assert zone in natlab.manifest.ct_policies["zones"]  # (given its timeout policy)
     natlab.stop()  # one emulation at a time: the new ISP's prefix, same inside hosts
     left = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"],
                           capture_output=True, text=True).stdout
     assert not left.strip(), f"conntrack entries left after teardown: {left[:300]}"
+    policies = subprocess.run(["ovs-vsctl", "list-zone-tp", dp], capture_output=True,
+                              text=True).stdout
+    assert f"Zone:{zone}," not in policies, f"the zone's timeout policy left: {policies}"
     with Emulation(topo) as moved:
         assert {h: moved.ip(h) for h in before} == before
         assert whoami(moved, "a1").startswith("192.0.2.1:")
