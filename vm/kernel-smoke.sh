@@ -30,7 +30,7 @@ if grep -q "netdev" /tmp/dp.log; then say "FAIL: a bridge is on the userspace da
 tests=${KERNEL_TESTS:-tests/scenarios/test_links.py,tests/scenarios/test_services_links.py,tests/scenarios/test_routing.py,tests/scenarios/test_nat.py,tests/scenarios/test_nat_lab.py,tests/scenarios/test_dhcp.py}
 tests=${tests//,/ }  # (comma-separated: SMOKE_ENV's values have no spaces)
 # shellcheck disable=SC2086
-CI=true timeout "${KERNEL_TEST_LIMIT:-4200}" .venv/bin/python -m pytest -p no:cacheprovider -q -s -rs \
+CI=true timeout "${KERNEL_TEST_LIMIT:-4200}" .venv/bin/python -m pytest -p no:cacheprovider -q -s -rfs \
   -o console_output_style=classic $tests >/tmp/pytest.log 2>&1
 rc=$?
 grep -oE "(LINK-NETEM|TB-TOPO delay|NAT-[A-Z]+ ).*" /tmp/pytest.log | sed 's/^/KERNEL-SMOKE: pytest: /'

@@ -482,9 +482,10 @@ class Nat:
     # ---- the conntrack fast path ---------------------------------------------------------------
     @property
     def reads_conntrack(self) -> bool:
-        """Whether the zone's entries matter: a PAT (its TCP bindings) or the fast path."""
-        return any(c.pat and (c.conntrack or self.tcp_conntrack)
-                   for c in self.configs.values())
+        """Whether the zone's entries matter now: the fast path's, or TCP bindings of a
+        PAT to end (no dump of the conntrack table while there are none)."""
+        return self.uses_conntrack or (self.tcp_conntrack and any(
+            e.kind is Kind.PAT and e.proto == pk.PROTO_TCP for e in self.table.entries.values()))
 
     def conntrack_update(self, now: float, rows: list[dict]) -> None:
         """The zone's entries as read from the conntrack table (parse_conntrack): the

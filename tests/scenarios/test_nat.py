@@ -66,7 +66,7 @@ def test_nat_pat_unsolicited_inbound_is_dropped_then_allowed_after_outbound(worl
              "the drop to be counted")
     lst.terminate()
     assert "got " not in lst.communicate()[0]
-    lst = udp_listen(world, "c1", 5400, 3, hello=("198.18.20.10", 7100))  # opens a binding
+    lst = udp_listen(world, "c1", 5400, 15, hello=("198.18.20.10", 7100))  # opens a binding
     try:  # (once the controller has made it: a slow machine may take longer than the probe)
         wait_for(lambda: any(r["inside"] == "10.1.1.11:5400" for r in nat(world)["table"]),
                  10, "the binding c1's hello opens")
