@@ -59,6 +59,13 @@ class Conntrack:
     nat_src: tuple[str, int, int] | None = None
     nat_dst: tuple[str, int, int] | None = None
 
+    @property
+    def nat_range(self) -> tuple[int, tuple[str, int, int]] | None:
+        """(NX_NAT_F_SRC 1 | NX_NAT_F_DST 2, the range) of a new connection's NAT, if any."""
+        if self.nat_src is not None:
+            return 1, self.nat_src
+        return (2, self.nat_dst) if self.nat_dst is not None else None
+
 
 NO_RECIRC = 0xFF  # Conntrack.table: no recirculation (NX_CT_RECIRC_NONE)
 

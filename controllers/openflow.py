@@ -47,10 +47,8 @@ def _action(parser: Any, ofp: Any, a: object) -> Any:
         return parser.NXActionFinTimeout(fin_idle_timeout=a.idle, fin_hard_timeout=0)
     if isinstance(a, Conntrack):
         nat = []
-        target = a.nat_src or a.nat_dst
-        if target is not None:
-            addr, lo, hi = target
-            flags = 1 if a.nat_src is not None else 2  # NX_NAT_F_SRC / NX_NAT_F_DST
+        if a.nat_range is not None:
+            flags, (addr, lo, hi) = a.nat_range
             nat = [parser.NXActionNAT(flags=flags, range_ipv4_min=addr, range_ipv4_max=addr,
                                       range_proto_min=lo, range_proto_max=hi)]
         elif a.nat:
@@ -108,7 +106,7 @@ def to_ofp(dp: Any, m: Message) -> Any | list[Any]:
 
 # ---- packet-ins, parsed lean -----------------------------------------------------------
 _PACKET_IN = struct.Struct("!IHBBQHH")  # buffer_id total_len reason table_id cookie | match
-_OXM_HEADER, _U32, _U64 = struct.Struct("!I"), struct.Struct("!I"), struct.Struct("!Q")
+_U32, _U64 = struct.Struct("!I"), struct.Struct("!Q")
 OXM_OF_BASIC, OXM_IN_PORT, OXM_METADATA = 0x8000, 0, 2
 OFPT_PACKET_IN = 10
 
@@ -133,7 +131,7 @@ def lean_packet_in(datapath, version, msg_type, msg_len, xid, buf):
     match = PacketInMatch()
     off, end = 28, 24 + match_len
     while off + 4 <= end:
-        (h,) = _OXM_HEADER.unpack_from(buf, off)
+        (h,) = _U32.unpack_from(buf, off)  # the OXM header
         if h >> 16 == OXM_OF_BASIC and not h & 0x100:
             field = (h >> 9) & 0x7F
             if field == OXM_IN_PORT:
@@ -197,13 +195,11 @@ def encode_action(a: object) -> bytes | None:
             _field_value(size, a.value)
         return _pad8(struct.pack("!HH", OFPAT_SET_FIELD, (4 + len(oxm) + 7) // 8 * 8) + oxm)
     if isinstance(a, Conntrack):
-        target = a.nat_src or a.nat_dst
         nat = b""
-        if target is not None:
-            addr, lo, hi = target
+        if a.nat_range is not None:
+            flags, (addr, lo, hi) = a.nat_range
             ip = IPv4Address(addr).packed
-            nat = _nx(NXAST_NAT, struct.pack("!2xHH", 1 if a.nat_src is not None else 2,
-                                             0x1 | 0x2 | 0x10 | 0x20) +
+            nat = _nx(NXAST_NAT, struct.pack("!2xHH", flags, 0x1 | 0x2 | 0x10 | 0x20) +
                       ip + ip + struct.pack("!HH", lo, hi))
         elif a.nat:
             nat = _nx(NXAST_NAT, struct.pack("!2xHH", 0, 0))

@@ -527,8 +527,9 @@ class Nat:
                 self._forget(now, e, "connections closed")
                 continue
             seen = {_endpoint(r) for r in remotes}
+            by_grain = {n: {r[:n] for r in seen} for n in (1, 2)}  # (ip,) and (ip, port)
             for key, b in list(e.bindings.items()):
-                if key and key not in {r[:len(key)] for r in seen}:
+                if key and key not in by_grain[len(key)]:
                     self.table.unbind(b.cookie)
                     self.state_log.append(journal.unbind_record(self.name, b.cookie))
 

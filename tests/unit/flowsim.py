@@ -16,6 +16,7 @@ from ipaddress import IPv4Address
 from controllers.messages import (
     CONTROLLER,
     CT_EST,
+    CT_INV,
     CT_NEW,
     CT_RPL,
     CT_TRK,
@@ -156,13 +157,12 @@ class ConntrackModel:
 
     def models(self, a: Conntrack) -> bool:
         """The fast path's commit with a port range is left to OVS (not modelled)."""
-        nat = a.nat_src or a.nat_dst
-        return nat is None or nat[1] == nat[2]
+        return a.nat_range is None or a.nat_range[1][1] == a.nat_range[1][2]
 
     def execute(self, a: Conntrack, raw: bytes) -> tuple[bytes, int]:
         t = _five_tuple(raw)
         if t is None:
-            return raw, CT_TRK | 0x10  # +inv
+            return raw, CT_TRK | CT_INV
         hit = self.conns.get((a.zone, t))
         if hit is None:
             if not a.commit:
