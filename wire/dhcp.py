@@ -107,26 +107,49 @@ class DhcpMessage:
 
     # ---- wire -------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        chaddr = self.chaddr[:16].ljust(16, b"\0")
         out = HEADER.pack(self.op, 1, len(self.chaddr[:16]) or 6, self.hops, self.xid,
-                          self.secs, self.flags, self.ciaddr.packed, self.yiaddr.packed,
-                          self.siaddr.packed, self.giaddr.packed, chaddr,
-                          self.sname[:64].ljust(64, b"\0"), self.file[:128].ljust(128, b"\0"))
-        opts = bytearray(MAGIC)
-        order = [OPT_MSG_TYPE] + sorted(c for c in self.options if c != OPT_MSG_TYPE)
-        for code in order:
-            if code not in self.options:
-                continue
-            v = self.options[code]
-            for i in range(0, max(len(v), 1), 255):  # RFC 3396: long values split
-                piece = v[i:i + 255]
-                opts += bytes([code, len(piece)]) + piece
-        opts.append(OPT_END)
+                          self.secs, self.flags, _packed(self.ciaddr), _packed(self.yiaddr),
+                          _packed(self.siaddr), _packed(self.giaddr), self.chaddr, self.sname,
+                          self.file)  # (struct pads each field with NULs and cuts it to size)
         if self.bootp and not self.options:
             return out + bytes(64)  # BOOTP: 64-byte vendor area, no cookie needed
-        if len(out) + len(opts) < 300:  # BOOTP minimum; some clients insist
-            opts += bytes(300 - len(out) - len(opts))
-        return out + bytes(opts)
+        return out + encode_options(self.options)
+
+
+ZERO4 = bytes(4)
+
+
+def _packed(a: IPv4Address) -> bytes:
+    return ZERO4 if a is ZERO else a.packed
+
+
+_OPTIONS_WIRE: dict[tuple[tuple[int, bytes], ...], bytes] = {}
+
+
+def encode_options(options: dict[int, bytes]) -> bytes:
+    """The cookie, the options (message type first, then by code; RFC 3396: long values
+    split), END, and padding to the 300-byte BOOTP minimum some clients insist on. Kept
+    by value: a server's replies carry the same few option sets again and again."""
+    key = tuple(options.items())
+    wire = _OPTIONS_WIRE.get(key)
+    if wire is not None:
+        return wire
+    opts = bytearray(MAGIC)
+    order = [OPT_MSG_TYPE] + sorted(c for c in options if c != OPT_MSG_TYPE)
+    for code in order:
+        if code not in options:
+            continue
+        v = options[code]
+        for i in range(0, max(len(v), 1), 255):
+            piece = v[i:i + 255]
+            opts += bytes([code, len(piece)]) + piece
+    opts.append(OPT_END)
+    if HEADER.size + len(opts) < 300:
+        opts += bytes(300 - HEADER.size - len(opts))
+    if len(_OPTIONS_WIRE) > 4096:
+        _OPTIONS_WIRE.clear()
+    wire = _OPTIONS_WIRE[key] = bytes(opts)
+    return wire
 
 
 def _tlvs(data: bytes, what: str) -> dict[int, bytes]:

@@ -53,9 +53,11 @@ class DhcpLogic:
     pools: dict[str, LeasePool] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     events: list[dict] = field(default_factory=list)
+    record_events: bool = True  # off where nobody reads them (a server with no event log)
 
     def __post_init__(self) -> None:
-        self._static_opts: dict[int, dict[int, bytes]] = {}  # by id(subnet)
+        self._reply_opts: dict[tuple[int, int | None, int | None], tuple[IPv4Address,
+                                                                        dict[int, bytes]]] = {}
         self._pool_of: dict[int, LeasePool] = {}  # by id(subnet): no str() per message
         for s in self.config.subnets:
             self._pool_of[id(s)] = self.pools.setdefault(str(s.network), LeasePool(s))
@@ -122,7 +124,8 @@ class DhcpLogic:
             self._event(now, "exhausted", m, subnet=str(subnet.network))
             return []
         self.counters.offer += 1
-        self._event(now, "offer", m, ip=ip_text(ip))
+        if self.record_events:
+            self._event(now, "offer", m, ip=ip_text(ip))
         return [self._deliver(self._reply(m, p.OFFER, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 
@@ -162,7 +165,8 @@ class DhcpLogic:
                          m.text(p.OPT_HOSTNAME) or ""):
             return [self._nak(now, m, server_id, f"{ip} is not available")]
         self.counters.ack += 1
-        self._event(now, "ack", m, ip=ip_text(ip), lease=subnet.lease_time)
+        if self.record_events:
+            self._event(now, "ack", m, ip=ip_text(ip), lease=subnet.lease_time)
         return [self._deliver(self._reply(m, p.ACK, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 
@@ -194,23 +198,36 @@ class DhcpLogic:
         return Reply(nak, BROADCAST, IPv4Address("255.255.255.255"), "ff:ff:ff:ff:ff:ff")
 
     # ---- building and delivering ----------------------------------------------------------
-    def _subnet_options(self, subnet: Subnet) -> dict[int, bytes]:
-        """The options every reply on `subnet` carries, encoded once."""
-        key = id(subnet)
-        opts = self._static_opts.get(key)
-        if opts is None:
-            opts = {p.OPT_MASK: p.ip_opt(subnet.network.netmask)}
-            if subnet.router is not None:
-                opts[p.OPT_ROUTER] = p.ip_opt(subnet.router)
-            if subnet.dns:
-                opts[p.OPT_DNS] = p.ip_opt(*subnet.dns)
-            if subnet.domain:
-                opts[p.OPT_DOMAIN] = subnet.domain.encode()
-            self._static_opts[key] = opts
+    @staticmethod
+    def _subnet_options(subnet: Subnet) -> dict[int, bytes]:
+        """The options every reply on `subnet` carries."""
+        opts = {p.OPT_MASK: p.ip_opt(subnet.network.netmask)}
+        if subnet.router is not None:
+            opts[p.OPT_ROUTER] = p.ip_opt(subnet.router)
+        if subnet.dns:
+            opts[p.OPT_DNS] = p.ip_opt(*subnet.dns)
+        if subnet.domain:
+            opts[p.OPT_DOMAIN] = subnet.domain.encode()
         return opts
 
     def _reply(self, m: p.DhcpMessage, mtype: int | None, ip: IPv4Address, subnet: Subnet,
                server_id: IPv4Address, lease: int | None) -> p.DhcpMessage:
+        opts = dict(self._options(mtype, subnet, server_id, lease))
+        if p.OPT_RELAY_AGENT in m.options:  # RFC 3046: echo option 82 to the relay
+            opts[p.OPT_RELAY_AGENT] = m.options[p.OPT_RELAY_AGENT]
+        return p.DhcpMessage(p.BOOTREPLY, m.xid, 0, m.flags, ciaddr=m.ciaddr if mtype == p.ACK
+                         else p.ZERO, yiaddr=ip, giaddr=m.giaddr, chaddr=m.chaddr,
+                         options=opts,
+                         bootp=mtype is None and (m.bootp or self.config.bootp_only))
+
+    def _options(self, mtype: int | None, subnet: Subnet, server_id: IPv4Address,
+                 lease: int | None) -> dict[int, bytes]:
+        """A reply's options but option 82, built once per subnet, type and lease (the
+        same dict every time: copy it before changing it)."""
+        key = (id(subnet), mtype, lease)
+        kept = self._reply_opts.get(key)
+        if kept is not None and kept[0] == server_id:
+            return kept[1]
         opts: dict[int, bytes] = {}
         if mtype is not None:
             opts[p.OPT_MSG_TYPE] = bytes([mtype])
@@ -220,12 +237,8 @@ class DhcpLogic:
             opts[p.OPT_LEASE_TIME] = p.u32_opt(lease)
             opts[p.OPT_T1] = p.u32_opt(int(lease * self.config.t1))
             opts[p.OPT_T2] = p.u32_opt(int(lease * self.config.t2))
-        if p.OPT_RELAY_AGENT in m.options:  # RFC 3046: echo option 82 to the relay
-            opts[p.OPT_RELAY_AGENT] = m.options[p.OPT_RELAY_AGENT]
-        return p.DhcpMessage(p.BOOTREPLY, m.xid, 0, m.flags, ciaddr=m.ciaddr if mtype == p.ACK
-                         else p.ZERO, yiaddr=ip, giaddr=m.giaddr, chaddr=m.chaddr,
-                         options=opts,
-                         bootp=mtype is None and (m.bootp or self.config.bootp_only))
+        self._reply_opts[key] = (server_id, opts)
+        return opts
 
     @staticmethod
     def _deliver(reply: p.DhcpMessage, m: p.DhcpMessage) -> Reply:
@@ -240,6 +253,8 @@ class DhcpLogic:
 
     # ---- views ------------------------------------------------------------------------------
     def _event(self, now: float, what: str, m: p.DhcpMessage, **kw: object) -> None:
+        if not self.record_events:
+            return
         self.events.append({"time": round(now, 3), "event": what, "mac": m.mac,
                             "client": m.client_key, "xid": f"{m.xid:#010x}", **kw})
         if len(self.events) > 10000:

@@ -255,3 +255,37 @@ def test_dhcp_fuzz_options_round_trip_long_values_split_and_joined(options):
     """RFC 3396: values over 255 bytes go out as several pieces and come back whole."""
     m = p.DhcpMessage(chaddr=mac(1), options={**options, p.OPT_MSG_TYPE: bytes([p.DISCOVER])})
     assert p.parse(m.to_bytes()).options == {**options, p.OPT_MSG_TYPE: bytes([p.DISCOVER])}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.sampled_from([0, p.FLAG_BROADCAST]),
+                          st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+                          st.binary(min_size=1, max_size=16)), min_size=1, max_size=4),
+       st.sampled_from([{}, {p.OPT_RELAY_AGENT: b"\x01\x02ab"}]))
+def test_dhcp_replies_sharing_options_keep_their_own_header_fields(clients, extra):
+    """Option bytes are kept by value and reused: each reply still carries its own xid,
+    flags, addresses and chaddr, and the options it was given."""
+    options = {p.OPT_MSG_TYPE: bytes([p.OFFER]), p.OPT_SERVER_ID: SERVER.packed,
+               p.OPT_LEASE_TIME: p.u32_opt(20), **extra}
+    for xid, flags, yi, gi, ch in clients:
+        m = p.DhcpMessage(p.BOOTREPLY, xid, 0, flags, yiaddr=IPv4Address(yi),
+                          giaddr=IPv4Address(gi), chaddr=ch, options=dict(options))
+        back = p.parse(m.to_bytes())
+        assert (back.xid, back.flags, back.yiaddr, back.giaddr, back.chaddr, back.options) == \
+            (xid, flags, IPv4Address(yi), IPv4Address(gi), ch, options)
+
+
+def test_dhcp_reply_options_follow_the_server_id_and_echo_each_relays_option_82(logic):
+    """Reply options are built once per subnet and type: a reply still names the address
+    it was received on (no configured server id) and echoes its own relay's option 82,
+    and only its own."""
+    other = IPv4Interface("10.1.0.11/24")
+    for i, (local, circuit) in enumerate([(LOCAL, b"a"), (other, b"b")], 1):
+        rai = p.relay_agent_option(circuit, b"r")
+        (offer,) = logic.handle(1.0, msg(p.DISCOVER, i, opts={p.OPT_RELAY_AGENT: rai}), local)
+        back = p.parse(offer.msg.to_bytes())
+        assert back.addr(p.OPT_SERVER_ID) == local.ip
+        assert back.options[p.OPT_RELAY_AGENT] == rai and back.xid == 0x1000 + i
+    (offer,) = logic.handle(1.0, msg(p.DISCOVER, 3), other)  # a relay without option 82
+    back = p.parse(offer.msg.to_bytes())
+    assert back.addr(p.OPT_SERVER_ID) == other.ip and p.OPT_RELAY_AGENT not in back.options
