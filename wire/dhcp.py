@@ -77,7 +77,7 @@ class DhcpMessage:
 
     def addr(self, code: int) -> IPv4Address | None:
         v = self.options.get(code)
-        return IPv4Address(v[:4]) if v is not None and len(v) >= 4 else None
+        return addr_of(v[:4]) if v is not None and len(v) >= 4 else None
 
     def addrs(self, code: int) -> list[IPv4Address]:
         v = self.options.get(code, b"")

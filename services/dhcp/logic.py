@@ -59,6 +59,8 @@ class DhcpLogic:
         self._reply_opts: dict[tuple[int, int | None, int | None], tuple[IPv4Address,
                                                                         dict[int, bytes]]] = {}
         self._pool_of: dict[int, LeasePool] = {}  # by id(subnet): no str() per message
+        self._local: tuple[IPv4Interface | None, IPv4Address] = (None, p.ZERO)  # (local.ip
+        # makes a new address each time)
         for s in self.config.subnets:
             self._pool_of[id(s)] = self.pools.setdefault(str(s.network), LeasePool(s))
 
@@ -75,7 +77,7 @@ class DhcpLogic:
                         f"{m.giaddr if m.giaddr != p.ZERO else local}")
             return []
         pool = self._pool_of[id(subnet)]
-        server_id = self.config.server_id or local.ip
+        server_id = self.config.server_id or self._local_ip(local)
         if m.bootp or self.config.bootp_only:  # (a BOOTP-only server reads no DHCP option)
             return self._bootp(now, m, subnet, pool, server_id)
         t = m.msg_type
@@ -111,7 +113,12 @@ class DhcpLogic:
             return self.config.subnet_for(m.giaddr)
         if m.ciaddr != p.ZERO and (s := self.config.subnet_for(m.ciaddr)) is not None:
             return s
-        return self.config.subnet_for(local.ip)
+        return self.config.subnet_for(self._local_ip(local))
+
+    def _local_ip(self, local: IPv4Interface) -> IPv4Address:
+        if self._local[0] is not local:
+            self._local = (local, local.ip)
+        return self._local[1]
 
     # ---- message types ------------------------------------------------------------------
     def _discover(self, now: float, m: p.DhcpMessage, subnet: Subnet, pool: LeasePool,
