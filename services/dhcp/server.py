@@ -15,8 +15,10 @@ nothing on disk and leave at once.
 Overload: when half the receive buffer is taken by waiting requests (more arrives than
 is answered: left alone, the kernel would drop REQUESTs and DISCOVERs alike, and the
 work spent on the DISCOVERs whose REQUESTs it drops is lost), new DISCOVERs are dropped
-before they are parsed (counted as `shed`): the REQUESTs of exchanges already under way
-are finished first, so completed exchanges level off as the offered load rises.
+(counted as `shed`): those already queued unparsed, the next ones in the kernel by a
+socket filter (`shedding`), until the queue is down to an eighth. The REQUESTs of
+exchanges already under way are finished first, so completed exchanges level off as the
+offered load rises.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import json
 import os
 import select
 import socket
-import struct
 import threading
 import time
 from ipaddress import IPv4Address, IPv4Interface
@@ -40,20 +41,14 @@ from .config import Config
 from .leases import ip_text, read_journal
 from .logic import BROADCAST, CIADDR, RELAY, DhcpLogic, Reply
 from .rawlink import if_address, if_mac, raw_socket
+from .shedding import MEMINFO_RMEM_ALLOC, DiscoverFilter, is_discover, meminfo
 
 BATCH = 64  # datagrams per turn at most (a full read: behind); its replies leave back to back,
 # and 256 at a time overflowed a relay's receive buffer (perfdhcp: 5-8k lost in 4 s, 2-3k at 64)
 SO_BINDTODEVICE = 25
-MSG_TYPE_AT = 240  # where option 53 sits when it comes first (as every client sends it)
-SO_MEMINFO = 55  # Linux: the socket's memory, [0] = bytes waiting in its receive queue
 GC_YOUNG = 20000  # allocations between young collections (Python's default: 700)
 SHED_SHARE = 2  # shed new DISCOVERs once 1/SHED_SHARE of the receive buffer is queued
-
-
-def is_discover(data: bytes) -> bool:
-    """A DISCOVER, told from its first option without parsing the message."""
-    return len(data) > MSG_TYPE_AT + 2 and data[MSG_TYPE_AT] == p.OPT_MSG_TYPE and \
-        data[MSG_TYPE_AT + 1] == 1 and data[MSG_TYPE_AT + 2] == p.DISCOVER
+RESUME_SHARE = 8  # and take them again once it is down to 1/RESUME_SHARE
 
 
 class DhcpServer:
@@ -73,7 +68,8 @@ class DhcpServer:
         self.local: IPv4Interface | None = None
         self.sent = 0
         self.sent_committed = 0
-        self.shed = 0  # DISCOVERs dropped unparsed under overload
+        self.shed = 0  # DISCOVERs dropped unparsed under overload (by us)
+        self.filtered = 0  # and by the kernel's filter (its drop count while on)
         self.commits = 0  # fsyncs of the lease file
         self.to_commit: list[tuple[list[dict], list[Reply]]] = []
         self.commit_ready = threading.Condition()
@@ -130,29 +126,30 @@ class DhcpServer:
 
     # ---- the loop ---------------------------------------------------------------------------
     def _serve(self) -> None:
+        shed = DiscoverFilter(self.udp)
         while not self._stop.is_set():
             ready, _, _ = select.select([self.udp], [], [], 0.5)
-            if self.udp not in ready:
-                continue
-            batch: list[bytes] = []
-            try:
-                while len(batch) < BATCH:
-                    batch.append(self.udp.recv(4096, socket.MSG_DONTWAIT))
-            except BlockingIOError:
-                pass
-            if len(batch) == BATCH and self._backlog() * SHED_SHARE > self.rcvbuf:
+            if self.udp in ready:
+                self._turn(shed)
+
+    def _turn(self, shed: DiscoverFilter) -> None:
+        """Read what waits (BATCH at most); while behind, drop new exchanges; answer."""
+        batch: list[bytes] = []
+        try:
+            while len(batch) < BATCH:
+                batch.append(self.udp.recv(4096, socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            pass
+        if len(batch) == BATCH or shed.on:
+            backlog = meminfo(self.udp, MEMINFO_RMEM_ALLOC)
+            if backlog * SHED_SHARE > self.rcvbuf:
+                shed.attach()
                 kept = [d for d in batch if not is_discover(d)]  # finish exchanges first
                 self.shed += len(batch) - len(kept)
                 batch = kept
-            self._handle_batch(batch)
-
-    def _backlog(self) -> int:
-        """Bytes waiting in the receive queue (0 where the kernel cannot say)."""
-        try:
-            return struct.unpack_from("I", self.udp.getsockopt(socket.SOL_SOCKET, SO_MEMINFO,
-                                                               36))[0]
-        except OSError:
-            return 0
+            elif shed.on and backlog * RESUME_SHARE < self.rcvbuf:
+                self.filtered += shed.detach()
+        self._handle_batch(batch)
 
     def _handle_batch(self, batch: list[bytes]) -> None:
         with self.lock:
@@ -248,7 +245,7 @@ class DhcpServer:
             return self.logic.table(now)
         if line == "stats":
             return {**vars(self.logic.counters), "sent": self.sent + self.sent_committed,
-                    "shed": self.shed,
+                    "shed": self.shed, "filtered": self.filtered,
                     "commits": self.commits,
                     "free": {n: pool.free_count(now) for n, pool in self.logic.pools.items()}}
         words = line.split()
