@@ -22,6 +22,7 @@ from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
 from services.dns.rrl import SEND, SLIP, RateLimiter
 from services.dns.transport import bind_udp_tcp, tcp_accept_loop, tcp_exchange, udp_exchange
+from services.dns.udpbatch import UdpBatch
 from services.dns.xfr import (
     Journal,
     Secondary,
@@ -119,36 +120,45 @@ class AuthServer:
         threading.Thread(target=fn, args=args, daemon=True).start()
 
     def _udp_loop(self, sock: socket.socket) -> None:
-        recv, send = sock.recvfrom, sock.sendto
-        respond = self.responder.respond
+        """Batches in, batches out (`UdpBatch`); wire-cache hits answered in the loop."""
+        batch = UdpBatch(sock)
         stats = self.responder.stats
         cached = self.responder.cache.get  # (the responder clears it in place, never swaps it)
-        rrl = self.rrl
+        answer, rrl = self._answer, self.rrl
         while True:
-            try:
-                data, addr = recv(65535)
-            except OSError:
+            queries = batch.recv()
+            if queries is None:
                 return
-            if rrl is not None:  # amplification defence: per-/24 answer budget
-                verdict = rrl.check(time.monotonic(), addr[0])
-                if verdict != SEND:
-                    if verdict == SLIP and len(data) >= 12:
-                        send(truncated(data), addr)
-                    continue
-            hit = cached(data[2:])
+            replies: list[bytes | None] = []
+            hits = 0
+            for i, data in enumerate(queries):
+                if rrl is None:
+                    hit = cached(data[2:])
+                    if hit is not None:
+                        hits += 1
+                        replies.append(data[:2] + hit())
+                        continue
+                replies.append(answer(data, batch.source(i)[0]))
+            stats["cache_hits"] += hits
+            batch.send(replies)
+
+    def _answer(self, data: bytes, source: str) -> bytes | None:
+        """One datagram's reply (None: none) past the wire cache, or under RRL."""
+        if self.rrl is not None:  # amplification defence: per-/24 answer budget
+            verdict = self.rrl.check(time.monotonic(), source)
+            if verdict != SEND:
+                return truncated(data) if verdict == SLIP and len(data) >= 12 else None
+            hit = self.responder.cache.get(data[2:])
             if hit is not None:
-                stats["cache_hits"] += 1
-                send(data[:2] + hit(), addr)
-                continue
-            try:
-                with self.lock:
-                    out = respond(data, addr[0])
-            except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
-                stats["errors"] += 1
-                self.log(f"dns: error answering {addr[0]}: {e!r}")
-                out = header_only(data, RCODE.SERVFAIL)
-            if out is not None:
-                send(out, addr)
+                self.responder.stats["cache_hits"] += 1
+                return data[:2] + hit()
+        try:
+            with self.lock:
+                return self.responder.respond(data, source)
+        except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
+            self.responder.stats["errors"] += 1
+            self.log(f"dns: error answering {source}: {e!r}")
+            return header_only(data, RCODE.SERVFAIL)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
         tcp_accept_loop(sock, self._tcp_answers)
