@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 
@@ -21,3 +22,15 @@ def run_until_signal(server, on_hup=None, wait_loaded: float = 0.0) -> int:
         pass
     server.stop()
     return 0
+
+
+GC_YOUNG = 20000  # allocations between young collections (Python's default: 700)
+
+
+def settle_heap() -> None:
+    """What a server has loaded (a zone, a lease pool) lives as long as the process:
+    moved out of the cyclic collector's sight, and young objects collected less often.
+    Full passes over a /16 pool's addresses were a third of the DHCP server's time."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 20, 100)

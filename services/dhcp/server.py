@@ -23,7 +23,6 @@ offered load rises.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import select
@@ -34,6 +33,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from services.common.control import control_loop
+from services.common.lifecycle import settle_heap
 from wire import dhcp as p
 from wire.frames import udp_frame
 
@@ -46,7 +46,6 @@ from .shedding import MEMINFO_RMEM_ALLOC, DiscoverFilter, is_discover, meminfo
 BATCH = 64  # datagrams per turn at most (a full read: behind); its replies leave back to back,
 # and 256 at a time overflowed a relay's receive buffer (perfdhcp: 5-8k lost in 4 s, 2-3k at 64)
 SO_BINDTODEVICE = 25
-GC_YOUNG = 20000  # allocations between young collections (Python's default: 700)
 SHED_SHARE = 2  # shed new DISCOVERs once 1/SHED_SHARE of the receive buffer is queued
 RESUME_SHARE = 8  # and take them again once it is down to 1/RESUME_SHARE
 
@@ -82,12 +81,7 @@ class DhcpServer:
         self.local = local
         self.mac = if_mac(self.interface)
         live = self._load_leases()
-        # The pool's addresses and restored leases live as long as the process: out of
-        # the collector's sight, and young objects collected less often (a full pass over
-        # a /16's addresses every few thousand requests was a tenth of the server's time).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG, 20, 100)
+        settle_heap()  # (the pool's addresses and the restored leases)
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

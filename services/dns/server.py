@@ -18,6 +18,7 @@ from pathlib import Path
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
 from services.common.control import control_loop
+from services.common.lifecycle import settle_heap
 from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
 from services.dns.rrl import SEND, SLIP, RateLimiter
@@ -103,6 +104,7 @@ class AuthServer:
             time.sleep(0.05)
         with self.lock:
             self.responder.compiled.prepare()  # before the first query, not during it
+        settle_heap()  # (the zones and their index)
         for host, port in self.listen:
             u, t = bind_udp_tcp(host, port, self.reuse_port)
             self.sockets += [u, t]
@@ -138,26 +140,31 @@ class AuthServer:
                         hits += 1
                         replies.append(data[:2] + hit())
                         continue
-                replies.append(answer(data, batch.source(i)[0]))
+                replies.append(answer(data, batch, i))
             stats["cache_hits"] += hits
             batch.send(replies)
 
-    def _answer(self, data: bytes, source: str) -> bytes | None:
-        """One datagram's reply (None: none) past the wire cache, or under RRL."""
+    def _answer(self, data: bytes, batch: UdpBatch, i: int) -> bytes | None:
+        """Datagram `i`'s reply (None: none) past the wire cache, or under RRL. Its source
+        is worked out only where it matters: RRL, and the full path (NOTIFY, logs)."""
+        responder = self.responder
         if self.rrl is not None:  # amplification defence: per-/24 answer budget
-            verdict = self.rrl.check(time.monotonic(), source)
+            verdict = self.rrl.check(time.monotonic(), batch.source(i)[0])
             if verdict != SEND:
                 return truncated(data) if verdict == SLIP and len(data) >= 12 else None
-            hit = self.responder.cache.get(data[2:])
+            hit = responder.cache.get(data[2:])
             if hit is not None:
-                self.responder.stats["cache_hits"] += 1
+                responder.stats["cache_hits"] += 1
                 return data[:2] + hit()
         try:
             with self.lock:
-                return self.responder.respond(data, source)
+                out = responder.precompiled(data)
+                if out is None:
+                    out = responder.respond(data, batch.source(i)[0], tried=True)
+                return out
         except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
-            self.responder.stats["errors"] += 1
-            self.log(f"dns: error answering {source}: {e!r}")
+            responder.stats["errors"] += 1
+            self.log(f"dns: error answering {batch.source(i)[0]}: {e!r}")
             return header_only(data, RCODE.SERVFAIL)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
