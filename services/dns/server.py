@@ -23,7 +23,6 @@ from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
 from services.dns.rrl import SEND, SLIP, RateLimiter
 from services.dns.transport import bind_udp_tcp, tcp_accept_loop, tcp_exchange, udp_exchange
-from services.dns.udpbatch import UdpBatch
 from services.dns.xfr import (
     Journal,
     Secondary,
@@ -122,34 +121,30 @@ class AuthServer:
         threading.Thread(target=fn, args=args, daemon=True).start()
 
     def _udp_loop(self, sock: socket.socket) -> None:
-        """Batches in, batches out (`UdpBatch`); wire-cache hits answered in the loop."""
-        batch = UdpBatch(sock)
+        recv, send = sock.recvfrom, sock.sendto
         stats = self.responder.stats
         cached = self.responder.cache.get  # (the responder clears it in place, never swaps it)
         answer, rrl = self._answer, self.rrl
         while True:
-            queries = batch.recv()
-            if queries is None:
+            try:
+                data, addr = recv(65535)
+            except OSError:
                 return
-            replies: list[bytes | None] = []
-            hits = 0
-            for i, data in enumerate(queries):
-                if rrl is None:
-                    hit = cached(data[2:])
-                    if hit is not None:
-                        hits += 1
-                        replies.append(data[:2] + hit())
-                        continue
-                replies.append(answer(data, batch, i))
-            stats["cache_hits"] += hits
-            batch.send(replies)
+            if rrl is None:
+                hit = cached(data[2:])
+                if hit is not None:
+                    stats["cache_hits"] += 1
+                    send(data[:2] + hit(), addr)
+                    continue
+            out = answer(data, addr[0])
+            if out is not None:
+                send(out, addr)
 
-    def _answer(self, data: bytes, batch: UdpBatch, i: int) -> bytes | None:
-        """Datagram `i`'s reply (None: none) past the wire cache, or under RRL. Its source
-        is worked out only where it matters: RRL, and the full path (NOTIFY, logs)."""
+    def _answer(self, data: bytes, source: str) -> bytes | None:
+        """A datagram's reply (None: none) past the wire cache, or under RRL."""
         responder = self.responder
         if self.rrl is not None:  # amplification defence: per-/24 answer budget
-            verdict = self.rrl.check(time.monotonic(), batch.source(i)[0])
+            verdict = self.rrl.check(time.monotonic(), source)
             if verdict != SEND:
                 return truncated(data) if verdict == SLIP and len(data) >= 12 else None
             hit = responder.cache.get(data[2:])
@@ -160,11 +155,11 @@ class AuthServer:
             with self.lock:
                 out = responder.precompiled(data)
                 if out is None:
-                    out = responder.respond(data, batch.source(i)[0], tried=True)
+                    out = responder.respond(data, source, tried=True)
                 return out
         except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
             responder.stats["errors"] += 1
-            self.log(f"dns: error answering {batch.source(i)[0]}: {e!r}")
+            self.log(f"dns: error answering {source}: {e!r}")
             return header_only(data, RCODE.SERVFAIL)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
