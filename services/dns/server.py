@@ -18,7 +18,6 @@ from pathlib import Path
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
 from services.common.control import control_loop
-from services.common.lifecycle import settle_heap
 from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
 from services.dns.rrl import SEND, SLIP, RateLimiter
@@ -103,7 +102,6 @@ class AuthServer:
             time.sleep(0.05)
         with self.lock:
             self.responder.compiled.prepare()  # before the first query, not during it
-        settle_heap()  # (the zones and their index)
         for host, port in self.listen:
             u, t = bind_udp_tcp(host, port, self.reuse_port)
             self.sockets += [u, t]
@@ -122,45 +120,35 @@ class AuthServer:
 
     def _udp_loop(self, sock: socket.socket) -> None:
         recv, send = sock.recvfrom, sock.sendto
+        respond = self.responder.respond
         stats = self.responder.stats
         cached = self.responder.cache.get  # (the responder clears it in place, never swaps it)
-        answer, rrl = self._answer, self.rrl
+        rrl = self.rrl
         while True:
             try:
                 data, addr = recv(65535)
             except OSError:
                 return
-            if rrl is None:
-                hit = cached(data[2:])
-                if hit is not None:
-                    stats["cache_hits"] += 1
-                    send(data[:2] + hit(), addr)
+            if rrl is not None:  # amplification defence: per-/24 answer budget
+                verdict = rrl.check(time.monotonic(), addr[0])
+                if verdict != SEND:
+                    if verdict == SLIP and len(data) >= 12:
+                        send(truncated(data), addr)
                     continue
-            out = answer(data, addr[0])
+            hit = cached(data[2:])
+            if hit is not None:
+                stats["cache_hits"] += 1
+                send(data[:2] + hit(), addr)
+                continue
+            try:
+                with self.lock:
+                    out = respond(data, addr[0])
+            except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
+                stats["errors"] += 1
+                self.log(f"dns: error answering {addr[0]}: {e!r}")
+                out = header_only(data, RCODE.SERVFAIL)
             if out is not None:
                 send(out, addr)
-
-    def _answer(self, data: bytes, source: str) -> bytes | None:
-        """A datagram's reply (None: none) past the wire cache, or under RRL."""
-        responder = self.responder
-        if self.rrl is not None:  # amplification defence: per-/24 answer budget
-            verdict = self.rrl.check(time.monotonic(), source)
-            if verdict != SEND:
-                return truncated(data) if verdict == SLIP and len(data) >= 12 else None
-            hit = responder.cache.get(data[2:])
-            if hit is not None:
-                responder.stats["cache_hits"] += 1
-                return data[:2] + hit()
-        try:
-            with self.lock:
-                out = responder.precompiled(data)
-                if out is None:
-                    out = responder.respond(data, source, tried=True)
-                return out
-        except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
-            responder.stats["errors"] += 1
-            self.log(f"dns: error answering {source}: {e!r}")
-            return header_only(data, RCODE.SERVFAIL)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
         tcp_accept_loop(sock, self._tcp_answers)
