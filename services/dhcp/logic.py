@@ -59,8 +59,8 @@ class DhcpLogic:
         self._reply_opts: dict[tuple[int, int | None, int | None], tuple[IPv4Address,
                                                                         dict[int, bytes]]] = {}
         self._pool_of: dict[int, LeasePool] = {}  # by id(subnet): no str() per message
-        self._local: tuple[IPv4Interface | None, IPv4Address] = (None, p.ZERO)  # (local.ip
-        # makes a new address each time)
+        # the receiving interface and its address (IPv4Interface.ip makes a new one per call)
+        self._local: tuple[IPv4Interface | None, IPv4Address] = (None, p.ZERO)
         for s in self.config.subnets:
             self._pool_of[id(s)] = self.pools.setdefault(str(s.network), LeasePool(s))
 
