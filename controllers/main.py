@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     # (the status file is rewritten atomically), so leave at once.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-    from controllers.openflow import use_lean_packet_in
+    from controllers.openflow import use_lean_parsers
 
-    use_lean_packet_in()
+    use_lean_parsers()
     try:
         AppManager.run_apps(["controllers.app"])
     except (KeyboardInterrupt, SystemExit):

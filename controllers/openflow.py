@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, NamedTuple
 
 from os_ken.ofproto import nicira_ext
 
@@ -145,11 +145,37 @@ def lean_packet_in(datapath, version, msg_type, msg_len, xid, buf):
     return msg
 
 
-def use_lean_packet_in() -> None:
-    """Have os-ken parse OpenFlow 1.3 packet-ins with lean_packet_in."""
+# ---- flow-stats replies, parsed lean ---------------------------------------------------
+_FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to its match
+
+
+class FlowCounters(NamedTuple):
+    """One flow-stats entry as the app reads it: its counters by cookie. os-ken's own
+    parser builds an OFPMatch and every instruction and action of each flow; for the NAT's
+    few thousand flows that took the controller ~0.7 s of CPU per request, during which no
+    packet-in (a new binding: a resolver's next upstream query) was handled."""
+
+    length: int
+    table_id: int
+    priority: int
+    cookie: int
+    packet_count: int
+    byte_count: int
+
+    @classmethod
+    def parser(cls, buf, offset: int) -> FlowCounters:
+        (length, table_id, _sec, _nsec, priority, _idle, _hard, _flags, cookie, packets,
+         nbytes) = _FLOW_STATS.unpack_from(buf, offset)
+        return cls(length, table_id, priority, cookie, packets, nbytes)
+
+
+def use_lean_parsers() -> None:
+    """Have os-ken parse OpenFlow 1.3 packet-ins with lean_packet_in and flow-stats
+    replies' entries as FlowCounters."""
     from os_ken.ofproto import ofproto_v1_3_parser
 
     ofproto_v1_3_parser._MSG_PARSERS[OFPT_PACKET_IN] = lean_packet_in
+    ofproto_v1_3_parser.OFPFlowStatsReply.cls_stats_body_cls = FlowCounters
 
 
 # ---- packet-outs, encoded lean --------------------------------------------------------
