@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dnslib import RCODE, RR, DNSLabel
+from dnslib import RCODE, RR, DNSBuffer, DNSLabel
 
 from services.dns.authority import Name, name_key
 
@@ -23,6 +23,29 @@ class Entry:
     rcode: int = RCODE.NOERROR
     negative: bool = False   # NXDOMAIN (rcode 3) or NODATA (rcode 0)
     glue: bool = False       # learned from a referral: used to reach servers, never an answer
+
+
+class WireEntry(Entry):
+    """An RRset kept as the upstream reply's bytes, decoded on first use: the LDNS's fast
+    miss path caches every answer it copies, and most are never read from the cache."""
+
+    def __init__(self, expires: float, reply: bytes, offset: int, count: int) -> None:
+        self.expires, self.rcode, self.negative, self.glue = expires, RCODE.NOERROR, False, False
+        self._wire: tuple[bytes, int, int] | None = (reply, offset, count)
+        self._rrs: list[RR] = []
+
+    @property
+    def rrs(self) -> list[RR]:
+        if self._wire is not None:
+            reply, offset, count = self._wire
+            buf = DNSBuffer(reply)
+            buf.offset = offset
+            self._rrs, self._wire = [RR.parse(buf) for _ in range(count)], None
+        return self._rrs
+
+    @rrs.setter
+    def rrs(self, value: list[RR]) -> None:
+        self._rrs, self._wire = value, None
 
 
 class RecordCache:
@@ -50,6 +73,13 @@ class RecordCache:
         if glue and old is not None and not old.glue and old.expires > now:
             return
         self.entries[key] = Entry(now + ttl, list(rrs), glue=glue)
+
+    def put_wire(self, key: tuple[Name, int], ttl: int, reply: bytes, offset: int, count: int,
+                 now: float) -> None:
+        """Cache an authoritative RRset as it came (`count` records from `offset` of
+        `reply`, already checked to decode: fixed-size A or AAAA data), `ttl` its smallest."""
+        self._room(now)
+        self.entries[key] = WireEntry(now + min(ttl, MAX_TTL), reply, offset, count)
 
     def put_negative(self, name: DNSLabel | str, qtype: int, rcode: int, soa: RR | None,
                      now: float) -> None:

@@ -14,7 +14,7 @@ full path answers everything, so every step is logged as before.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import os
 import socket
 import time
 from collections import Counter
@@ -38,9 +38,13 @@ def upstream_query(data: bytes, q: Query, qid: int) -> bytes:
         data[12:q.end]
 
 
-def simple_answer(reply: bytes, question: bytes) -> tuple[int, int] | None:
-    """(records, end of the answer section) when `reply` is an authoritative NOERROR whose
-    answer section is only the question's own RRset; None for anything else."""
+FIXED_SIZE = {QTYPE.A: 4, QTYPE.AAAA: 16}  # RDATA lengths that make a record decodable
+
+
+def simple_answer(reply: bytes, question: bytes) -> tuple[int, int, int, bool] | None:
+    """(records, end of the answer section, smallest TTL, every record's data of its
+    type's fixed size) when `reply` is an authoritative NOERROR whose answer section is
+    only the question's own RRset; None for anything else."""
     end = 12 + len(question)
     if len(reply) < end or reply[2] & 0x06 != 0x04 or reply[3] & 0x0F != RCODE.NOERROR or \
             reply[4:6] != b"\x00\x01" or reply[12:end].lower() != question.lower():
@@ -49,6 +53,8 @@ def simple_answer(reply: bytes, question: bytes) -> tuple[int, int] | None:
     if an == 0:
         return None
     owner, rtype = question[:-4].lower(), question[-4:-2]
+    size = FIXED_SIZE.get(rtype[0] << 8 | rtype[1], -1)
+    fixed, ttl = True, 0xFFFFFFFF
     i = end
     for _ in range(an):
         if reply[i:i + 2] == b"\xc0\x0c":
@@ -59,10 +65,13 @@ def simple_answer(reply: bytes, question: bytes) -> tuple[int, int] | None:
             return None  # another owner (a CNAME chain, or anything unusual)
         if reply[i:i + 2] != rtype or reply[i + 2:i + 4] != b"\x00\x01" or len(reply) < i + 10:
             return None
-        i += 10 + (reply[i + 8] << 8 | reply[i + 9])
+        ttl = min(ttl, int.from_bytes(reply[i + 4:i + 8], "big"))
+        length = reply[i + 8] << 8 | reply[i + 9]
+        fixed = fixed and length == size
+        i += 10 + length
         if i > len(reply):
             return None
-    return an, i
+    return an, i, ttl, fixed
 
 
 def remember(wire: dict[bytes, tuple[float, bytes]], query: bytes, now: float,
@@ -108,6 +117,8 @@ class FastMiss:
         up = self.resolver.send
         self.port = getattr(up, "port", 53)
         self.timeout = getattr(up, "timeout", 1.0)
+        self._loop: asyncio.AbstractEventLoop | None = None  # (get_running_loop: a getpid each)
+        self._ids, self._ids_at = b"", 0  # random bytes from the OS in bulk, two per ID
         self.enabled = not logging and self.resolver.check_bailiwick and \
             not getattr(up, "predictable", False) and not getattr(up, "fixed_source_port", 0)
 
@@ -135,7 +146,7 @@ class FastMiss:
         if found is None:
             return False
         zone, addrs = found
-        qid = secrets.randbits(16)
+        qid = self._random_id()
         p = Pending(qid, self.resolver.ranked(addrs)[0], zone, q, data[12:q.end])
         if not self._open(key, p, upstream_query(data, q, qid)):
             return False
@@ -144,14 +155,25 @@ class FastMiss:
         p.waiters.append((data, addr, sock, q))
         return True
 
+    def _random_id(self) -> int:
+        """A query ID from the OS's CSPRNG (as `secrets`), drawn 4 KiB at a time."""
+        at = self._ids_at
+        if at >= len(self._ids):
+            self._ids, at = os.urandom(4096), 0
+        self._ids_at = at + 2
+        return self._ids[at] << 8 | self._ids[at + 1]
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
     # ---- the network: a socket per query, read by the event loop --------------------------
     def _open(self, key: bytes, p: Pending, packet: bytes) -> bool:
         """Send `packet` to `p.server` from a fresh socket; replies go to `_deliver`."""
-        loop = asyncio.get_running_loop()
-        up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            up.setblocking(False)
-            up.bind(("0.0.0.0", 0))  # a random ephemeral source port for every query
+        loop = self._event_loop()
+        up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+        try:  # (the first sendto binds it to a random ephemeral port)
             up.sendto(packet, (p.server, self.port))
         except OSError:
             up.close()
@@ -172,7 +194,7 @@ class FastMiss:
 
     def _close(self, key: bytes, p: Pending) -> None:
         if p.sock is not None:
-            asyncio.get_running_loop().remove_reader(p.sock.fileno())
+            self._event_loop().remove_reader(p.sock.fileno())
             p.sock.close()
         if p.timer is not None:
             p.timer.cancel()
@@ -228,18 +250,23 @@ class FastMiss:
             for data, addr, sock, _ in p.waiters:
                 self.slow(data, addr, sock)
             return
-        an, ans_end = simple
-        buf = DNSBuffer(reply)
-        buf.offset = p.q.end
-        try:
-            rrs = [RR.parse(buf) for _ in range(an)]
-        except Exception:
-            stats["upstream_malformed"] += 1
-            for data, addr, sock, _ in p.waiters:
-                self.slow(data, addr, sock)
-            return
-        self.resolver.cache.put(rrs, self.resolver.now())
-        ttls = [r.ttl for r in rrs]
+        an, ans_end, ttl, fixed = simple
+        if fixed:  # cached as it came, decoded only if the full path ever reads it
+            self.resolver.cache.put_wire((labels_of(p.q.lname), p.q.qtype), ttl, reply,
+                                         p.q.end, an, self.resolver.now())
+            ttls = [ttl]
+        else:
+            buf = DNSBuffer(reply)
+            buf.offset = p.q.end
+            try:
+                rrs = [RR.parse(buf) for _ in range(an)]
+            except Exception:
+                stats["upstream_malformed"] += 1
+                for data, addr, sock, _ in p.waiters:
+                    self.slow(data, addr, sock)
+                return
+            self.resolver.cache.put(rrs, self.resolver.now())
+            ttls = [r.ttl for r in rrs]
         mono = time.monotonic()
         for data, addr, sock, q in p.waiters:
             out = client_reply(data, q, reply, an, ans_end)

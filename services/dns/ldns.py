@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
+from services.common.lifecycle import settle_heap
 from services.dns.fastmiss import FastMiss, remember
 from services.dns.resolver import Resolver, Result, Step
 from services.dns.responder import edns_opts, error_reply, finish, header_only, size_limit
@@ -283,6 +284,7 @@ async def serve(ldns: Ldns, listen: list[tuple[str, int]], control: Path | None)
 
     ldns.fast = FastMiss(ldns.resolver, ldns.stats, ldns.wire, full_path,
                          logging=ldns.log_file is not None)
+    settle_heap()  # (the hints; and fewer young collections of each query's objects)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

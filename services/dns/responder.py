@@ -85,18 +85,23 @@ class Responder:
         else:
             self.compiled.clear()
 
-    def respond(self, data: bytes, source: str = "", tcp: bool = False) -> bytes | None:
-        """The response to one query, or None when it must be dropped (counted)."""
+    def precompiled(self, data: bytes) -> bytes | None:
+        """A UDP query's answer from the precompiled templates; None: `respond` must."""
+        return self.compiled.answer(data) if self.fast else None
+
+    def respond(self, data: bytes, source: str = "", tcp: bool = False,
+                tried: bool = False) -> bytes | None:
+        """The response to one query, or None when it must be dropped (counted).
+        `tried`: the wire cache and `precompiled` have had it already."""
         data = bytes(data)
-        if not tcp:
+        if not tcp and not tried:
             hit = self.cache.get(data[2:])
             if hit is not None:
                 self.stats["cache_hits"] += 1
                 return data[:2] + hit()
-            if self.fast:
-                out = self.compiled.answer(data)
-                if out is not None:
-                    return out
+            out = self.precompiled(data)
+            if out is not None:
+                return out
         self.stats["queries"] += 1
         try:
             q = DNSRecord.parse(data)

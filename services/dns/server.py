@@ -18,10 +18,12 @@ from pathlib import Path
 from dnslib import OPCODE, QTYPE, RCODE, DNSHeader, DNSQuestion, DNSRecord
 
 from services.common.control import control_loop
+from services.common.lifecycle import settle_heap
 from services.dns.authority import ZoneSet, name_key
 from services.dns.responder import Responder, header_only
 from services.dns.rrl import SEND, SLIP, RateLimiter
 from services.dns.transport import bind_udp_tcp, tcp_accept_loop, tcp_exchange, udp_exchange
+from services.dns.udpbatch import UdpBatch
 from services.dns.xfr import (
     Journal,
     Secondary,
@@ -102,6 +104,7 @@ class AuthServer:
             time.sleep(0.05)
         with self.lock:
             self.responder.compiled.prepare()  # before the first query, not during it
+        settle_heap()  # (the zones and their index)
         for host, port in self.listen:
             u, t = bind_udp_tcp(host, port, self.reuse_port)
             self.sockets += [u, t]
@@ -119,36 +122,50 @@ class AuthServer:
         threading.Thread(target=fn, args=args, daemon=True).start()
 
     def _udp_loop(self, sock: socket.socket) -> None:
-        recv, send = sock.recvfrom, sock.sendto
-        respond = self.responder.respond
+        """Batches in, batches out (`UdpBatch`); wire-cache hits answered in the loop."""
+        batch = UdpBatch(sock)
         stats = self.responder.stats
         cached = self.responder.cache.get  # (the responder clears it in place, never swaps it)
-        rrl = self.rrl
+        answer, rrl = self._answer, self.rrl
         while True:
-            try:
-                data, addr = recv(65535)
-            except OSError:
+            queries = batch.recv()
+            if queries is None:
                 return
-            if rrl is not None:  # amplification defence: per-/24 answer budget
-                verdict = rrl.check(time.monotonic(), addr[0])
-                if verdict != SEND:
-                    if verdict == SLIP and len(data) >= 12:
-                        send(truncated(data), addr)
-                    continue
-            hit = cached(data[2:])
+            replies: list[bytes | None] = []
+            hits = 0
+            for i, data in enumerate(queries):
+                if rrl is None:
+                    hit = cached(data[2:])
+                    if hit is not None:
+                        hits += 1
+                        replies.append(data[:2] + hit())
+                        continue
+                replies.append(answer(data, batch, i))
+            stats["cache_hits"] += hits
+            batch.send(replies)
+
+    def _answer(self, data: bytes, batch: UdpBatch, i: int) -> bytes | None:
+        """Datagram `i`'s reply (None: none) past the wire cache, or under RRL. Its source
+        is worked out only where it matters: RRL, and the full path (NOTIFY, logs)."""
+        responder = self.responder
+        if self.rrl is not None:  # amplification defence: per-/24 answer budget
+            verdict = self.rrl.check(time.monotonic(), batch.source(i)[0])
+            if verdict != SEND:
+                return truncated(data) if verdict == SLIP and len(data) >= 12 else None
+            hit = responder.cache.get(data[2:])
             if hit is not None:
-                stats["cache_hits"] += 1
-                send(data[:2] + hit(), addr)
-                continue
-            try:
-                with self.lock:
-                    out = respond(data, addr[0])
-            except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
-                stats["errors"] += 1
-                self.log(f"dns: error answering {addr[0]}: {e!r}")
-                out = header_only(data, RCODE.SERVFAIL)
-            if out is not None:
-                send(out, addr)
+                responder.stats["cache_hits"] += 1
+                return data[:2] + hit()
+        try:
+            with self.lock:
+                out = responder.precompiled(data)
+                if out is None:
+                    out = responder.respond(data, batch.source(i)[0], tried=True)
+                return out
+        except Exception as e:  # never die on one packet: answer SERVFAIL, log, go on
+            responder.stats["errors"] += 1
+            self.log(f"dns: error answering {batch.source(i)[0]}: {e!r}")
+            return header_only(data, RCODE.SERVFAIL)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
         tcp_accept_loop(sock, self._tcp_answers)

@@ -48,6 +48,7 @@ from services.dns.responder import (
     size_limit,
 )
 from services.dns.transport import bind_udp_tcp, tcp_accept_loop
+from services.dns.udpbatch import UdpBatch
 from services.dns.zone import load_zone, parse_zone
 from services.gslb.config import GslbConfig, Pool
 from services.gslb.health import Health, Transition
@@ -442,24 +443,26 @@ class GslbServer:
                  + ", ".join(f"{h}:{p}" for h, p in self.listen))
 
     def _udp_loop(self, sock: socket.socket) -> None:
-        recv, send = sock.recvfrom, sock.sendto
+        """Batches in, batches out (`UdpBatch`), as the authoritative server's."""
+        batch = UdpBatch(sock)
         while True:
-            try:
-                data, addr = recv(65535)
-            except OSError:
+            queries = batch.recv()
+            if queries is None:
                 return
-            hit = self.cache.get((data[2:], addr[0]))
-            if hit is not None:
-                send(data[:2] + hit(), addr)
-                continue
-            try:
-                out = self.answer(data, addr[0])
-            except Exception as e:  # one bad packet never stops the server
-                self.stats["errors"] += 1
-                self.log(f"gslb: error answering {addr[0]}: {e!r}")
-                out = header_only(data, RCODE.SERVFAIL)
-            if out is not None:
-                send(out, addr)
+            replies: list[bytes | None] = []
+            for i, data in enumerate(queries):
+                source = batch.source(i)[0]
+                hit = self.cache.get((data[2:], source))  # (swapped, not cleared: look it up)
+                if hit is not None:
+                    replies.append(data[:2] + hit())
+                    continue
+                try:
+                    replies.append(self.answer(data, source))
+                except Exception as e:  # one bad packet never stops the server
+                    self.stats["errors"] += 1
+                    self.log(f"gslb: error answering {source}: {e!r}")
+                    replies.append(header_only(data, RCODE.SERVFAIL))
+            batch.send(replies)
 
     def _tcp_accept(self, sock: socket.socket) -> None:
         def answers(data: bytes, source: str) -> list[bytes]:

@@ -178,7 +178,7 @@ def test_view_unplugged_web1b_turns_its_gslb_members_red(world, page, shots):
     world.link("web1b", "rs", False)
     try:
         cable = page.locator('#topo g.edge[data-b="web1b"]')
-        expect(cable).to_have_class(re.compile(r"\bdown\b"), timeout=4_000)  # unplugged
+        expect(cable).to_have_class(re.compile(r"\bdown\b"), timeout=8_000)  # unplugged
         expect(cells.first).to_have_text("down", timeout=8_000)  # interval x fall + a poll
         assert "unhealthy" in (cells.first.get_attribute("class") or "")
         expect(page.locator("#events li", has_text="web1b").first).to_be_visible(timeout=3_000)
@@ -228,12 +228,13 @@ def test_view_sets_a_cable_down_and_up_from_the_page_with_the_token(world, view,
     expect(page.locator("#link-state")).to_have_text("up")
     try:
         page.locator('form.link button[data-state="down"]').click()
-        expect(cable).to_have_class(re.compile(r"\bdown\b"), timeout=4_000)
+        # (seen at the view's next link poll: LINK_POLL_S, plus a snapshot's own time)
+        expect(cable).to_have_class(re.compile(r"\bdown\b"), timeout=8_000)
         expect(page.locator("#link-state")).to_have_text("down")
         assert "100% packet loss" in world.host("xb").cmd("ping -n -c1 -w2 198.18.20.1")
     finally:
         page.locator('form.link button[data-state="up"]').click()
-    expect(cable).not_to_have_class(re.compile(r"\bdown\b"), timeout=4_000)
+    expect(cable).not_to_have_class(re.compile(r"\bdown\b"), timeout=8_000)
     wait_for(lambda: " 0% packet loss" in world.host("xb").cmd("ping -n -c1 -w2 198.18.20.1"),
              10, "xb's cable back")
 
