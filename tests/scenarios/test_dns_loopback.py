@@ -45,6 +45,13 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def udp_listeners(port: int) -> int:
+    """UDP sockets bound to 127.0.0.1:`port` on this host (one per worker, SO_REUSEPORT)."""
+    local = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1] == local)
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
@@ -66,6 +73,8 @@ def test_dns_auth_workers_share_queries_reload_together_and_end_together(tmp_pat
     try:
         wait_for(lambda: ctl.exists() and len(children(p.pid)) == 2, 20, "3 workers")
         workers = children(p.pid)
+        # each worker binds once its zones are loaded; before that the others take all
+        wait_for(lambda: udp_listeners(port) == 3, 20, "3 workers listening")
         wait_for(lambda: ask(port, "a.w.workers.test") == "198.51.100.7", 10, "answers")
         answers = [ask(port, f"n{i}.w.workers.test") for i in range(60)]
         assert answers == ["198.51.100.7"] * 60
