@@ -6,7 +6,7 @@ import struct
 from ipaddress import IPv4Address
 from typing import Any, NamedTuple
 
-from os_ken.ofproto import nicira_ext
+from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
 from .messages import (
     Bundle,
@@ -146,7 +146,7 @@ def lean_packet_in(datapath, version, msg_type, msg_len, xid, buf):
 
 
 # ---- flow-stats replies, parsed lean ---------------------------------------------------
-_FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to its match
+_FLOW_STATS = struct.Struct(ofproto_v1_3.OFP_FLOW_STATS_0_PACK_STR)  # up to its match
 
 
 class FlowCounters(NamedTuple):

@@ -46,10 +46,10 @@ def children(pid: int) -> list[int]:
 
 
 def udp_listeners(port: int) -> int:
-    """UDP sockets bound to 127.0.0.1:`port` on this host (one per worker, SO_REUSEPORT)."""
-    local = f"0100007F:{port:04X}"
-    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
-    return sum(1 for line in lines if line.split()[1] == local)
+    """UDP sockets listening on `port` (one per worker, SO_REUSEPORT), as `ss` lists them."""
+    out = subprocess.run(["ss", "-Hlnu", f"sport = :{port}"], capture_output=True,
+                         text=True).stdout
+    return len(out.splitlines())
 
 
 def alive(pid: int) -> bool:

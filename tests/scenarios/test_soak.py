@@ -111,7 +111,7 @@ def run_soak(world) -> None:
     print(f"soak {SECONDS} s: DNS {qps.group(1) if qps else '?'} qps (lost "
           f"{lost.group(1) if lost else '?'}; {codes.group(1) if codes else '?'}), DHCP "
           f"exchanges {exch}, NAT connections {conns.groups() if conns else '?'}; RSS growth "
-          f"MB {growth}\nresolver {dict(ldns)}\nrc {st['routers']['rc']['counters']} NAT "
+          f"MB {growth}\nresolver {ldns}\nrc {st['routers']['rc']['counters']} NAT "
           f"{st['routers']['rc']['nat']['counters']}")
     assert qps and float(qps.group(1)) > 100 and lost and int(lost.group(1)) == 0, dns[-600:]
     # every name resolves, so a SERVFAIL is the resolver's upstream query lost or late

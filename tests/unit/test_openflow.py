@@ -119,9 +119,9 @@ def flow_stats_reply_bytes(flows: list[tuple[int, int, int, int, parser.OFPMatch
         ibuf = bytearray()
         parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
                                      [parser.OFPActionOutput(port)]).serialize(ibuf, 0)
-        length = 48 + len(mbuf) + len(ibuf)
-        body += struct.pack("!HBxIIHHHH4xQQQ", length, table, 5, 6, 100, 30, 0, 0, cookie,
-                            packets, nbytes) + mbuf + ibuf
+        length = ofp.OFP_FLOW_STATS_0_SIZE + len(mbuf) + len(ibuf)
+        body += struct.pack(ofp.OFP_FLOW_STATS_0_PACK_STR, length, table, 5, 6, 100, 30, 0, 0,
+                            cookie, packets, nbytes) + mbuf + ibuf
     head = struct.pack("!HH4x", ofp.OFPMP_FLOW, ofp.OFPMPF_REPLY_MORE if more else 0)
     msg = head + body
     return struct.pack("!BBHI", ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 8 + len(msg),
@@ -135,7 +135,7 @@ def flow_stats_reply_bytes(flows: list[tuple[int, int, int, int, parser.OFPMatch
                                 st.integers(1, 64)), max_size=20),
        more=st.booleans())
 def test_openflow_lean_flow_stats_read_each_flows_counters_as_os_ken_does(flows, more):
-    from controllers.openflow import FlowCounters
+    from controllers.openflow import OFPT_PACKET_IN, use_lean_parsers
 
     raw = flow_stats_reply_bytes([(*f[:4], parser.OFPMatch(**f[4]), f[5]) for f in flows],
                                  more)
@@ -145,12 +145,12 @@ def test_openflow_lean_flow_stats_read_each_flows_counters_as_os_ken_does(flows,
                                                bytearray(raw))
 
     theirs = parse()
-    saved = parser.OFPFlowStatsReply.cls_stats_body_cls
-    parser.OFPFlowStatsReply.cls_stats_body_cls = FlowCounters  # as use_lean_parsers does
+    saved = parser.OFPFlowStatsReply.cls_stats_body_cls, parser._MSG_PARSERS[OFPT_PACKET_IN]
+    use_lean_parsers()  # (what the controller's main does; undone below)
     try:
         ours = parse()
     finally:
-        parser.OFPFlowStatsReply.cls_stats_body_cls = saved
+        parser.OFPFlowStatsReply.cls_stats_body_cls, parser._MSG_PARSERS[OFPT_PACKET_IN] = saved
     assert type(ours) is parser.OFPFlowStatsReply  # os-ken's event is chosen by class
     assert ours.flags == theirs.flags == (ofp.OFPMPF_REPLY_MORE if more else 0)
     assert len(ours.body) == len(theirs.body) == len(flows)
