@@ -5,21 +5,42 @@ from __future__ import annotations
 import gc
 import signal
 import threading
+import time
+from collections.abc import Callable
+
+STOP_POLL_S = 0.1  # how soon a noted signal is acted on
+
+
+class StopSignals:
+    """SIGTERM/SIGINT (and SIGHUP, with `hup`) noted from the moment this is made, acted
+    on by `wait`. The handlers only append to a list: a handler that takes a lock
+    (Event.set, Thread.start) deadlocks when its signal lands while the main thread holds
+    that lock - a second SIGTERM inside the first's Event.set left a `--workers` worker
+    running for good after worker 0 was killed."""
+
+    def __init__(self, hup: bool = False) -> None:
+        self.stop: list[int] = []
+        self.hups: list[int] = []
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.append(1))
+        signal.signal(signal.SIGINT, lambda *_: self.stop.append(1))
+        if hup:
+            signal.signal(signal.SIGHUP, lambda *_: self.hups.append(1))
+
+    def wait(self, on_hup: Callable[[], object] | None = None) -> None:
+        """Block until SIGTERM or SIGINT; run `on_hup` in a thread after each SIGHUP
+        (several before the next look: one run, which reads everything afresh)."""
+        while not self.stop:
+            if self.hups and on_hup is not None:
+                self.hups.clear()
+                threading.Thread(target=on_hup, daemon=True).start()
+            time.sleep(STOP_POLL_S)
 
 
 def run_until_signal(server, on_hup=None, wait_loaded: float = 0.0) -> int:
     """Serve until SIGTERM/SIGINT; SIGHUP calls `on_hup` (reload)."""
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    if on_hup is not None:
-        def hup(*_) -> None:
-            threading.Thread(target=on_hup, daemon=True).start()
-
-        signal.signal(signal.SIGHUP, hup)
+    signals = StopSignals(hup=on_hup is not None)
     server.start(wait_loaded)
-    while not done.wait(0.5):
-        pass
+    signals.wait(on_hup)
     server.stop()
     return 0
 

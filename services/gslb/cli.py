@@ -68,20 +68,16 @@ def _vhost(text: str) -> str:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    import signal
     import threading
 
+    from services.common.lifecycle import StopSignals
     from services.web.server import serve
 
     vhosts = dict(v.split("=", 1) for v in args.vhost)
     srv = serve(args.listen, args.name, args.site, vhosts)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print(f"web {args.name} ({args.site}) on {args.listen[0]}:{args.listen[1]}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    while not done.wait(0.5):
-        pass
+    StopSignals().wait()
     srv.shutdown()
     return 0
 
