@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import gc
+import os
+import select
 import signal
 import threading
-import time
 from collections.abc import Callable
-
-STOP_POLL_S = 0.1  # how soon a noted signal is acted on
 
 
 class StopSignals:
     """SIGTERM/SIGINT (and SIGHUP, with `hup`) noted from the moment this is made, acted
-    on by `wait`. The handlers only append to a list: a handler that takes a lock
-    (Event.set, Thread.start) deadlocks when its signal lands while the main thread holds
-    that lock - a second SIGTERM inside the first's Event.set left a `--workers` worker
-    running for good after worker 0 was killed."""
+    on by `wait`. The handlers only append to a list and write a byte to a pipe `wait`
+    selects on (so it wakes at once): a handler that takes a lock (Event.set,
+    Thread.start) deadlocks when its signal lands while the main thread holds that lock -
+    a second SIGTERM inside the first's Event.set left a `--workers` worker running for
+    good after worker 0 was killed."""
 
     def __init__(self, hup: bool = False) -> None:
         self.stop: list[int] = []
         self.hups: list[int] = []
-        signal.signal(signal.SIGTERM, lambda *_: self.stop.append(1))
-        signal.signal(signal.SIGINT, lambda *_: self.stop.append(1))
+        # (never closed: a late signal must not write into a reused descriptor)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.signal(signal.SIGTERM, lambda *_: self._note(self.stop))
+        signal.signal(signal.SIGINT, lambda *_: self._note(self.stop))
         if hup:
-            signal.signal(signal.SIGHUP, lambda *_: self.hups.append(1))
+            signal.signal(signal.SIGHUP, lambda *_: self._note(self.hups))
+
+    def _note(self, queue: list[int]) -> None:
+        queue.append(1)
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:  # (the pipe full: `wait` is awake already)
+            pass
 
     def wait(self, on_hup: Callable[[], object] | None = None) -> None:
         """Block until SIGTERM or SIGINT; run `on_hup` in a thread after each SIGHUP
@@ -33,7 +44,11 @@ class StopSignals:
             if self.hups and on_hup is not None:
                 self.hups.clear()
                 threading.Thread(target=on_hup, daemon=True).start()
-            time.sleep(STOP_POLL_S)
+            select.select([self._wake_r], [], [], 1.0)
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass
 
 
 def run_until_signal(server, on_hup=None, wait_loaded: float = 0.0) -> int:
