@@ -277,6 +277,10 @@ class Emulation:
             subprocess.run(["ssh", *srv.ssh_options, "-O", "exit", "-o",
                             f"ControlPath={self.rundir / f'ssh-{name}'}", f"root@{srv.ip}"],
                            capture_output=True, stdin=subprocess.DEVNULL, timeout=10)
+        if self.manifest is not None and self.built.ct_policies:  # ours, set at start
+            runtime.clear_zone_policies(self.built.ct_policies)
+            self.built.ct_policies = {}
+            self.built.save()
         if self.manifest is not None:
             leftovers = self.built.remove_all(self.log)
             if leftovers:
@@ -501,7 +505,9 @@ class Emulation:
         # adds (and keeps its first look at it after that), so netem and HTB go on now
         self._shape_links()
         self._controller_backoff()
-        self.log(f"built {len(net.hosts)} hosts, {len(net.switches)} routers")
+        self.log(f"built {len(self.topo.hosts)} hosts, {len(self.topo.routers)} routers"
+                 + (f" ({len(self.delay_nodes)} delay node(s) on emulated links)"
+                    if self.delay_nodes else ""))
 
     def _host_setup(self, h: Any, venv_bin: str) -> str:
         """One shell line that sets a host up: userspace OVS does not fill in checksums

@@ -88,11 +88,169 @@ class InfralabCLI(CLI):
         if self.status:
             print(f"*** '{line.strip()}' failed with status {self.status}")
 
-    def do_pingall(self, line: str) -> None:
-        loss = self.mn.pingAll(timeout=line or "2")
-        if self.script_mode and loss > 0:
-            print(f"*** pingall: {loss:.0f}% loss")
-            self.status = 1
+    # ---- Mininet's habits, on the topology's own hosts and routers -----------------------
+    def _hosts(self) -> list[str]:
+        return list(self.emu.topo.hosts)
+
+    def _routers(self) -> list[str]:
+        return list(self.emu.topo.routers)
+
+    def _pingall(self, pairs: list[tuple[str, str]] | None, full: bool) -> None:
+        """Ping the pairs (all when None) by the addresses topologies.reach picks; loss is
+        what should have answered and did not; pairs a NAT hides are named apart."""
+        from emulation import reachability
+
+        try:
+            todo = reachability.plan(self.emu)
+        except (OSError, ValueError) as e:
+            self._fail(f"*** pingall: {e}")
+            return
+        if pairs is not None:
+            todo = [p for p in todo if (p.src, p.dst) in pairs]
+        print("*** Ping: testing reachability between the topology's hosts")
+        res = reachability.run(self.emu, todo)
+        for src in dict.fromkeys(p.src for p in todo):
+            marks = []
+            for p in (q for q in todo if q.src == src):
+                if p.hidden:
+                    marks.append("-")
+                elif full and res.reached.get((p.src, p.dst)):
+                    via = f" via {p.address}" if p.mapped else ""
+                    marks.append(f"{p.dst}{via} ({res.rtt_ms.get((p.src, p.dst), 0):.1f} ms)")
+                else:
+                    marks.append(p.dst if res.reached.get((p.src, p.dst)) else "X")
+            print(f"{src} -> " + ("\n    ".join(marks) if full else " ".join(marks)))
+        print(f"*** Results: {res.summary()}")
+        if res.hidden:
+            print("*** hidden by NAT as configured (no unsolicited inbound; not loss):")
+            by_why: dict[str, dict[str, list[str]]] = {}
+            for p in res.hidden:
+                by_why.setdefault(p.why, {}).setdefault(p.dst, []).append(p.src)
+            for why, dsts in by_why.items():
+                print(f"    {why}:")
+                for dst, srcs in dsts.items():
+                    print(f"        {dst} from {' '.join(srcs)}")
+        if res.lost:
+            print("*** lost: " + " ".join(
+                f"{p.src}->{p.dst}" + (f" ({p.why})" if p.why else "") for p in res.lost))
+            self._fail(f"*** pingall: {res.loss_percent:.0f}% loss "
+                       f"({len(res.lost)} of {len(res.tried)} pairs)")
+
+    def do_pingall(self, _line: str) -> None:
+        """Ping between all the topology's hosts (leased addresses too; a host behind a
+        NAT by its static mapping, or reported as hidden by the NAT, not as loss)."""
+        self._pingall(None, full=False)
+
+    def do_pingallfull(self, _line: str) -> None:
+        """pingall, with each pair's address and round-trip time."""
+        self._pingall(None, full=True)
+
+    def _two_hosts(self, line: str, default: tuple[int, int]) -> tuple[str, str] | None:
+        words, hosts = line.split(), self._hosts()
+        if not words and len(hosts) >= 2:
+            return hosts[default[0]], hosts[default[1]]
+        if len(words) == 2 and all(w in self.emu.topo.hosts for w in words):
+            return words[0], words[1]
+        self._fail(f"*** usage: two hosts of the topology ({' '.join(hosts[:6])} ...)", 2)
+        return None
+
+    def do_pingpair(self, line: str) -> None:
+        """pingpair [H1 H2]: ping both ways between two hosts (default: the first two)."""
+        two = self._two_hosts(line, (0, 1))
+        if two:
+            self._pingall([two, two[::-1]], full=False)
+
+    def do_pingpairfull(self, line: str) -> None:
+        """pingpairfull [H1 H2]: pingpair with addresses and round-trip times."""
+        two = self._two_hosts(line, (0, 1))
+        if two:
+            self._pingall([two, two[::-1]], full=True)
+
+    def do_iperf(self, line: str) -> None:
+        """iperf [CLIENT SERVER] [SECONDS]: TCP goodput from CLIENT to SERVER (iperf3;
+        default: the first and the last host), to the address pingall would use."""
+        from emulation import reachability
+        from emulation.build import wait_listening
+
+        words = line.split()
+        secs = words.pop() if words and words[-1].isdigit() else "5"
+        two = self._two_hosts(" ".join(words), (0, -1))
+        if not two:
+            return
+        client, server = two
+        probe = next((p for p in reachability.plan(self.emu)
+                      if (p.src, p.dst) == (client, server)), None)
+        if probe is None or probe.address is None:
+            why = probe.why if probe else "no such pair"
+            self._fail(f"*** iperf: {client} cannot open a connection to {server} ({why}); "
+                       "swap them: a NAT lets the inside connect out")
+            return
+        print(f"*** Iperf: testing TCP bandwidth between {client} and {server} "
+              f"({probe.address})")
+        srv = self.mn[server].popen(["iperf3", "-s", "-1", "-p", "5201"])
+        try:
+            wait_listening(self.mn[server], 5201, 10, srv, "iperf3 -s")
+            out = self.mn[client].cmd(f"iperf3 -c {probe.address} -p 5201 -t {secs} -J")
+            end = json.loads(out[out.index("{"):])["end"]
+            rates = [end[k]["bits_per_second"] / 1e6 for k in ("sum_sent", "sum_received")]
+            print(f"*** Results: ['{rates[0]:.0f} Mbits/sec', '{rates[1]:.0f} Mbits/sec']")
+        except (ValueError, KeyError, TimeoutError, RuntimeError) as e:
+            self._fail(f"*** iperf: {e}")
+        finally:
+            srv.kill()
+            srv.wait()
+
+    def do_nodes(self, _line: str) -> None:
+        """The topology's hosts and routers."""
+        print("available nodes are: \n" + " ".join(self._hosts() + self._routers()))
+
+    def _links(self) -> list[tuple[str, str, str, str, str]]:
+        """(a, a's interface, b, b's interface, what the link does) per topology link; a
+        delay node in the middle is the emulator's machinery, shown as the link's delay."""
+        from topologies.plan import LinkPlan
+
+        out = []
+        for lk in self.emu.plan.links:
+            assert isinstance(lk, LinkPlan)
+            note = ", ".join(x for x in (f"delay {lk.delay}" if lk.delay else "",
+                                         f"loss {lk.loss:g}%" if lk.loss else "",
+                                         f"bw {lk.bw:g} Mbit/s" if lk.bw else "") if x)
+            out.append((lk.a, lk.a_intf, lk.b, lk.b_intf, note))
+        return out
+
+    def do_net(self, _line: str) -> None:
+        """Each host's and router's links: interface:peer-interface."""
+        ends: dict[str, list[str]] = {n: [] for n in self._hosts() + self._routers()}
+        for a, ai, b, bi, _note in self._links():
+            ends.setdefault(a, []).append(f"{ai}:{bi}")
+            ends.setdefault(b, []).append(f"{bi}:{ai}")
+        for name, items in ends.items():
+            print(f"{name} " + " ".join(items))
+
+    def do_links(self, _line: str) -> None:
+        """The topology's links, with their state (the router-side interface's) and what
+        each does (delay, loss, bandwidth)."""
+        for a, ai, b, bi, note in self._links():
+            state = []
+            for end, intf in ((a, ai), (b, bi)):
+                if end in self.emu.topo.routers:
+                    try:
+                        state.append(open(f"/sys/class/net/{intf}/operstate").read().strip())
+                    except OSError:
+                        state.append("?")
+            print(f"{ai}<->{bi} ({a} {b}) ({' '.join(s.upper() for s in state)})"
+                  + (f" [{note}]" if note else ""))
+
+    def do_dump(self, _line: str) -> None:
+        """Each host (address, pid) and router (interfaces, dpid)."""
+        for name in self._hosts():
+            node = self.mn[name]
+            print(f"<Host {name}: {node.defaultIntf()}:{self.emu.ip(name) or 'no address'} "
+                  f"pid={node.pid}>")
+        for name, r in self.emu.topo.routers.items():
+            plan = next(p for p in self.emu.plan.routers if p.name == name)
+            print(f"<Router {name}: " + ",".join(f"{s}:{i}" for s, i in r.interfaces.items())
+                  + f" dpid={plan.dpid:016x}>")
 
     def do_nat(self, line: str) -> None:
         """nat [ROUTER]: the live NAT tables (inside/outside/remote, age, counters).
