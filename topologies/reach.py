@@ -124,9 +124,9 @@ def _probe(topo: Topology, src: str, dst: str, a_src: IPv4Address, a_dst: IPv4Ad
     if out_subnet is None:
         return Probe(src, dst, None, hidden=True,
                      why=f"no route from {gw}: a NAT announces only its public addresses")
-    nat = next((n for n in topo.routers[gw].nat if n.interface == out_subnet), None)
-    if nat is not None and out_subnet != src_subnet and \
-            not any(a_src in n for n in _inside(nat)):
+    out_nat = next((n for n in topo.routers[gw].nat if n.interface == out_subnet), None)
+    if out_nat is not None and out_subnet != src_subnet and \
+            not any(a_src in n for n in _inside(out_nat)):
         return Probe(src, dst, None, hidden=True,
                      why=f"{src} is not inside {gw}'s NAT on {out_subnet}")
     return Probe(src, dst, target, mapped=mapped)
