@@ -7,6 +7,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 
@@ -19,28 +20,33 @@ class StopSignals:
     good after worker 0 was killed."""
 
     def __init__(self, hup: bool = False) -> None:
-        self.stop: list[int] = []
+        self.stop: list[int] = []  # the stop signals' numbers, in order of arrival
         self.hups: list[int] = []
         # (never closed: a late signal must not write into a reused descriptor)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        signal.signal(signal.SIGTERM, lambda *_: self._note(self.stop))
-        signal.signal(signal.SIGINT, lambda *_: self._note(self.stop))
+        signal.signal(signal.SIGTERM, lambda n, _: self._note(self.stop, n))
+        signal.signal(signal.SIGINT, lambda n, _: self._note(self.stop, n))
         if hup:
-            signal.signal(signal.SIGHUP, lambda *_: self._note(self.hups))
+            signal.signal(signal.SIGHUP, lambda n, _: self._note(self.hups, n))
 
-    def _note(self, queue: list[int]) -> None:
-        queue.append(1)
+    def _note(self, queue: list[int], signum: int) -> None:
+        queue.append(signum)
         try:
             os.write(self._wake_w, b"\0")
         except OSError:  # (the pipe full: `wait` is awake already)
             pass
 
-    def wait(self, on_hup: Callable[[], object] | None = None) -> None:
-        """Block until SIGTERM or SIGINT; run `on_hup` in a thread after each SIGHUP
-        (several before the next look: one run, which reads everything afresh)."""
+    def wait(self, on_hup: Callable[[], object] | None = None,
+             timeout: float | None = None) -> bool:
+        """Block until SIGTERM or SIGINT (True), or `timeout` seconds (False); run
+        `on_hup` in a thread after each SIGHUP (several before the next look: one run,
+        which reads everything afresh)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
             if self.hups and on_hup is not None:
                 self.hups.clear()
                 threading.Thread(target=on_hup, daemon=True).start()
@@ -49,6 +55,7 @@ class StopSignals:
                 os.read(self._wake_r, 4096)
             except BlockingIOError:
                 pass
+        return True
 
 
 def run_until_signal(server, on_hup=None, wait_loaded: float = 0.0) -> int:

@@ -148,10 +148,11 @@ class DhcpLogic:
                 self._event(now, "withdrawn", m, ip=ip_text(ip), chosen=str(chosen))
             self.counters.ignored += 1
             return []
+        how = "renew"  # RENEWING or REBINDING: ciaddr holds the address
         if chosen is not None:  # SELECTING, us
-            ip = requested
+            ip, how = requested, "select"
         elif requested is not None:  # INIT-REBOOT
-            ip = requested
+            ip, how = requested, "init-reboot"
             if ip not in subnet.network:
                 return [self._nak(now, m, server_id, f"{ip} is not on this subnet")]
             lease = pool.owner(ip, now)
@@ -173,7 +174,7 @@ class DhcpLogic:
             return [self._nak(now, m, server_id, f"{ip} is not available")]
         self.counters.ack += 1
         if self.record_events:
-            self._event(now, "ack", m, ip=ip_text(ip), lease=subnet.lease_time)
+            self._event(now, "ack", m, ip=ip_text(ip), lease=subnet.lease_time, how=how)
         return [self._deliver(self._reply(m, p.ACK, ip, subnet, server_id,
                                           subnet.lease_time), m)]
 

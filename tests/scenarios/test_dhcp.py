@@ -326,7 +326,7 @@ def test_dhcp_bootp_request_gets_a_bootp_reply(lab):
         d1.stop()
 
 
-def test_dhcp_client_interop_dhclient_and_udhcpc_get_and_renew_leases(lab, server):
+def test_dhcp_client_interop_dhclient_gets_a_lease_and_udhcpc_gets_and_renews_one(lab, server):
     for h in ("a1", "a3"):
         flush(lab, h)
     lf = lab.host_dir("a1") / "dhclient.leases"
@@ -339,9 +339,18 @@ def test_dhcp_client_interop_dhclient_and_udhcpc_get_and_renew_leases(lab, serve
                                 "-s", "/bin/true"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: sum(1 for r in map(json.loads, server.log.read_text().splitlines())
-                             if r["event"] == "ack" and r["mac"] == lab.host("a3").MAC())
-                 >= 2, 25, "udhcpc to renew (T1 = 10 s)")
+        def acks() -> list[dict]:
+            return [r for r in map(json.loads, server.log.read_text().splitlines())
+                    if r["event"] == "ack" and r["mac"] == lab.host("a3").MAC()]
+
+        # a renewal: a REQUEST naming its address in ciaddr (RENEWING at T1), acked for
+        # the same address the first exchange bound
+        wait_for(lambda: any(r["how"] == "renew" for r in acks()), 25,
+                 "udhcpc to renew (T1 = 10 s)")
+        got = acks()
+        assert got[0]["how"] == "select", got
+        renewed = next(r for r in got if r["how"] == "renew")
+        assert renewed["ip"] == got[0]["ip"], got
     finally:
         udh.terminate()
         udh.wait(10)

@@ -197,11 +197,14 @@ def test_gslb_health_a_hanging_check_never_blocks_answers(world, links_restored)
     world.host("web2a").cmd("curl -s -m2 'http://198.51.100.131/admin/mode?set=slow&delay=5'")
     wait_for(lambda: "no answer in" in member(world, "web", "web2a")["last"], 10,
              "web2a's check to time out")
-    t0 = time.monotonic()
+    took = []
     for i in range(20):
+        t0 = time.monotonic()
         assert ask(world, "xb", f"h{i}.gslb.example.com"), "no answer while a check hangs"
-    per_query_ms = (time.monotonic() - t0) / 20 * 1000
-    assert per_query_ms < 500, per_query_ms
+        took.append(time.monotonic() - t0)
+    # each answer, the slowest included, comes sooner than the check's timeout (0.8 s):
+    # no query waited for the hanging check
+    assert max(took) < 0.8, [round(t, 3) for t in took]
 
 
 def test_gslb_dc_whole_data_centre_fails_clients_move_within_interval_fall_ttl(

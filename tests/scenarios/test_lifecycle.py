@@ -55,12 +55,14 @@ def assert_nothing_left(m: runtime.Manifest) -> None:
 
 def test_tb_topo_script_runs_and_clean_exit_leaves_nothing(tmp_path):
     before = run_dirs()
-    p = infralab("up", "duo", "--script", script(tmp_path, "h1 ping -c1 -w3 h5\nrouters\n"))
+    p = infralab("up", "duo", "--script", script(tmp_path, "h1 ping -c1 -w3 h5\nrouters\n"
+                                                            "h1 sleep 1\n"))
+    m = new_manifest(before)  # taken while the run is up: what it made
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out
     assert "1 received" in out and "10.255.0.2" in out  # ping, then the routers view
-    for m in [runtime.Manifest.read(x) for x in run_dirs() - before]:
-        assert_nothing_left(m)
+    assert {"r1", "r2"} <= set(m.bridges) and m.interfaces and m.processes.get("controller")
+    assert_nothing_left(m)
     assert run_dirs() - before == set()
     assert not {"r1", "r2"} & runtime.ovs_bridges()
 

@@ -63,7 +63,9 @@ def test_dns_amplification_is_capped_by_response_rate_limiting(amp):
           f"{counts['rrl 5/s'][0]} ({counts['rrl 5/s'][1]} bytes) with --rrl 5")
     assert counts["no rrl"][0] >= FLOOD * 0.95
     no_rrl_bytes, rrl_bytes = counts["no rrl"][1], counts["rrl 5/s"][1]
-    assert counts["rrl 5/s"][0] <= 5 + 10 + FLOOD // 2  # budget + refill + slipped TCs
+    # the budget's answers do arrive (a mute server is no rate limiter), and no more
+    # than budget + refill + slipped TCs
+    assert 5 <= counts["rrl 5/s"][0] <= 5 + 10 + FLOOD // 2, counts
     assert rrl_bytes * 4 < no_rrl_bytes  # what reaches the victim shrinks, by far
 
 

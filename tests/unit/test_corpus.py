@@ -64,7 +64,14 @@ def test_corpus_controller_packet_ins(path):
     topo = loader.loads(NATNET)
     topo.dhcp_relay("rc", {"servers": ["10.1.9.80"], "interfaces": ["lan"]})
     r = SimNet(topo).routers["rc"]
+    assert r.nat is not None and r.relay is not None
+
+    def malformed() -> int:  # the router's, its NAT's and its relay's counts together
+        return r.counters.malformed + r.nat.counters.malformed + r.relay.counters.malformed
+
+    before = malformed()
     data = path.read_bytes()
     for table in (0, 1, 2, 4):
         for port in (1, 8):
             r.packet_in(100.0, port, data, 0, table, port)  # must not raise
+    assert malformed() > before  # every input here is bad: counted where it was read

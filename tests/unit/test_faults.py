@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
@@ -181,27 +181,34 @@ def test_dhcp_pool_fill_parks_free_addresses_only_and_unpark_frees_them():
     assert pool.free_count(26) == 3
 
 
-def test_nat_pool_fill_refuses_new_hosts_and_gives_back(tmp_path):
+def test_nat_pool_fill_refuses_new_hosts_and_gives_back():
+    """The fault through the API's real handler into the router's real NAT engine, in a
+    simulated network: while the pool is filled, h2 (inside) cannot reach h3 (outside);
+    given back, it can, from a pool address."""
     from controllers.api import handle
-    from controllers.nat.engine import Nat
-    from topologies.plan import make_plan
+    from tests.unit.simnet import SimNet
 
-    t = topo_with("")
-    plan = make_plan(t)
-    r2 = next(r for r in plan.routers if r.name == "r2")
-    nat = Nat(r2, t.routers["r2"].nat)
-    assert nat.fill_pool("wan") == 6 and nat.state()["interfaces"]["wan"]["pool_held"] == 6
-    assert nat.state()["interfaces"]["wan"]["pool_free"] == 0
-    assert nat.unfill_pool("wan") == 6 and nat.state()["interfaces"]["wan"]["pool_free"] == 6
-    with pytest.raises(ValueError):
-        nat.fill_pool("lan2")
+    net = SimNet(loads(BASE + "  h3: {subnet: wan, address: 198.18.0.2}\n", source="f.yaml"))
+    nat = net.routers["r2"].nat
+    pool = IPv4Network("198.18.5.0/29")
 
-    class App:
+    class App:  # what controllers.app.nat_fill does, on the simulated router
         def nat_fill(self, router, iface, fill):
             if router != "r2":
                 raise KeyError(f"no NAT on {router}/{iface}")
-            return {"held": 6} if fill else {"freed": 6}
+            n = nat.fill_pool(iface) if fill else nat.unfill_pool(iface)
+            return {"held": n} if fill else {"freed": n}
 
     assert handle(App(), "POST", "/nat/r2/wan/fill") == (200, {"held": 6})
+    assert nat.state()["interfaces"]["wan"]["pool_free"] == 0
+    refused = net.ping("h2", "h3")
+    assert refused is None or refused.icmp_type != 0, refused  # no echo reply
+    assert not any(f.ip_src in pool for f in net.hosts["h3"].received)  # nothing got out
     assert handle(App(), "POST", "/nat/r2/wan/unfill") == (200, {"freed": 6})
+    net.advance(2.0)  # (the refusal's short drop flow ends)
+    reply = net.ping("h2", "h3")
+    assert reply is not None and reply.icmp_type == 0, reply
+    assert any(f.ip_src in pool for f in net.hosts["h3"].received)  # from a pool address
     assert handle(App(), "POST", "/nat/r1/wan/fill")[0] == 404
+    with pytest.raises(ValueError):
+        nat.fill_pool("lan2")

@@ -77,7 +77,9 @@ def test_generated_random_graph_is_the_same_for_a_seed_and_connected():
     assert wiring[0] == wiring[1] and wiring[0] != wiring[2]
     net = SimNet(a)
     for far in ("h30", "h15"):  # every router reaches every subnet (routes computed)
-        assert net.ping("h1", far) is not None
+        reply = net.ping("h1", far)  # an echo reply from far itself, not an ICMP error
+        assert reply is not None and reply.icmp_type == 0, (far, reply)
+        assert reply.ip_src == net.hosts[far].iface.ip
 
 
 @pytest.mark.parametrize("spec", ["campus,routers=10,subnets=10,hosts=10",

@@ -44,7 +44,6 @@ def test_route_zoo_delay_off_keeps_the_cost():
 
 
 def test_route_zoo_abilene_from_topohub_is_connected_and_routed():
-    pytest.importorskip("topohub")
     t = imported.load("zoo:Abilene")
     assert len(t.routers) == 11 and t.labels["r1"] == "New York"
     routes = compute(Graph(make_plan(t)))
@@ -65,7 +64,6 @@ def test_route_zoo_abilene_from_topohub_is_connected_and_routed():
     ("zoo:Abilene,delay=maybe", "delay must be on or off"),
 ])
 def test_route_zoo_bad_specs_say_what_is_wrong(spec, problem):
-    pytest.importorskip("topohub")
     with pytest.raises(TopologyError, match=problem):
         imported.load(spec)
 
@@ -80,7 +78,6 @@ def test_route_zoo_draw_puts_routers_on_their_map():
 # ---- the services overlay --------------------------------------------------------------
 
 def _abilene():
-    pytest.importorskip("topohub")
     return imported.load("zoo:Abilene")
 
 

@@ -39,17 +39,18 @@ def test_lifecycle_a_burst_of_sigterms_ends_the_wait(handlers):
     sig = StopSignals()
     sender = send_later(*[signal.SIGTERM] * 50)
     t0 = time.monotonic()
-    sig.wait()
+    assert sig.wait(timeout=10), "the burst did not end the wait"
     sender.join(5)
-    assert time.monotonic() - t0 < 5 and len(sig.stop) >= 1
+    assert time.monotonic() - t0 < 5 and set(sig.stop) == {signal.SIGTERM}
 
 
 def test_lifecycle_sighup_runs_the_reload_outside_the_handler_then_sigterm_stops(handlers):
     ran: list[str] = []
     sig = StopSignals(hup=True)
-    send_later(signal.SIGHUP, signal.SIGHUP, signal.SIGINT, gap=0.3)
-    sig.wait(lambda: ran.append(threading.current_thread().name))
+    send_later(signal.SIGHUP, signal.SIGHUP, signal.SIGTERM, gap=0.3)
+    assert sig.wait(lambda: ran.append(threading.current_thread().name), timeout=10)
     assert ran and all(name != "MainThread" for name in ran), ran
+    assert sig.stop == [signal.SIGTERM]  # the stop came from the SIGTERM, not a SIGHUP
 
 
 def test_lifecycle_a_signal_before_wait_is_kept(handlers):
@@ -57,5 +58,12 @@ def test_lifecycle_a_signal_before_wait_is_kept(handlers):
     sig = StopSignals()
     os.kill(os.getpid(), signal.SIGTERM)
     t0 = time.monotonic()
-    sig.wait()
-    assert time.monotonic() - t0 < 1
+    assert sig.wait(timeout=5)
+    assert time.monotonic() - t0 < 1 and sig.stop == [signal.SIGTERM]
+
+
+def test_lifecycle_wait_times_out_without_a_signal(handlers):
+    sig = StopSignals()
+    t0 = time.monotonic()
+    assert sig.wait(timeout=0.3) is False and sig.stop == []
+    assert 0.3 <= time.monotonic() - t0 < 2

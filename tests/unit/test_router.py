@@ -89,14 +89,20 @@ def test_tb_ctrl_silent_host_gives_host_unreachable_after_arp_retries(duo):
     assert duo.routers["r2"].pending == {}
 
 
-def test_tb_ctrl_router_ignores_arp_for_addresses_it_does_not_own(duo):
+def test_tb_ctrl_router_answers_arp_only_for_its_own_address_on_the_asking_port(duo):
     r1 = duo.routers["r1"]
-    req = pk.arp(pk.ARP_REQUEST, "02:00:00:00:00:01", IPv4Address("10.0.1.10"), pk.ZERO_MAC,
-                 IPv4Address("10.0.2.1"))
-    msgs = r1.packet_in(duo.now, 1, req, REASON_ACTION)
-    replies = [m for m in msgs if isinstance(m, PacketOut)
-               and pk.parse(m.data).arp_op == pk.ARP_REPLY]
-    assert replies == []
+
+    def arp_replies(target: str) -> list:
+        req = pk.arp(pk.ARP_REQUEST, "02:00:00:00:00:01", IPv4Address("10.0.1.10"),
+                     pk.ZERO_MAC, IPv4Address(target))
+        msgs = r1.packet_in(duo.now, 1, req, REASON_ACTION)  # port 1: lan1, h1's
+        return [f for m in msgs if isinstance(m, PacketOut)
+                and (f := pk.parse(m.data)).arp_op == pk.ARP_REPLY]
+
+    own = arp_replies("10.0.1.1")  # positive control: its address on lan1
+    assert len(own) == 1 and own[0].arp_spa == IPv4Address("10.0.1.1"), own
+    assert arp_replies("10.0.1.99") == []  # an address nobody here owns
+    assert arp_replies("10.0.2.1") == []  # its lan2 address, asked on lan1: no proxy ARP
 
 
 def test_tb_ctrl_malformed_packet_in_is_counted_and_dropped(duo):
@@ -146,5 +152,6 @@ def test_tb_ctrl_generated_icmp_errors_are_rate_limited(duo):
     errors = len(h.received) - before
     assert errors == ICMP_ERRORS_PER_S
     assert duo.routers["r1"].counters.icmp_rate_limited == 50
-    duo.advance(1.0)  # the bucket refills
-    assert duo.probe("h1", "h5", 1) is not None
+    duo.advance(1.0)  # the bucket refills: the next probe gets its time exceeded again
+    again = duo.probe("h1", "h5", 1)
+    assert again is not None and (again.icmp_type, again.icmp_code) == (11, 0), again
