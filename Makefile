@@ -29,7 +29,7 @@ scenarios: install ## scenario tests only (root, live emulated network)
 lab-pictures: install ## the handouts' pictures made again from live captures (labs/*.svg)
 	$(SUDO) $(PY) -m infralab.labpictures
 
-chaos: install ## the longer chaos run (issue 21): CHAOS_WINDOW s of faults (default 300), CHAOS_SEED; timeline and picture in bench/out/
+chaos: install ## the longer chaos run (FAULT-INJECT): CHAOS_WINDOW s of faults (default 300), CHAOS_SEED; timeline and picture in bench/out/
 	$(SUDO) INFRALAB_CHAOS_WINDOW=$(or $(CHAOS_WINDOW),300) INFRALAB_CHAOS_SEED=$(CHAOS_SEED) \
 		INFRALAB_CHAOS_OUT=bench/out $(PY) -m pytest -q -s tests/scenarios/test_chaos.py
 
@@ -50,5 +50,5 @@ vm: ## build the course VM image in vm/out/ (debootstrap + scripts/install.sh; n
 vm-smoke: ## boot vm/out/infralab.img under QEMU and check infralab runs inside (SMOKE=demo: make demo; SMOKE=lab: the NAT lab; SMOKE=labs: every lab; SMOKE=kernel: kernel datapath + netem; TREE=1: this checkout's code)
 	$(SUDO) SMOKE=$(or $(SMOKE),check) TREE=$(TREE) SMOKE_ENV="$(SMOKE_ENV)" bash vm/smoke.sh
 
-vm-cluster-smoke: ## boot two guests of vm/out/infralab.img on a private network and run duo split over both (issue 15)
+vm-cluster-smoke: ## boot two guests of vm/out/infralab.img on a private network and run duo split over both (SCALE-CLUSTER)
 	$(SUDO) bash vm/cluster-smoke.sh

@@ -151,10 +151,31 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(lines=True).step("bench groups", len(groups)) as step:
         OUT.mkdir(exist_ok=True)
         partial = OUT / (f"results-{args.only}.json" if args.only else "results.json")
-        for _name, run in groups:
-            res.update(run())
+        for name, run in groups:
+            try:
+                res.update(run())
+            except Exception as e:  # noqa: BLE001 - a group's failure is reported, not raised
+                res[f"failed.{name}"] = f"{type(e).__name__}: {e}"
+                print(f"bench group {name} failed: {type(e).__name__}: {e} (the other "
+                      "groups' figures are kept)", flush=True)
             partial.write_text(json.dumps(res, indent=1))  # nothing lost if a later group fails
             step.advance()
+    failed = {k: v for k, v in res.items() if k.startswith("failed.")}
+    if failed:
+        (OUT / (f"results-{args.only}.json" if args.only else "results.json")).write_text(
+            json.dumps(res, indent=1))
+        for k, v in failed.items():
+            print(f"{k.split('.', 1)[1]}: no figures ({v})")
+        if len(failed) == len(groups):
+            return 1
+        if not args.only:  # the groups that did measure, each its own report
+            for key, show in (("outage_ms.fast-failover", convergence.report),
+                              ("auth_qps.infralab", report), ("gslb_qps.infralab", gslb.report),
+                              ("nat_conn_per_s.infralab", nat.report),
+                              ("dhcp.infralab", dhcp.report)):
+                if key in res:
+                    show(res)
+            return 1
     if args.only in ("dns", "gslb", "nat", "dhcp", "convergence"):
         OUT.mkdir(exist_ok=True)
         (OUT / f"results-{args.only}.json").write_text(json.dumps(res, indent=1))

@@ -69,8 +69,8 @@ def outage(h1: Any, h2: Any, fail: Callable[[], object]) -> dict:
     tx.communicate(timeout=SECONDS + 10)
     out, _ = rx.communicate(timeout=SECONDS + 10)
     got = json.loads(out.decode().strip().splitlines()[-1])
-    if got["received"] < RATE * (SECONDS - 1):
-        raise BenchError(f"stream mostly lost: {got}")
+    # a slow convergence is a measurement, not an error: the run keeps it, flagged
+    got["mostly_lost"] = got["received"] < RATE * (SECONDS - 1)
     return got
 
 
@@ -128,7 +128,11 @@ def frr_net() -> Iterator[Any]:
         wait_for(lambda: "10.255.0.2" in routers["r1"].cmd("ip route show 10.0.2.0/24")
                  and "1 received" in h1.cmd("ping -c1 -w1 10.0.2.10"), 60,
                  "OSPF routing h1 to h2 over r1 - r2")
-        net.bfd = bfd
+        # the peer as configured before the failure: r1's two OSPF neighbours Full and,
+        # with bfdd, its BFD sessions up (read from vtysh); BFD not up is reported
+        wait_for(lambda: ospf_full(routers["r1"], work / "r1") >= 2, 30,
+                 "r1's OSPF adjacencies to be Full")
+        net.bfd = bfd and _bfd_up(routers["r1"], work / "r1")
         yield net
     finally:
         for p in procs:
@@ -174,6 +178,38 @@ def _start_frr(node: Any, name: str, index: int, links: list[str], work: Path, b
     return procs
 
 
+def vtysh(node: Any, vty: Path, command: str) -> Any:
+    """One `show ... json` of a router's FRR, through its own vty socket directory."""
+    out = node.cmd(f"vtysh --vty_socket {vty} -c '{command}' 2>/dev/null")
+    try:
+        return json.loads(out[out.index("{"):])
+    except ValueError:
+        return {}
+
+
+def ospf_full(node: Any, vty: Path) -> int:
+    """How many of the router's OSPF neighbours are Full."""
+    neighbours = vtysh(node, vty, "show ip ospf neighbor json").get("neighbors", {})
+    return sum(1 for rows in neighbours.values() for n in rows
+               if str(n.get("state", n.get("nbrState", ""))).startswith("Full"))
+
+
+def _bfd_up(node: Any, vty: Path, timeout: float = 15) -> bool:
+    def up() -> bool:
+        out = node.cmd(f"vtysh --vty_socket {vty} -c 'show bfd peers json' 2>/dev/null")
+        try:
+            peers = json.loads(out[out.index("["):])
+        except ValueError:
+            return False
+        return len([p for p in peers if p.get("status") == "up"]) >= 2
+
+    try:
+        wait_for(up, timeout, "r1's BFD sessions to come up", 0.5)
+        return True
+    except TimeoutError:
+        return False
+
+
 def peer() -> dict:
     with frr_net() as net:
         def fail() -> None:
@@ -188,25 +224,45 @@ def bench_convergence() -> dict:
         raise BenchError("FRR is not installed (apt-get install frr): no OSPF peer")
     got: dict[str, list[float]] = {m: [] for m in MODES}
     gaps: dict[str, list[float]] = {m: [] for m in MODES}
-    bfd = False
-    for _ in range(stats.RUNS):
+    bfd: list[bool] = []
+    notes: list[str] = []  # rounds that failed or lost most of the stream, and why
+    for i in range(stats.RUNS):
         runs: list[tuple[str, Callable[[], dict]]] = [
             ("fast-failover", lambda: ours(True)), ("recompute", lambda: ours(False)),
             ("frr-ospf", peer)]
         for mode, run in runs:
-            r = run()
+            try:
+                r = run()
+            except Exception as e:  # noqa: BLE001 - one round's failure ends no bench
+                notes.append(f"round {i + 1}, {mode}: failed: {type(e).__name__}: {e}")
+                continue
             got[mode].append(r["lost"] * 1000 / RATE)
             gaps[mode].append(r["max_gap_ms"])
-            bfd = bfd or bool(r.get("bfd"))
-    return {**{f"outage_ms.{m}": stats.summary(v) for m, v in got.items()},
-            **{f"silence_ms.{m}": stats.summary(v) for m, v in gaps.items()}, "ospf_bfd": bfd}
+            if mode == "frr-ospf":
+                bfd.append(bool(r.get("bfd")))
+            if r.get("mostly_lost"):
+                notes.append(f"round {i + 1}, {mode}: most of the stream lost (kept as "
+                             f"measured: {r['lost']} of {r['received'] + r['lost']})")
+    return {**{f"outage_ms.{m}": stats.summary(v) for m, v in got.items() if v},
+            **{f"silence_ms.{m}": stats.summary(v) for m, v in gaps.items() if v},
+            "ospf_bfd": bool(bfd) and all(bfd),
+            "ospf_bfd_rounds": f"{sum(bfd)} of {len(bfd)}", "convergence_notes": notes}
 
 
 def report(res: dict) -> None:
     from bench.stats import row
 
-    peer_ = res["outage_ms.frr-ospf"]
     print("\nconvergence (targets: fast-failover <= 50 ms, recompute <= 0.5x OSPF)")
+    for note in res.get("convergence_notes", []):
+        print(f"  note: {note}")
+    if not res.get("ospf_bfd"):
+        print(f"  note: BFD was not up in every OSPF round ({res.get('ospf_bfd_rounds')}): "
+              "the peer converged on its dead interval")
+    missing = [m for m in MODES if f"outage_ms.{m}" not in res]
+    if missing:
+        print(f"  no figure for {', '.join(missing)}: every round failed (notes above)")
+        return
+    peer_ = res["outage_ms.frr-ospf"]
     print(row("traffic lost when a link fails, ms: FF", res["outage_ms.fast-failover"],
               peer_, "FRR ospfd (hello 1 s, dead 4 s" + (", BFD)" if res["ospf_bfd"] else ")"),
               1, lower_is_better=True))

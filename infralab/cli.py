@@ -155,7 +155,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _start_view(rundir: Path, topo, port: int):
-    """The live web page of a run (issue 19), on loopback; says where and its token."""
+    """The live web page of a run (WEB-VIEW), on loopback; says where and its token."""
     from infralab.webview import serve
 
     view = serve(rundir, topo, port)
@@ -304,7 +304,7 @@ def cmd_list_topologies(args: argparse.Namespace) -> int:
 def cmd_link(args: argparse.Namespace) -> int:
     """ROUTE-FAILOVER from another terminal: the routers' interfaces of a running
     emulation go down or up, and its controller reroutes. `link set A B --delay 80ms`
-    (issue 17): what the link does changes live (netem, or the delay node's line)."""
+    (LINK-NETEM): what the link does changes live (netem, or the delay node's line)."""
     from emulation import runtime
     from emulation.linkstate import set_link
     from infralab.labs import find_run
@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     _overlay_flag(p)
     p.set_defaults(fn=cmd_draw)
     p = sub.add_parser("view", help="the live web page of a running emulation, on "
-                       "127.0.0.1 (issue 19)")
+                       "127.0.0.1")
     p.add_argument("--topology", default="world", help="which running emulation")
     p.add_argument("--run", help="its run directory (instead of --topology)")
     p.add_argument("--port", type=int, default=0, help="default: any free port")

@@ -2,7 +2,7 @@
 command (unless the line begins with '-') and reports its exit status; commands showing the
 controller's and the services' view (`routers`, `routes`, `nat`, `leases`, `dnscache`,
 `trace`), `link A B down` and `router R down` that reroute, faults on purpose (`fault
-...`, issue 21) and a lab's progress (`lab check NAME`)."""
+...`) and a lab's progress (`lab check NAME`)."""
 
 from __future__ import annotations
 
@@ -395,7 +395,7 @@ class InfralabCLI(CLI):
         print(f"link {words[0]} {words[1]} {words[2]}: {', '.join(changed)}")
 
     def do_fault(self, line: str) -> None:
-        """fault KIND key=value...: inject a fault now (issue 21), e.g.
+        """fault KIND key=value...: inject a fault now, e.g.
             fault link-flap link=ri,rs period=2 count=3
             fault partition links=ri,rs;rk,rs duration=8
             fault service-kill service=ns1.dns      fault controller-kill

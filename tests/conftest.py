@@ -14,7 +14,7 @@ SCENARIO_DIR = os.path.join(os.path.dirname(__file__), "scenarios")
 
 
 def pytest_report_header(config):
-    """Which kernel features the scenarios run on (issue 17): the datapath and the link
+    """Which kernel features the scenarios run on (KERNEL-DP, LINK-NETEM): the datapath and the link
     emulation `auto` picks here, and why (probed without loading anything)."""
     from emulation import kernel
 
