@@ -17,7 +17,7 @@ demo: install ## build the reference "world" topology and show everything workin
 	$(SUDO) $(VENV)/bin/infralab demo world
 
 test: install ## the whole suite: unit tests and live scenario tests (root)
-	$(SUDO) $(PY) -m pytest -q tests
+	$(SUDO) $(PY) -m pytest -q --durations=25 tests
 
 unit: ## unit tests only: pure logic, no root, no network
 	@[ -x $(PY) ] || bash scripts/install.sh
