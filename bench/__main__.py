@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         (OUT / "kernel.json").write_text(json.dumps(res, indent=1))
         kernel.report(res)
         return 0
-    if args.only == "view":  # (not in the default run: the live view's cost, issue 19)
+    if args.only == "view":  # (not in the default run: the live view's cost)
         from bench import view
 
         res.update(view.bench_view(seconds))

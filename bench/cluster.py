@@ -1,4 +1,4 @@
-"""What spreading over servers costs (issue 15), on two simulated servers of this machine.
+"""What spreading over servers costs, on two simulated servers of this machine.
 
 - A router-to-router link inside one machine against the same link carried between two
   servers, by VXLAN (infralab's default) and by Cluster Edition's ssh tunnel: TCP throughput

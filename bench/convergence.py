@@ -1,4 +1,4 @@
-"""Convergence after a link failure (ROUTE-FAILOVER, issue 16): how long a steady stream
+"""Convergence after a link failure (ROUTE-FAILOVER): how long a steady stream
 goes undelivered when the link on its path fails, for
 
 - infralab with fast failover (the switch moves the traffic to the precomputed loop-free

@@ -167,7 +167,7 @@ def report(res: dict) -> None:
     for key, what in (("gslb_qps", "one name, one client"),
                       ("gslb_many_qps", f"{MANY_SOURCES * MANY_NAMES:,} names, "
                                         f"{MANY_SOURCES} clients")):
-        many = key == "gslb_many_qps"  # (issue 20: >= 10x PowerDNS where every name is new)
+        many = key == "gslb_many_qps"  # (the target: >= 10x PowerDNS where every name is new)
         for peer, target, name in (("static", 0.5, "our static auth (same names)"),
                                    ("powerdns", 10.0 if many else 1.0,
                                     "PowerDNS LUA ifportup, 1 thread"),

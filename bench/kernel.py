@@ -1,4 +1,4 @@
-"""Kernel paths against userspace ones, in the same machine (issue 17; run it inside the
+"""Kernel paths against userspace ones, in the same machine (run it inside the
 course VM, where the kernel has both: `python -m bench --only kernel`).
 
     routed TCP throughput     one router, kernel datapath  vs  userspace datapath
@@ -83,7 +83,7 @@ def bench_kernel(seconds: int) -> dict:
 
 def report(res: dict) -> None:
     k = res["kernel"]
-    print(f"\nKernel paths (issue 17): openvswitch {k['openvswitch']}; sch_netem "
+    print(f"\nKernel paths (KERNEL-DP, LINK-NETEM): openvswitch {k['openvswitch']}; sch_netem "
           f"{k['sch_netem']}")
     print(stats.header())
     rows = [("routed TCP, Gbit/s", "throughput_gbps", "kernel", "user", 2,

@@ -1,4 +1,4 @@
-"""How infralab grows with size (issues 7 and 15): start-up and stop time, the memory of
+"""How infralab grows with size (SCALE-1K): start-up and stop time, the memory of
 the controller and of ovs-vswitchd, and the controller's CPU to ready, for generated
 topologies of 50 to 1,000 hosts and of 10 to 100 routers, against plain Mininet with the
 same hosts and switches (one standalone OVS switch per subnet or router, no controller,

@@ -1,4 +1,4 @@
-"""The live view's cost to forwarding (issue 19): new TCP connections/s through the PAT
+"""The live view's cost to forwarding: new TCP connections/s through the PAT
 (the per-binding default: every binding is controller work, so it feels any load the
 view puts on the controller) with no view, and with the view serving one page that
 follows its event stream. Each round builds a fresh PAT router and measures both, in

@@ -84,7 +84,7 @@ class InfralabController(app_manager.OSKenApp):
 
     def _restore_nat(self, path: str | None) -> None:
         """A restarted controller takes over the NAT state its predecessor journaled, so
-        the bindings in the switches keep their meaning (issue 8)."""
+        the bindings in the switches keep their meaning."""
         self.natstate = None
         if not path:
             return
@@ -106,7 +106,7 @@ class InfralabController(app_manager.OSKenApp):
     def _restore_settings(self) -> None:
         """A restarted controller keeps what was changed live through the API (a NAT's
         mapping and filtering, a relay's defence and snooping), not only the topology's
-        first settings (issue 21)."""
+        first settings."""
         p = self.settings_path
         if p is None or not p.exists():
             return
@@ -424,7 +424,7 @@ class InfralabController(app_manager.OSKenApp):
         return r.nat.state()
 
     def nat_fill(self, router: str, iface: str, fill: bool) -> dict:
-        """Hold every free address of a NAT pool (a fault, issue 21) or give them back;
+        """Hold every free address of a NAT pool (a fault) or give them back;
         returns {"held": n} or {"freed": n}."""
         _dpid, r = self._nat_of(router, iface)
         try:

@@ -119,7 +119,7 @@ def lean_packet_in(datapath, version, msg_type, msg_len, xid, buf):
     """os-ken's OFPPacketIn, parsed without building an OFPMatch: the app reads only
     in_port and metadata, and OVS sends every pipeline field (conntrack's too: the
     PAT's new connections come up after a ct lookup), whose object-by-object parsing was
-    the largest share of the controller's time per NAT binding (issue 17)."""
+    the largest share of the controller's time per NAT binding."""
     from os_ken.ofproto.ofproto_v1_3_parser import OFPPacketIn
 
     msg = OFPPacketIn(datapath)

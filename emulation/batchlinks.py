@@ -1,5 +1,5 @@
 """Mininet node and link classes that let the builder do per-host and per-link set-up in
-batches (issue 15): Mininet makes each veth pair, brings each end up and gives each host its
+batches: Mininet makes each veth pair, brings each end up and gives each host its
 address, MAC, route and loopback with one shell round trip after another — about seven per
 host, so a thousand hosts wait seconds on that alone.
 

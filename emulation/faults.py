@@ -1,4 +1,4 @@
-"""Faults on purpose, in a running emulation (issue 21): inject one, heal it when its time
+"""Faults on purpose, in a running emulation: inject one, heal it when its time
 is up, run a whole schedule (topologies/faults.py), and write every step - and the effects
 seen meanwhile - to the run's timeline, `faults.jsonl`.
 

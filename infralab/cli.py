@@ -231,8 +231,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not live:
         print("no emulation running")
     for m in live:
+        api = ""
+        try:  # the controller's HTTP/JSON API (written by the controller once it listens)
+            api = json.loads((m.dir / "controller-status.json").read_text()).get("api", "")
+        except (OSError, ValueError):
+            pass
         print(f"{m.topology}: owner pid {m.owner['pid']}, {len(m.bridges)} routers, "
-              f"run directory {m.dir}")
+              f"run directory {m.dir}" + (f", controller API {api}/" if api else ""))
     return 0
 
 
@@ -373,11 +378,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     servers=_servers(args.servers), tunnel=args.tunnel)
 
 
+TOPOLOGY_HELP = ("a topology: a YAML file, a shipped name (world, duo, natlab, dhcplab), a "
+                 "generator (gen:campus,routers=10,...) or an imported network "
+                 "(zoo:Abilene, sndlib:..., caida:...): see infralab list-topologies")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="infralab", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up", help="build a topology, open the Mininet CLI, tear down on exit")
-    p.add_argument("file", help="topology file, or a shipped name: world, duo")
+    p.add_argument("file", help=TOPOLOGY_HELP)
     p.add_argument("--script", help="run this Mininet CLI script instead of the prompt; "
                    "exit with the first failing command's status")
     p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
@@ -411,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="list running emulations")
     p.set_defaults(fn=cmd_status)
     p = sub.add_parser("draw", help="a picture of a topology (SVG or PNG, by Graphviz)")
-    p.add_argument("file", help="topology file, or a shipped name: world, duo, natlab...")
+    p.add_argument("file", help=TOPOLOGY_HELP)
     p.add_argument("-o", "--output", help="NAME.svg or NAME.png (default: <topology>.svg)")
     p.add_argument("--dot", action="store_true", help="print the Graphviz text instead")
     _overlay_flag(p)

@@ -1,5 +1,5 @@
 """`make lab-pictures`: the handouts' pictures, made again from the running networks so
-they never go stale (issue 18). Each topology is drawn (`infralab draw`), and each flow
+they never go stale. Each topology is drawn (`infralab draw`), and each flow
 the notes draw is captured for real and drawn by `infralab ladder`:
 
     labs/world.svg, labs/dhcplab.svg, labs/natlab.svg   the labs' topologies

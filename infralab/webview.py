@@ -1,4 +1,4 @@
-"""`infralab view`: a live web page of a running emulation (issue 19).
+"""`infralab view`: a live web page of a running emulation.
 
 The page shows the topology (`infralab draw`'s SVG, its names as text) and, as they
 change, the routers (ready, neighbours, counters), links down and per-link packet
@@ -465,6 +465,11 @@ def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | Non
     async def svg(_request):
         return web.Response(text=topology_svg, content_type="image/svg+xml")
 
+    async def facts(_request):  # (addresses and rules the compact drawing leaves out)
+        from infralab.draw import facts as topology_facts
+
+        return web.json_response(topology_facts(topo) if topo is not None else {})
+
     async def state(_request):
         return web.Response(text=hub.state_json, content_type="application/json")
 
@@ -551,6 +556,7 @@ def make_app(snap: Snapshot, token: str, topology_svg: str, topo: Topology | Non
     app = web.Application(middlewares=[loopback_only])
     app.router.add_get("/", index)
     app.router.add_get("/topology.svg", svg)
+    app.router.add_get("/topology.json", facts)
     app.router.add_get("/state", state)
     app.router.add_get("/events", events)
     app.router.add_post("/nat/{router}/{iface}", set_nat)
@@ -632,7 +638,7 @@ def serve(rundir: Path, topo: Topology, port: int = 0, token: str | None = None)
     any free one)."""
     from infralab.draw import svg_text
 
-    topology_svg = svg_text(topo)
+    topology_svg = svg_text(topo, compact=True)  # (addresses: the side panel)
     token = token or secrets.token_urlsafe(12)
     ready: dict[str, Any] = {}
     started = threading.Event()

@@ -1,4 +1,4 @@
-"""Faults on purpose (issue 21): what a `faults:` block asks for, checked against the
+"""Faults on purpose: what a `faults:` block asks for, checked against the
 topology, and the schedule it makes - fixed entries plus random ones drawn from a seed,
 so a run can be repeated exactly.
 

@@ -1,4 +1,4 @@
-"""Topology generators for research use (TB-VM research part of issue 7): a topology of a
+"""Topology generators for research use (research use): a topology of a
 given size from parameters, e.g. `infralab up gen:campus,subnets=8,hosts=10`.
 
 Each generator returns a validated `Topology`, the same object the YAML loader builds, so

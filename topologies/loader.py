@@ -76,7 +76,7 @@ def loads(text: str, source: str = "<string>") -> Topology:
     data, lines = load_yaml(text, source, TopologyError)
     try:
         topo = _build(data).validate()
-        if isinstance(data, dict) and data.get("faults") is not None:  # (issue 21)
+        if isinstance(data, dict) and data.get("faults") is not None:
             topo.faults = parse_plan(data["faults"], topo)
         return topo
     except TopologyError as e:

@@ -162,7 +162,7 @@ class Topology:
     links: dict[str, LinkParams] = field(default_factory=dict)  # transit subnet -> params
     placement: dict[str, str] = field(default_factory=dict)  # router -> server (cluster runs)
     # ROUTE-SPF: the controller computes routes from the graph (static `routes:` win);
-    # "static": only the routes written down, as before issue 16
+    # "static": only the routes written down, as before routes were computed
     routing: str = "shortest-path"
     fast_failover: bool = True  # ROUTE-FAILOVER: a backup next hop in the switch itself
     # ROUTE-SPF: route the router-to-router link prefixes everywhere (False: only host
@@ -179,7 +179,7 @@ class Topology:
     # files the services read ({dir}/PATH), made with the topology (the services overlay);
     # written to the run directory at start, and {dir} then names that copy
     files: dict[str, str] = field(default_factory=dict)
-    # issue 21: the `faults:` block (a topologies.faults.FaultPlan), None when there is none
+    # the `faults:` block (a topologies.faults.FaultPlan), None when there is none
     faults: Any = None
 
     # ---- Python API -------------------------------------------------------------------

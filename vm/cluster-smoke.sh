@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make vm-cluster-smoke`: the two-kernel proof of cluster runs (issue 15). Two guests of
+# `make vm-cluster-smoke`: the two-kernel proof of cluster runs. Two guests of
 # vm/out/infralab.img (-snapshot: the image is not changed) on one private virtual network
 # (QEMU's socket netdev: a point-to-point Ethernet between the two, nothing else on it);
 # each runs vm/cluster-role.sh through the image's smoke unit. Guest A runs `infralab up

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SMOKE=kernel, inside the course VM (issue 17): the guest's Debian kernel has Open vSwitch's
+# SMOKE=kernel, inside the course VM: the guest's Debian kernel has Open vSwitch's
 # kernel datapath and netem, so here `auto` must choose both. Checks that `infralab up`
 # says so, runs the scenario tests that touch routing, NAT, links and DHCP on them, and
 # measures kernel vs userspace datapath and netem vs the delay line in this same guest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SMOKE=labs, inside the course VM (issue 18): every lab's handout typed at the prompt as a
+# SMOKE=labs, inside the course VM: every lab's handout typed at the prompt as a
 # student would (`infralab up TOPOLOGY --script labs/NAME.cli`), each on a fresh network
 # and each ending with its checker. Every verdict line starts with LABS-SMOKE (vm/smoke.sh
 # quotes them); exit 0 only when every lab says "N/N steps done". SMOKE_ENV="LABS=gslb,dhcp"

@@ -533,7 +533,7 @@ class Nat:
                     self.table.unbind(b.cookie)
                     self.state_log.append(journal.unbind_record(self.name, b.cookie))
 
-    # ---- restart (issue 8) --------------------------------------------------------------------
+    # ---- restart -------------------------------------------------------------------------------
     def restore(self, records: list[dict], now: float) -> int:
         """Rebuild the table from the state journal a previous controller process wrote
         (oldest first): same entries, ports and cookies, so the bindings in the switches
@@ -587,7 +587,7 @@ class Nat:
         return rows if limit is None else rows[:limit]
 
     def fill_pool(self, iface: str) -> int:
-        """Issue 21's nat-pool-fill: every free address of `iface`'s pool held, so a new
+        """The nat-pool-fill fault: every free address of `iface`'s pool held, so a new
         inside host is refused ("pool exhausted") until unfill_pool. Returns how many."""
         pool = self.rules.pools.get(iface)
         if pool is None:

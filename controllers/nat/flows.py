@@ -151,7 +151,7 @@ def conntrack_flows(c: NatInterface, ports: list[int], zone: int) -> list[Messag
 
 
 def tcp_binding_flows(c: NatInterface, ports: list[int], zone: int) -> list[Message]:
-    """The PAT's TCP bindings live in OVS conntrack, not in flows (NAT-PAT, issue 17):
+    """The PAT's TCP bindings live in OVS conntrack, not in flows (NAT-PAT):
     the controller still picks each binding's port (so RFC 5382's endpoint-independent
     mapping and the configured filtering hold exactly) and commits it into conntrack with
     the first packet's packet-out; every later packet is translated by conntrack. No

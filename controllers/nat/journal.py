@@ -1,6 +1,6 @@
 """The NAT's state journal: a line per change (entry made, bound, unbound, gone), written
 by the os-ken app before the packet that caused it is answered, and replayed by the next
-controller process so the bindings in the switches keep working (issue 8)."""
+controller process so the bindings in the switches keep working."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ class AddressPool:
         self._free.append(ip)
 
     def hold_all(self) -> list[IPv4Address]:
-        """Take every free address (a pool filled on purpose, issue 21); the caller gives
+        """Take every free address (a pool filled on purpose); the caller gives
         them back with give_back."""
         held, self._free = self._free, []
         return held

@@ -1,4 +1,4 @@
-// infralab view: the topology and, live, what each part of the network holds (issue 19).
+// infralab view: the topology and, live, what each part of the network holds.
 // No library: the server pushes a snapshot (event "state") and new events ("log") by
 // server-sent events; this file draws them into the SVG and the panels.
 "use strict";
@@ -6,6 +6,7 @@
 let state = {};
 let selected = null; // {kind: "r" | "h" | "s", name}
 let seenRows = new Map(); // panel key -> set of row keys already shown (new ones glow)
+let facts = { routers: {}, hosts: {} }; // addresses and rules the compact map leaves out
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
@@ -36,6 +37,10 @@ function table(head, rows, key, panelKey) {
 async function loadTopology() {
   const text = await (await fetch("/topology.svg")).text();
   $("topo").innerHTML = text.slice(text.indexOf("<svg"));
+  try {
+    facts = await (await fetch("/topology.json")).json();
+  } catch (e) { /* the map works without them */ }
+  panZoom($("topo").querySelector("svg"));
   for (const g of document.querySelectorAll("#topo g.node")) {
     const title = g.querySelector("title")?.textContent || "";
     const [kind, name] = title.split(":");
@@ -58,6 +63,74 @@ async function loadTopology() {
       g.addEventListener("click", () => selectLink(g));
     }
   }
+}
+
+// ---- pan and zoom -----------------------------------------------------------------------------
+// The drawing fills its panel (the SVG's viewBox, scaled to fit); the wheel zooms about
+// the pointer, a drag pans, "fit" shows the whole network again. A drag is not a click:
+// the nodes' click handlers see no click after a pan.
+let fitView = null;
+let dragged = false;
+
+function setView(svg, v) {
+  svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+  svg.dataset.zoom = (fitView.w / v.w).toFixed(3);
+}
+
+function currentView(svg) {
+  const b = svg.viewBox.baseVal;
+  return { x: b.x, y: b.y, w: b.width, h: b.height };
+}
+
+function zoomAt(svg, factor, clientX, clientY) {
+  const v = currentView(svg);
+  const pt = svg.createSVGPoint();
+  pt.x = clientX;
+  pt.y = clientY;
+  const p = pt.matrixTransform(svg.getScreenCTM().inverse());
+  setView(svg, { x: p.x - (p.x - v.x) * factor, y: p.y - (p.y - v.y) * factor,
+                 w: v.w * factor, h: v.h * factor });
+}
+
+function panZoom(svg) {
+  if (!svg) return;
+  svg.removeAttribute("width");
+  svg.removeAttribute("height");
+  svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+  fitView = currentView(svg);
+  setView(svg, fitView);
+  svg.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    zoomAt(svg, ev.deltaY < 0 ? 0.8 : 1.25, ev.clientX, ev.clientY);
+  }, { passive: false });
+  let start = null;
+  svg.addEventListener("pointerdown", (ev) => {
+    start = { x: ev.clientX, y: ev.clientY, v: currentView(svg) };
+    dragged = false;
+  });
+  svg.addEventListener("pointermove", (ev) => {
+    if (!start || !(ev.buttons & 1)) return;
+    const dx = ev.clientX - start.x;
+    const dy = ev.clientY - start.y;
+    if (!dragged && Math.hypot(dx, dy) < 4) return;
+    dragged = true;
+    svg.classList.add("panning");
+    const scale = svg.getScreenCTM().a; // screen pixels per drawing unit
+    setView(svg, { ...start.v, x: start.v.x - dx / scale, y: start.v.y - dy / scale });
+  });
+  const end = () => { start = null; svg.classList.remove("panning"); };
+  svg.addEventListener("pointerup", end);
+  svg.addEventListener("pointerleave", end);
+  svg.addEventListener("click", (ev) => {
+    if (dragged) { ev.stopPropagation(); dragged = false; }
+  }, true);
+  const centre = () => {
+    const r = svg.getBoundingClientRect();
+    return [r.left + r.width / 2, r.top + r.height / 2];
+  };
+  $("zoom-in").addEventListener("click", () => zoomAt(svg, 0.8, ...centre()));
+  $("zoom-out").addEventListener("click", () => zoomAt(svg, 1.25, ...centre()));
+  $("fit").addEventListener("click", () => setView(svg, fitView));
 }
 
 // A link of the drawing as the two nodes whose cable it is: two routers, or a host and
@@ -190,6 +263,14 @@ function routerPanel(body, name) {
     return;
   }
   body.append(el("p", { class: r.ready ? "healthy" : "unhealthy" }, r.ready ? "ready" : "not ready"));
+  const f = facts.routers[name];
+  if (f) {
+    body.append(el("h3", {}, `Interfaces (${f.role})`));
+    body.append(table(["subnet", "address"], Object.entries(f.interfaces).map(([s, a]) => ({
+      s, cells: [s, a] })), (x) => x.s, `ifaces:${name}`));
+    for (const line of f.nat) body.append(el("p", { class: "rule" }, line));
+    if (f.relay.length) body.append(el("p", { class: "rule" }, `DHCP relay to ${f.relay.join(", ")}`));
+  }
   body.append(el("h3", {}, "Neighbours"), el("p", {}, r.neighbors.join(", ") || "none yet"));
   body.append(el("h3", {}, "Counters"),
     el("p", {}, Object.entries(r.counters || {}).map(([k, v]) => `${k} ${v}`).join(", ")));
@@ -239,6 +320,8 @@ async function setBehaviour(router, iface, form) {
 
 function hostPanel(body, name) {
   const services = (state.services || {})[name] || [];
+  const f = facts.hosts[name];
+  if (f) body.append(el("p", { class: "address" }, `${f.address} on ${f.subnet}`));
   body.append(el("p", {}, services.length ? `services: ${services.join(", ")}` : "no service"));
   const leases = (state.leases || {})[name];
   if (leases) {

@@ -144,7 +144,7 @@ class LeasePool:
         return True
 
     def park_free(self, now: float, seconds: float) -> int:
-        """A pool filled on purpose (issue 21's dhcp-pool-fill): every free address is
+        """A pool filled on purpose (the dhcp-pool-fill fault): every free address is
         parked as declined by FILL_CLIENT for `seconds` - journaled, so a restart keeps
         it, and it ends by itself. Returns how many were parked."""
         self.expire(now)

@@ -243,7 +243,7 @@ class DhcpServer:
                     "commits": self.commits,
                     "free": {n: pool.free_count(now) for n, pool in self.logic.pools.items()}}
         words = line.split()
-        if words[:1] == ["fill"]:  # issue 21: every free address parked for SECONDS
+        if words[:1] == ["fill"]:  # a dhcp-pool-fill fault: every free address parked for SECONDS
             try:
                 seconds = float(words[1]) if len(words) > 1 else 60.0
             except ValueError:

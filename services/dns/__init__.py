@@ -1,1 +1,1 @@
-"""DNS: zone files now; authoritative server, resolver and transfers with issue 4."""
+"""DNS: zone files, the authoritative server, the resolver and transfers."""

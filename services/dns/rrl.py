@@ -1,4 +1,4 @@
-"""Response rate limiting for the authoritative server (issue 8: DNS amplification).
+"""Response rate limiting for the authoritative server (DNS amplification).
 
 A spoofed-source flood makes an authoritative server send its (larger) answers to a
 victim. RRL, as in BIND/NSD/Knot, caps the answers per client network (IPv4 /24) with a

@@ -1,4 +1,4 @@
-"""Issue 21's proof: a chaos run with invariants. The world runs with steady traffic -
+"""FAULT-INJECT's proof: a chaos run with invariants. The world runs with steady traffic -
 DHCP churn through rc's relay, DNS queries through all three resolvers, HTTP through the
 campus PAT, the VIP and the GSLB - under the world's seeded fault schedule (`faults:` in
 topologies/world.yaml: two controller kills, a core-link flap, a data-centre partition, a

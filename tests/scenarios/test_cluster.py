@@ -1,4 +1,4 @@
-"""Beyond one machine (issue 15): topologies split over two simulated servers by Mininet's
+"""Beyond one machine: topologies split over two simulated servers by Mininet's
 Cluster Edition — each server its own namespace, Open vSwitch and sshd — behave as they do on
 one machine, and teardown leaves nothing on either server."""
 

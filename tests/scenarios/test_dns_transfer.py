@@ -80,7 +80,7 @@ def test_dns_xfr_bind_slaves_from_our_master_and_we_slave_from_bind(lab):
 
 
 def test_dns_expire_slave_recovers_when_its_master_returns(lab):
-    """Issue 8: the slave outlives its master until expire (SERVFAIL after), keeps retrying,
+    """The slave outlives its master until expire (SERVFAIL after), keeps retrying,
     and serves the zone again, transferred afresh, once the master is back."""
     wait_for(lambda: dig(lab, "c", "www.lab.test", "A", "10.20.0.11", "+norec").rcode
              == "NOERROR", 15, "our slave to serve lab.test")

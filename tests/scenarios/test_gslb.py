@@ -258,7 +258,7 @@ def test_gslb_algo_weighted_ratio_three_one_one(world):
 
 
 def test_gslb_killed_process_is_restarted_by_supervision_and_answers_again(world):
-    """Issue 8: `kill -9` of the GSLB is noticed; the supervisor starts it again, logs it,
+    """`kill -9` of the GSLB is noticed; the supervisor starts it again, logs it,
     and the delegated names resolve again."""
     import json
     import os

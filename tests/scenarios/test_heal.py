@@ -1,4 +1,4 @@
-"""Issue 21, a testbed that heals itself, on the world: the controller's process killed
+"""FAULT-HEAL, a testbed that heals itself, on the world: the controller's process killed
 with SIGKILL (a crash, nobody calling restart) is noticed and replaced by the supervisor;
 a binding made before keeps working, new bindings (a new UDP mapping through the campus
 PAT, ICMP echoes the controller rewrites one by one) and a lease relayed by rc (the relay
@@ -77,7 +77,7 @@ def test_heal_controller_crash_on_the_world(world):
 
 
 def test_faults_on_the_world_each_kind_does_what_it_says(world, tmp_path):
-    """Issue 21: faults injected by the prompt and the API do what their names say while
+    """Faults injected by the prompt and the API do what their names say while
     in force, are undone at their end, and land on the timeline with what they did."""
     from infralab.faultview import read, svg
     from infralab.mncli import InfralabCLI
@@ -133,7 +133,7 @@ def test_faults_on_the_world_each_kind_does_what_it_says(world, tmp_path):
 
 
 def test_restarted_controller_keeps_what_was_changed_live(world):
-    """Issue 21: settings changed through the API (a NAT's behaviour, the relay's
+    """Settings changed through the API (a NAT's behaviour, the relay's
     switches) survive the controller's restart; the relay switched on again relays."""
     apdm = "address-and-port-dependent"
     try:

@@ -116,7 +116,7 @@ def test_tb_topo_refuses_to_touch_a_bridge_it_did_not_create(foreign):
 
 
 def test_faults_in_force_are_healed_when_the_run_is_interrupted(tmp_path):
-    """Issue 21: Ctrl-C while a link is down, a service paused and a host paused (none of
+    """Ctrl-C while a link is down, a service paused and a host paused (none of
     them due to end for a minute): teardown heals all three - on the timeline kept by
     --faults-log - and nothing of the run is left, the paused processes included."""
     topo = tmp_path / "duo-faults.yaml"

@@ -110,7 +110,7 @@ def test_link_set_changes_delay_and_loss_live_from_the_api_and_another_terminal(
 
 
 def test_link_delay_line_killed_is_restarted_with_its_live_settings(net):
-    """Issue 21: a delay line is supervised like a service (a dead line is a dead link):
+    """A delay line is supervised like a service (a dead line is a dead link):
     SIGKILL'd after a live change, it is started again, logged, and keeps the change."""
     import os
     import signal

@@ -92,7 +92,7 @@ def test_nat_pat_conntrack_fast_path_translates_lists_and_logs_tcp(natlab):
 
 
 def test_nat_controller_restart_keeps_translations_and_hands_out_no_port_twice(natlab):
-    """Issue 8: the controller is killed (SIGKILL) and started again. The new process
+    """The controller is killed (SIGKILL) and started again. The new process
     replays the NAT state journal; a UDP binding made before keeps carrying inbound
     traffic, a new one never gets a port already in use, routing comes back quickly."""
     lst = udp_listen(natlab, "a1", 5700, 30, hello=(SRV, 7300))
@@ -117,7 +117,7 @@ def test_nat_controller_restart_keeps_translations_and_hands_out_no_port_twice(n
 
 
 def test_nat_controller_crash_is_healed_by_the_supervisor(natlab):
-    """Issue 21: SIGKILL of the controller's process, as a crash, with nobody calling
+    """SIGKILL of the controller's process, as a crash, with nobody calling
     restart: the supervisor notices, starts a new controller (NAT journal replayed) and
     logs it; a UDP flow through the PAT that needs a new binding (the controller makes
     every UDP binding) works again, and no outside port is held twice."""

@@ -31,6 +31,7 @@ def test_tb_topo_pingall_on_the_world_no_error_no_loss_nat_hidden_pairs_named(tm
     n = 28  # the world's hosts: no delay node among them
     reached, tried, loss, hidden = first
     assert (reached, loss) == (tried, 0) and tried + hidden == n * (n - 1), first
+    assert (tried, hidden) == (482, 274), first  # (the README and docs/world.md say so)
     assert hidden > 0 and "hidden by NAT as configured" in out
     assert re.search(r"behind rc's NAT on wan:\n(?:\s+\S+ from .*\n)*\s+c1 from .*\bns1\b", out)
     assert re.search(r"behind na's NAT on nalink:\n\s+h1 from .*\brv\b", out)

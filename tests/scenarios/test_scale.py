@@ -1,4 +1,4 @@
-"""Scale (issue 15) on the live network: a generated campus of 1,001 hosts behind ten
+"""Scale on the live network: a generated campus of 1,001 hosts behind ten
 routers comes up, a sample of 100 pings between hosts of different routers all answer,
 and the teardown leaves nothing behind."""
 

@@ -1,4 +1,5 @@
-"""Issue 8 on a live network: attacks demonstrated, then defended (see docs/SECURITY.md).
+"""Reliability and security on a live network: attacks demonstrated, then defended (see
+docs/SECURITY.md).
 
 DNS amplification: an attacker floods an authoritative server with queries whose source
 is the victim's address (nothing on the path checks sources, as on much of the real

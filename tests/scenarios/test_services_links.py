@@ -108,7 +108,7 @@ def test_tb_topo_link_delay_is_emulated_on_host_and_router_links():
 
 
 def test_tb_topo_supervision_restarts_a_crashed_service_and_logs_it(net):
-    """Issue 8: a service killed with SIGKILL (a crash) is noticed and started again; the
+    """A service killed with SIGKILL (a crash) is noticed and started again; the
     restart is logged with the exit status, and the service answers again."""
     import os
     import signal

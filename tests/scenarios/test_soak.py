@@ -1,4 +1,4 @@
-"""Issue 8 soak: a bounded mixed load over the world topology — DHCP churn (perfdhcp,
+"""Soak: a bounded mixed load over the world topology — DHCP churn (perfdhcp,
 relayed), DNS queries through the campus LDNS (dnsperf), NAT connections to a data
 centre (bench/tcpconn.py) — for INFRALAB_SOAK_S seconds (default 180). Memory of every
 service and of the controller stays flat, and no counter shows an unexpected drop."""
@@ -54,7 +54,7 @@ def memory(world) -> dict[str, tuple[int, float]]:
 
 
 def test_soak_mixed_load_memory_stays_flat_and_nothing_is_dropped(world):
-    """...with the live view open on it (issue 19): the page still gets a snapshot every
+    """...with the live view open on it: the page still gets a snapshot every
     second or so, and no more events than the view's cap, however busy the network."""
     from infralab.webview import EVENTS_PER_S, PageReader, serve
 

@@ -1,4 +1,4 @@
-"""WEB-VIEW (issue 19): the live web view, in a real browser (Debian's Chromium, driven by
+"""WEB-VIEW: the live web view, in a real browser (Debian's Chromium, driven by
 Playwright), against the world: the page shows every router and host; a connection from
 c1 makes its NAT binding appear in rc's table within 2 s; a DHCP release removes the
 lease; unplugging web1b turns its GSLB members red; a NAT behaviour changed from the page
@@ -68,6 +68,49 @@ def test_view_shows_every_router_and_host_and_the_routers_ready(world, page, sho
         page.wait_for_selector(f'#topo g.node.ready[data-name="{name}"]', timeout=5_000)
     assert re.search(r"(\d+)/\1 routers ready", page.inner_text("#summary"))
     page.screenshot(path=str(shots / "view-topology.png"))
+
+
+def test_view_map_fits_its_panel_labels_readable_pans_zooms_and_fits_again(world, page, shots):
+    """WEB-VIEW on a 1600x1000 window: the whole world fills the map's panel, a router's
+    name is drawn at least 10 pixels high, the wheel zooms, a drag pans, `fit` brings
+    the whole network back; the addresses the compact map leaves out are in the panel."""
+    page.click("#fit")
+    box = page.evaluate("""() => {
+        const map = document.getElementById('map').getBoundingClientRect();
+        const g = document.querySelector('#topo svg g.graph').getBoundingClientRect();
+        const t = document.querySelector('#topo g.node[data-name="rc"] text')
+            .getBoundingClientRect();
+        return {mw: map.width, mh: map.height, gw: g.width, gh: g.height, th: t.height,
+                zoom: document.querySelector('#topo svg').dataset.zoom};
+    }""")
+    # fitted: the drawing spans the panel's width or its height (within its margins)
+    assert box["gw"] >= 0.9 * box["mw"] or box["gh"] >= 0.9 * box["mh"], box
+    assert box["gw"] <= box["mw"] + 1 and box["gh"] <= box["mh"] + 1, box
+    assert box["th"] >= 10, box  # a label's line at the default zoom, in screen pixels
+    assert box["zoom"] == "1.000", box
+
+    def view_box() -> list[float]:
+        return [float(x) for x in page.get_attribute("#topo svg", "viewBox").split()]
+
+    map_box = page.locator("#map").bounding_box()
+    cx, cy = map_box["x"] + map_box["width"] / 2, map_box["y"] + map_box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function("Number(document.querySelector('#topo svg').dataset.zoom) > 1")
+    zoomed = view_box()
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 40, steps=5)
+    page.mouse.up()
+    panned = view_box()
+    assert panned[0] < zoomed[0] and panned[1] < zoomed[1] and panned[2:] == zoomed[2:]
+    page.screenshot(path=str(shots / "view-zoomed.png"))
+    page.click("#fit")
+    assert page.get_attribute("#topo svg", "data-zoom") == "1.000"
+    click(page, "rc")
+    panel = page.inner_text("#panel-body")
+    assert "10.1.1.1/24" in panel and "PAT 203.0.113.1" in panel, panel[:400]
+    click(page, "ldns")
+    assert "10.1.0.53 on svc" in page.inner_text("#panel-body")
 
 
 def test_view_new_nat_binding_appears_on_rc_within_2s(world, page, shots):

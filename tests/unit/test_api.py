@@ -1,4 +1,4 @@
-"""WEB-VIEW (issue 19): the controller's API on os-ken's WSGI stack (eventlet.wsgi + WebOb):
+"""WEB-VIEW: the controller's API on os-ken's WSGI stack (eventlet.wsgi + WebOb):
 each request reaches `handle` and comes back as JSON with its status; a bug in a handler
 is a 500, not a dead controller. No socket: WebOb drives the WSGI application."""
 

@@ -1,4 +1,4 @@
-"""Issue 8: the fixed fuzz corpus (tests/corpus/) replays through every parser: each input
+"""The fixed fuzz corpus (tests/corpus/) replays through every parser: each input
 is answered, counted or rejected with the parser's own error — never a crash."""
 
 from ipaddress import IPv4Interface

@@ -153,7 +153,7 @@ def test_dns_auth_malformed_input_is_counted_and_never_raises(zones):
 
 
 def test_dns_rrl_caps_answers_per_client_network_and_slips_some_truncated():
-    """Issue 8, DNS amplification: past its budget a /24 gets nothing, except every
+    """DNS amplification: past its budget a /24 gets nothing, except every
     slip-th answer as a tiny TC=1 reply; other networks are not affected; the budget
     refills with time."""
     from services.dns.rrl import DROP, SEND, SLIP, RateLimiter

@@ -1,4 +1,4 @@
-"""Issue 21, faults on purpose, the pure parts (no root): the `faults:` block and its
+"""FAULT-INJECT, faults on purpose, the pure parts (no root): the `faults:` block and its
 errors, seeded schedules, the effects read from two looks, the timeline's text and
 picture, and the pools a fault fills (DHCP lease pool, NAT address pool, the API)."""
 

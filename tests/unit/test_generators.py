@@ -1,4 +1,4 @@
-"""Research use (issue 7): generated topologies are valid and route end to end."""
+"""Research use: generated topologies are valid and route end to end."""
 
 from ipaddress import IPv4Network
 
@@ -35,7 +35,7 @@ def test_generator_errors_are_topology_errors(spec, problem):
         generate(spec)
 
 
-# ---- issue 15: research shapes, computed routes, sizes up to 1,000 hosts / 100 routers ----
+# ---- research shapes (SCALE-1K), computed routes, sizes up to 1,000 hosts / 100 routers ----
 
 @pytest.mark.parametrize("spec,hosts,routers,far", [
     ("campus,routers=3,subnets=2,hosts=2", 13, 4, ("h1", "server")),

@@ -1,4 +1,5 @@
-"""Issue 17: datapath and link-emulation choices, netem arguments, live link changes.
+"""KERNEL-DP and LINK-NETEM: datapath and link-emulation choices, netem arguments, live link
+changes.
 Pure: the kernel's answers are given, tc and signals are recorded, not run."""
 
 from __future__ import annotations

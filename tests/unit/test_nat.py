@@ -230,7 +230,7 @@ def test_nat_holepunch_filtering_behaviours(net, filtering, delivered):
     ("address-and-port-dependent", {"srv:7000"}),
 ])
 def test_nat_pat_tcp_filtering_of_new_inbound_connections(net, filtering, delivered):
-    """RFC 5382 REQ-1/REQ-3 with the bindings in conntrack (issue 17): c1's connection
+    """RFC 5382 REQ-1/REQ-3 with the bindings in conntrack: c1's connection
     maps 10.1.1.11:5000 to PAT:5000 for every remote (endpoint-independent mapping: the
     second connection, to srv2, leaves from the same port); a SYN from outside to that
     port is a new connection conntrack does not know, so the controller lets it in by
@@ -329,7 +329,7 @@ def test_nat_pat_conntrack_fast_path_flows_and_table():
 
 @pytest.mark.parametrize("closer", ["srv", "c1"])
 def test_nat_timeout_tcp_binding_lives_in_conntrack_and_ends_with_its_connections(net, closer):
-    """NAT-PAT / NAT-TIMEOUT (issue 17): a TCP binding costs the controller its first
+    """NAT-PAT / NAT-TIMEOUT: a TCP binding costs the controller its first
     packet only: the port it picks is committed into conntrack with that packet, and every
     later packet either way (the FINs too) is translated by the switch. The binding ends
     when conntrack no longer has its connection (its timeouts, from the configured ones:
@@ -436,7 +436,7 @@ def test_nat_hairpin_inside_hosts_reach_each_other_by_public_addresses(net):
 
 
 def test_nat_pat_port_quota_stops_one_host_from_taking_every_port():
-    """NAT port exhaustion by one host (issue 8): past its quota a host is refused (ICMP
+    """NAT port exhaustion by one host: past its quota a host is refused (ICMP
     admin-prohibited, logged); other hosts keep getting mappings."""
     text = NATNET.replace("timeouts: {udp: 30, pool: 20, icmp: 10}",
                           "timeouts: {udp: 30, pool: 20, icmp: 10}\n        port_quota: 3")
@@ -459,7 +459,7 @@ def test_nat_pat_port_quota_stops_one_host_from_taking_every_port():
 
 
 def test_nat_controller_restart_restores_bindings_from_the_state_journal(net):
-    """Issue 8: a new controller process replays the journal the old one wrote: inbound
+    """A new controller process replays the journal the old one wrote: inbound
     traffic for existing bindings keeps arriving, and no port is handed out twice."""
     from controllers.router import RouterLogic
 

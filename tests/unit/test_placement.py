@@ -1,4 +1,4 @@
-"""Cluster runs (issue 15): which server each router, host and delay node goes to."""
+"""Cluster runs: which server each router, host and delay node goes to."""
 
 import pytest
 

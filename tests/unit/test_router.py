@@ -142,7 +142,7 @@ def test_tb_ctrl_reconnect_reinstalls_known_neighbours():
 
 
 def test_tb_ctrl_generated_icmp_errors_are_rate_limited(duo):
-    """Issue 8: a flood of TTL-1 packets cannot make the router answer without bound."""
+    """A flood of TTL-1 packets cannot make the router answer without bound."""
     from controllers.router import ICMP_ERRORS_PER_S
 
     h = duo.hosts["h1"]

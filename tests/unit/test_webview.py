@@ -1,4 +1,4 @@
-"""WEB-VIEW (issue 19): the live view's pure parts - following logs, the events snapshots
+"""WEB-VIEW: the live view's pure parts - following logs, the events snapshots
 imply, link rates, a snapshot of a run directory, and the web layer's guards (loopback
 names only, the token for changes) - without a network or a browser."""
 
