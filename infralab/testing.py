@@ -36,29 +36,6 @@ def ping_matrix(emu: Emulation, sources: Iterable[str], targets: Iterable[str],
     return out
 
 
-def nat_hidden_hosts(topo) -> set[str]:
-    """Hosts whose address is on the inside of some NAT rule: outside they are known only
-    by translated addresses, so "reaches X by X's address" does not apply to them."""
-    from ipaddress import IPv4Network
-
-    inside: list[IPv4Network] = []
-    for r in topo.routers.values():
-        for n in r.nat:
-            for rule in (n.pat, n.pool):
-                if rule is not None:
-                    inside += [IPv4Network(p) for p in rule.inside]
-            inside += [IPv4Network(s.inside) for s in n.static]
-    subnets = topo.subnets()
-
-    def hidden(h) -> bool:
-        if h.address is not None:
-            return any(h.address in net for net in inside)
-        net = subnets[h.subnet].network  # a DHCP host: somewhere in its subnet
-        return any(net.subnet_of(n) for n in inside if n.prefixlen <= net.prefixlen)
-
-    return {h.name for h in topo.hosts.values() if hidden(h)}
-
-
 def assert_connectivity(emu: Emulation, hosts: Iterable[str] | None = None) -> None:
     """Every host in `hosts` (default: all) reaches every other one."""
     names = list(hosts) if hosts is not None else list(emu.topo.hosts)
