@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -54,7 +55,7 @@ class Emulation:
     def __init__(self, topo: Topology, *, controller_port: int | None = None,
                  log: Callable[[str], None] | None = None, verbose: bool = False,
                  progress: Progress | None = None, servers: list[Server] | None = None,
-                 tunnel: str = "vxlan") -> None:
+                 tunnel: str = "vxlan", name: str | None = None) -> None:
 
         self.topo = topo.validate()
         self.plan: Plan = make_plan(topo)
@@ -69,6 +70,7 @@ class Emulation:
             except TopologyError as e:
                 raise BuildError(str(e)) from None
         self.tunnel = tunnel
+        self.name = name  # the run's name (RUNS-MANY); None: the topology's, made unique
         self.log = log or (lambda s: None)
         self.progress = progress or SILENT  # bars for the long steps (the CLI shows them)
         self.verbose = verbose
@@ -98,9 +100,19 @@ class Emulation:
                 wait_reachable(srv, timeout=10)
             except ServerError as e:
                 raise BuildError(str(e)) from None
-        self.network.check_names_free()
         self.network.choose_kernel_paths()
-        self.manifest = runtime.Manifest.create(self.topo.name)
+        runtime.check_memory(self.topo)  # (RunError: refused before anything is made)
+        self.manifest = runtime.Manifest.create(self.topo.name, self.name)
+        try:  # the run's own names (its slot's prefix), free before anything is made
+            self.name = self.manifest.name
+            self.plan = make_plan(self.topo, self.manifest.slot)
+            self.network.check_names_free()
+        except (BuildError, ValueError) as e:
+            shutil.rmtree(self.manifest.dir, ignore_errors=True)
+            self.manifest = None
+            raise BuildError(str(e)) from None
+        self.log(f"run {self.name}: names in the kernel and OVS begin with "
+                 f"{self.plan.prefix!r}")
         self._record_plan()
         # Ctrl-C / SIGTERM during the build must still reach our teardown.
         old = signal.signal(signal.SIGTERM, raise_interrupt)
@@ -135,11 +147,11 @@ class Emulation:
         if self.servers:  # each server's share, written down before anything is made
             built.remote = {n: s.record() for n, s in self.servers.items()}
             for r in self.plan.routers:
-                built.remote[self.where[r.name]]["bridges"].append(r.name)
+                built.remote[self.where[r.name]]["bridges"].append(self.plan.bridge(r.name))
             for p in ports:
                 built.remote[p["server"]]["interfaces"].append(p["intf"])
         else:
-            built.bridges = [r.name for r in self.plan.routers]
+            built.bridges = [self.plan.bridge(r.name) for r in self.plan.routers]
             built.interfaces = sorted({p["intf"] for p in ports})
         built.save()
         numbers = [p.port for r in self.plan.routers for i in r.interfaces for p in i.ports]

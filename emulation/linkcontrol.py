@@ -129,7 +129,8 @@ class LinkControl:
         router is (on its server, in a cluster run)."""
         places = self.places()
         for router, intf in ends:
-            run = next(run for bridges, _intfs, run in places if router in bridges)
+            bridge = self.emu.plan.bridge(router)
+            run = next(run for bridges, _intfs, run in places if bridge in bridges)
             run(f"ip link set {shlex.quote(intf)} {state}")
 
     def _host_port(self, host: str, router: str) -> tuple[str, str] | None:

@@ -48,8 +48,9 @@ class Network:
             return self._check_names_free_on_servers()
         bridges = runtime.ovs_bridges()
         for r in emu.plan.routers:
-            if r.name in bridges or runtime.link_exists(r.name):
-                raise BuildError(f"an OVS bridge or interface named {r.name!r} already exists "
+            name = emu.plan.bridge(r.name)
+            if name in bridges or runtime.link_exists(name):
+                raise BuildError(f"an OVS bridge or interface named {name!r} already exists "
                                  "and infralab did not create it; remove or rename it")
         for r in emu.plan.routers:
             for i in r.interfaces:
@@ -64,7 +65,8 @@ class Network:
             there = set(srv.ssh("ovs-vsctl --timeout=5 list-br; ls /sys/class/net").stdout
                         .split())
             mine = [r for r in emu.plan.routers if emu.where[r.name] == name]
-            taken = [r.name for r in mine if r.name in there] + [
+            taken = [emu.plan.bridge(r.name) for r in mine
+                     if emu.plan.bridge(r.name) in there] + [
                 p.intf for r in mine for i in r.interfaces for p in i.ports if p.intf in there]
             if taken:
                 raise BuildError(f"on server {name}: {', '.join(taken)} already exist(s) and "
@@ -161,10 +163,16 @@ class Network:
         for r in emu.plan.routers:
             # batch: ovs-vsctl runs as a subprocess; unbatched, Mininet types it into a
             # pty, whose 4096-byte line limit cut a 60-port bridge's command (no bridge)
-            net.addSwitch(r.name, cls=switch_cls, datapath=self.datapath, protocols="OpenFlow13",
-                          batch=True, failMode="secure", dpid=f"{r.dpid:016x}", **on(r.name))
+            # (the switch is named as its bridge: the run's prefix, then the router)
+            net.addSwitch(emu.plan.bridge(r.name), cls=switch_cls, datapath=self.datapath,
+                          protocols="OpenFlow13", batch=True, failMode="secure",
+                          dpid=f"{r.dpid:016x}", **on(r.name))
         step = emu.progress.step("links", len(emu.plan.links))
+        def node(name: str) -> str:  # a router's Mininet node is its bridge
+            return emu.plan.bridge(name) if name in topo.routers else name
+
         for link in emu.plan.links:
+            a, b = node(link.a), node(link.b)
             kw = {"intfName1": link.a_intf, "intfName2": link.b_intf, "port2": link.b_port}
             if link.a_port:
                 kw["port1"] = link.a_port
@@ -177,12 +185,11 @@ class Network:
                     emu.where[d] = emu.where[link.a]
                 net.addHost(d, cls=host_cls, ip=None, **on(link.a))
                 first = {k: v for k, v in kw.items() if k in ("intfName1", "port1")}
-                net.addLink(link.a, d, cls=link_cls, intfName2=f"{d}-eth0", **first, **extra)
-                net.addLink(d, link.b, cls=link_cls, intfName1=f"{d}-eth1",
+                net.addLink(a, d, cls=link_cls, intfName2=f"{d}-eth0", **first, **extra)
+                net.addLink(d, b, cls=link_cls, intfName1=f"{d}-eth1",
                             intfName2=link.b_intf, port2=link.b_port)
             else:
-                net.addLink(link.a, link.b, cls=link_cls if extra else plain_link_cls, **kw,
-                            **extra)
+                net.addLink(a, b, cls=link_cls if extra else plain_link_cls, **kw, **extra)
             step.advance()
         make_pairs([lk for lk in net.links if isinstance(lk, PremadeLink)])
         step.finish()
@@ -195,6 +202,8 @@ class Network:
 
         net.addController(Controller("c0", ip=emu.ctl.ip, port=emu.ctl.port))
         net.build()
+        for r in emu.plan.routers:  # users and tests name routers as the topology does
+            net.nameToNode.setdefault(r.name, net.nameToNode[emu.plan.bridge(r.name)])
         emu.built.add_nodes(net.hosts + net.switches)
         venv_bin = os.path.dirname(sys.executable)
         self._start_delay_nodes()
@@ -313,7 +322,7 @@ class Network:
         except TimeoutError:
             pass  # the manifest removes what is left
         subprocess.run(["ovs-vsctl", "--timeout=60"] + [
-            x for n in sorted(routers) for x in ("--", "--if-exists", "del-br", n)],
+            x for n in sorted(routers) for x in ("--", "--if-exists", "del-br", plan.bridge(n))],
             capture_output=True)
         hang_up(net.switches)
         left = [i for i in self.emu.built.interfaces if runtime.link_exists(i)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -194,6 +195,13 @@ def link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
 
+RUN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+class RunError(RuntimeError):
+    """A run that cannot be named, found or started as asked: one clear line."""
+
+
 @dataclass
 class Manifest:
     """Everything one run owns. Saved after every change."""
@@ -213,16 +221,46 @@ class Manifest:
     kernel_datapaths: list[str] = field(default_factory=list)
     # cluster runs: server name -> {"ip", "key", "bridges", "interfaces"} held there
     remote: dict[str, dict] = field(default_factory=dict)
+    # RUNS-MANY: the run's name (what --run takes) and its slot (its names' prefix)
+    name: str = ""
+    slot: int | None = None
 
     @classmethod
-    def create(cls, topology: str) -> Manifest:
+    def create(cls, topology: str, name: str | None = None) -> Manifest:
+        """A new run's manifest, with a name and a slot no other run on this machine
+        holds (chosen under a lock: runs started at the same moment get different ones).
+        RunError: the name is taken or malformed, or every slot is in use."""
+        import fcntl
+
+        from topologies.plan import RUN_SLOTS
+
+        if name is not None and not RUN_NAME.fullmatch(name):
+            raise RunError(f"run name {name!r}: use 1-32 of a-z, 0-9, '-' and '_', "
+                           "beginning with a letter or digit")
         root = run_root()
         root.mkdir(parents=True, exist_ok=True)
-        d = root / f"{topology}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
-        d.mkdir()
-        m = cls(d / "manifest.json", topology,
-                {"pid": os.getpid(), "start": proc_start_time(os.getpid())})
-        m.save()
+        with open(root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            others = _manifests()  # (live ones, and crashed ones not cleaned yet)
+            names = {m.name for m in others}
+            if name is not None and name in names:
+                raise RunError(f"a run named {name!r} is already up; choose another "
+                               f"--name (runs now: {', '.join(sorted(names))})")
+            if name is None:
+                base = re.sub(r"[^a-z0-9_-]", "-", topology.lower())[:24].strip("-") or "run"
+                name = base if base not in names else next(
+                    f"{base}-{i}" for i in range(2, 10_000) if f"{base}-{i}" not in names)
+            taken = {m.slot for m in others}
+            slot = next((i for i in range(RUN_SLOTS) if i not in taken), None)
+            if slot is None:
+                raise RunError(f"{RUN_SLOTS} runs are up on this machine already (the "
+                               "most it names apart); end one first: infralab runs")
+            d = root / f"{name}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+            d.mkdir()
+            m = cls(d / "manifest.json", topology,
+                    {"pid": os.getpid(), "start": proc_start_time(os.getpid())},
+                    name=name, slot=slot)
+            m.save()
         return m
 
     @classmethod
@@ -232,7 +270,8 @@ class Manifest:
                    d.get("interfaces", []), d.get("processes", {}),
                    conntrack_zones=d.get("conntrack_zones", []), remote=d.get("remote", {}),
                    kernel_datapaths=d.get("kernel_datapaths", []),
-                   ct_policies=d.get("ct_policies", {}))
+                   ct_policies=d.get("ct_policies", {}),
+                   name=d.get("name") or d.get("topology", ""), slot=d.get("slot"))
 
     @property
     def dir(self) -> Path:
@@ -242,7 +281,8 @@ class Manifest:
         doc = {"topology": self.topology, "owner": self.owner, "bridges": self.bridges,
                "interfaces": self.interfaces, "processes": self.processes,
                "conntrack_zones": self.conntrack_zones, "remote": self.remote,
-               "kernel_datapaths": self.kernel_datapaths, "ct_policies": self.ct_policies}
+               "kernel_datapaths": self.kernel_datapaths, "ct_policies": self.ct_policies,
+               "name": self.name, "slot": self.slot}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.path)
@@ -407,6 +447,47 @@ def stale_manifests() -> list[Manifest]:
 def live_manifests() -> list[Manifest]:
     """Manifests of runs still going."""
     return [m for m in _manifests() if m.owner_alive()]
+
+
+def estimate_mb(topo) -> int:
+    """What a run of `topo` takes in memory, roughly: the controller and OVS's share, a
+    shell per host and router, a process per service and delay line (measured on the
+    world: about 1.1 GB with its 19 services)."""
+    services = sum(len(h.services) for h in topo.hosts.values())
+    delayed = sum(1 for lp in topo.links.values() if lp.emulated)
+    return 150 + 4 * len(topo.hosts) + 2 * len(topo.routers) + 45 * services + 30 * delayed
+
+
+def check_memory(topo) -> None:
+    """RunError when the machine's available memory cannot hold another run of `topo`."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        avail = int(re.search(r"MemAvailable:\s+(\d+)", meminfo).group(1)) // 1024  # type: ignore[union-attr]
+    except (OSError, AttributeError, ValueError):
+        return
+    need = estimate_mb(topo)
+    if need > avail * 0.9:
+        raise RunError(f"{topo.name} needs about {need} MB and this machine has {avail} MB "
+                       "available: end a run first (infralab runs) or build a smaller one")
+
+
+def find_run(name: str | None = None, topology: str | None = None) -> Manifest:
+    """The live run named `name` (or of `topology`); with neither, the only live run.
+    RunError naming the runs there are when that is not one run."""
+    live = live_manifests()
+    if name is not None:
+        got = [m for m in live if m.name == name]
+    elif topology is not None:
+        got = [m for m in live if m.topology == topology]
+    else:
+        got = live
+    if len(got) == 1:
+        return got[0]
+    which = f"named {name!r}" if name else f"of {topology!r}" if topology else "up"
+    runs = ", ".join(f"{m.name} ({m.topology})" for m in live) or "none"
+    if not got:
+        raise RunError(f"no run {which} (runs: {runs}); start one with infralab up")
+    raise RunError(f"{len(got)} runs {which}: say which with --run NAME (runs: {runs})")
 
 
 def clean(log=print) -> list[str]:

@@ -17,6 +17,7 @@ import topologies
 from emulation.progress import Progress
 from infralab import labcli as lab_cli
 from infralab import natcli as nat_cli
+from infralab import sweep as sweep_cli
 from services.dhcp import cli as dhcp_cli
 from services.dns import cli as dns_cli
 from services.dns.zone import ZoneError
@@ -120,17 +121,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, raise_interrupt)
     t0 = time.monotonic()
     with Emulation(topo, log=_log, verbose=args.verbose, progress=PROGRESS, servers=servers,
-                   tunnel=args.tunnel) as emu:
+                   tunnel=args.tunnel, name=args.name) as emu:
         if emu.where:
             for srv in emu.servers:
                 routers = [r for r in topo.routers if emu.where[r] == srv]
                 hosts = sum(1 for h in topo.hosts if emu.where[h] == srv)
                 _log(f"server {srv}: routers {', '.join(routers) or '-'}, {hosts} hosts")
-        _log(f"{topo.name} is up in {time.monotonic() - t0:.1f}s "
+        _log(f"{topo.name} is up in {time.monotonic() - t0:.1f}s as run {emu.name} "
              f"(run directory {emu.rundir})")
         from infralab.mncli import InfralabCLI
 
         view = _start_view(emu.rundir, topo, args.web) if args.web is not None else None
+        if view is not None:  # (`infralab runs` shows it)
+            (emu.rundir / "view.url").write_text(view.url + "\n")
         if args.faults_log:
             emu.faults.keep_to = Path(args.faults_log).resolve()
         if args.faults:  # the topology's schedule, beside the prompt or the script
@@ -167,7 +170,7 @@ def cmd_view(args: argparse.Namespace) -> int:
     """Attach the live web page to a running emulation and serve it until Ctrl-C."""
     from infralab.labs import find_run
 
-    run = Path(args.run) if args.run else find_run(args.topology)
+    run = find_run(args.topology, args.run)
     name = json.loads((run / "manifest.json").read_text()).get("topology", args.topology)
     try:
         topo = topologies.load(topologies.builtin(name))
@@ -200,11 +203,64 @@ def cmd_faults(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from emulation import runtime
 
+    if args.run:  # one run exactly: its owner told to tear down, else what it left
+        return _clean_run(args.run)
     removed = runtime.clean(log=_log)
     live = runtime.live_manifests()
     for m in live:
         _log(f"left running: {m.topology} (owner pid {m.owner['pid']})")
     _log(f"clean: removed {len(removed)} item(s)")
+    return 0
+
+
+def _clean_run(name: str) -> int:
+    """End run `name` exactly: a live one's owner gets SIGTERM and tears down (waited for,
+    30 s at most); what is left after that, or of a crashed run, is removed by its
+    manifest. Other runs are not touched."""
+    import os
+
+    from emulation import runtime
+
+    found = [m for m in runtime.live_manifests() + runtime.stale_manifests() if m.name == name]
+    if not found:
+        names = ", ".join(m.name for m in runtime.live_manifests()) or "none"
+        print(f"infralab clean: no run named {name!r} (runs: {names})", file=sys.stderr)
+        return 2
+    m = found[0]
+    if m.owner_alive():
+        os.kill(m.owner["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while m.owner_alive() and time.monotonic() < deadline and m.path.exists():
+            time.sleep(0.2)
+    removed = m.remove_all(_log) if m.path.exists() else []
+    _log(f"clean: run {name} ended" + (f"; removed {len(removed)} leftover(s)" if removed
+                                       else ""))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """What runs on this machine: name, topology, started, owner, directory, API, view."""
+    from emulation import runtime
+
+    live = runtime.live_manifests()
+    if not live:
+        print("no run is up")
+        return 0
+    rows = []
+    for m in live:
+        try:
+            st = json.loads((m.dir / "controller-status.json").read_text())
+        except (OSError, ValueError):
+            st = {}
+        started = time.strftime("%H:%M:%S", time.localtime(m.dir.stat().st_mtime))
+        view = (m.dir / "view.url").read_text().strip() if (m.dir / "view.url").exists() \
+            else ""
+        rows.append((m.name, m.topology, started, str(m.owner.get("pid", "")), str(m.dir),
+                     st.get("api") or "", view))
+    head = ("NAME", "TOPOLOGY", "STARTED", "PID", "RUN DIRECTORY", "API", "VIEW")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 
@@ -236,7 +292,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             api = json.loads((m.dir / "controller-status.json").read_text()).get("api", "")
         except (OSError, ValueError):
             pass
-        print(f"{m.topology}: owner pid {m.owner['pid']}, {len(m.bridges)} routers, "
+        print(f"{m.name} ({m.topology}): owner pid {m.owner['pid']}, {len(m.bridges)} routers, "
               f"run directory {m.dir}" + (f", controller API {api}/" if api else ""))
     return 0
 
@@ -259,7 +315,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from infralab.labs import find_run
     from infralab.ladder import capture_many
 
-    run = Path(args.run) if args.run else find_run(args.topology)
+    run = find_run(args.topology, args.run)
     if args.output and len(args.host) > 1:
         raise SystemExit("infralab capture: -o names one file; with several hosts each "
                          "goes to HOST.pcap (or --dir DIR/HOST.pcap)")
@@ -314,7 +370,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     from emulation.linkstate import set_link
     from infralab.labs import find_run
 
-    run = Path(args.run) if args.run else find_run(args.topology)
+    run = find_run(args.topology, args.run)
     manifest = runtime.Manifest.read(run / "manifest.json")
     if manifest.remote:
         raise LookupError("this emulation spans servers: use `link A B ...` at its prompt")
@@ -391,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--script", help="run this Mininet CLI script instead of the prompt; "
                    "exit with the first failing command's status")
     p.add_argument("--no-cli", action="store_true", help="build, check, tear down")
+    p.add_argument("--name", help="the run's name (default: the topology's, made unique); "
+                   "other commands attach to it with --run NAME")
     p.add_argument("--faults", action="store_true", help="run the topology's `faults:` "
                    "schedule once it is up (with --no-cli: tear down after its end)")
     p.add_argument("--seed", type=int, help="the random faults' seed (default: the block's)")
@@ -416,8 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--svg", help="write the picture here instead")
     p.set_defaults(fn=cmd_faults)
-    p = sub.add_parser("clean", help="remove what crashed runs left (only infralab's own)")
+    p = sub.add_parser("clean", help="remove what crashed runs left (only infralab's own); "
+                       "with --run NAME, end that one run exactly")
+    p.add_argument("--run", help="the run to end (its name: infralab runs)")
     p.set_defaults(fn=cmd_clean)
+    p = sub.add_parser("runs", help="list the runs on this machine: name, topology, started, "
+                       "PID, run directory, API, live view")
+    p.set_defaults(fn=cmd_runs)
     p = sub.add_parser("status", help="list running emulations")
     p.set_defaults(fn=cmd_status)
     p = sub.add_parser("draw", help="a picture of a topology (SVG or PNG, by Graphviz)")
@@ -428,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_draw)
     p = sub.add_parser("view", help="the live web page of a running emulation, on "
                        "127.0.0.1")
-    p.add_argument("--topology", default="world", help="which running emulation")
-    p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.add_argument("--run", help="which run: its name (infralab runs) or its directory; "
+                   "default: the only one")
+    p.add_argument("--topology", help="the only run of this topology")
     p.add_argument("--port", type=int, default=0, help="default: any free port")
     p.set_defaults(fn=cmd_view)
     p = sub.add_parser("capture", help="record links of a running emulation (pcap) at "
@@ -442,8 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0, help="how long (at most 600)")
     p.add_argument("--filter", help="tcpdump filter, e.g. 'udp port 67 or udp port 68'")
     p.add_argument("-o", "--output", help="pcap file, with one host (default: HOST.pcap)")
-    p.add_argument("--topology", default="world", help="which running emulation")
-    p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.add_argument("--run", help="which run: its name (infralab runs) or its directory; "
+                   "default: the only one")
+    p.add_argument("--topology", help="the only run of this topology")
     p.add_argument("--during", metavar="COMMAND",
                    help="run COMMAND once the capture listens and stop soon after it "
                    "ends, e.g. --during 'infralab dhcp client s1-eth0 --once' (typed in "
@@ -464,8 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "gilbert-elliott", "duplicate", "corrupt", "reorder", "rate", "queue"):
         p.add_argument(f"--{key}", help="with set: e.g. --delay 80ms, --loss 2%%, --rate 10 "
                        "(Mbit/s), --queue 100 (packets)" if key == "delay" else None)
-    p.add_argument("--topology", default="world", help="which running emulation")
-    p.add_argument("--run", help="its run directory (instead of --topology)")
+    p.add_argument("--run", help="which run: its name (infralab runs) or its directory; "
+                   "default: the only one")
+    p.add_argument("--topology", help="the only run of this topology")
     p.set_defaults(fn=cmd_link)
     p = sub.add_parser("ladder", help="a ladder diagram of a capture: text, or SVG/PNG with "
                        "-o; of two captures: NAT before/after")
@@ -489,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     punch_cli.register(sub)
     dhcp_cli.register(sub)
     lab_cli.register(sub)
+    sweep_cli.register(sub)
     return ap
 
 
@@ -509,6 +576,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # BuildError and friends: one clear line, no traceback
         from emulation.build import BuildError
+        from emulation.runtime import RunError
+
+        if isinstance(e, RunError):  # a run that cannot be named, found or fitted
+            print(f"infralab: {e}", file=sys.stderr)
+            return 2
         from emulation.servers import ServerError
         from infralab.faultview import TimelineError
         from infralab.ladder import CaptureFileError

@@ -21,11 +21,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if lab is None:
         print(f"infralab lab: no lab {args.name!r} (try: {', '.join(LABS)})")
         return 2
+    from emulation.runtime import RunError
+
     try:
-        run = Path(args.run) if args.run else find_run(lab.topology)
-    except LookupError as e:
+        run = find_run(None if args.run else lab.topology, args.run)
+    except RunError as e:
         print(f"infralab lab: {e}")
-        return 1
+        return 2
     if args.report or args.json:  # for instructors: per-step verdicts and their evidence
         import json
         import socket
@@ -58,7 +60,8 @@ def register(sub: Any) -> None:
     a.set_defaults(fn=cmd_list)
     c = lsub.add_parser("check", help="which steps of a lab the running network shows done")
     c.add_argument("name")
-    c.add_argument("--run", help="run directory (default: the running lab topology)")
+    c.add_argument("--run", help="which run: its name (infralab runs) or its directory "
+                   "(default: the only run of the lab's topology)")
     c.add_argument("--json", action="store_true", help="per-step verdicts and the evidence "
                    "the checker saw, as JSON (to collect grades)")
     c.add_argument("--report", metavar="FILE.html", help="the same as an HTML page")

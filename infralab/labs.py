@@ -16,14 +16,18 @@ from infralab.labbase import HERE, Check, Lab, Live, Step  # noqa: F401 - re-exp
 from infralab.labchecks import LABS  # noqa: F401 - re-exported
 
 
-def find_run(topology: str) -> Path:
+def find_run(topology: str | None = None, run: str | None = None) -> Path:
+    """The run directory a command attaches to: `run` is a run's name (`infralab runs`)
+    or its directory; else the only run of `topology`, or the only run at all. RunError
+    (emulation.runtime.RunError, one line naming the runs there are) when that is not
+    exactly one run."""
     from emulation import runtime
 
-    for m in runtime.live_manifests():
-        if m.topology == topology:
-            return Path(m.dir)
-    raise LookupError(f"no running '{topology}' emulation: start it with "
-                      f"`sudo infralab up {topology}` (in another terminal)")
+    if run is not None and "/" in run:
+        if not (Path(run) / "manifest.json").exists():
+            raise runtime.RunError(f"{run} is not a run directory (no manifest.json)")
+        return Path(run)
+    return Path(runtime.find_run(run, topology).dir)
 
 
 def check(lab: Lab, rundir: Path) -> tuple[str, bool]:

@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from emulation.build import api_request
 from topologies.natconfig import BEHAVIOURS
 
 
-def find_api(topology: str | None = None) -> str:
-    from emulation import runtime
+def find_api(topology: str | None = None, run: str | None = None) -> str:
+    """The controller API of the run named `run`, or of the only run (of `topology`)."""
+    from infralab.labs import find_run
 
-    for m in runtime.live_manifests():
-        if topology and m.topology != topology:
-            continue
-        try:
-            st = json.loads((Path(m.dir) / "controller-status.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if st.get("api"):
-            return st["api"]
-    raise SystemExit("infralab nat: no running emulation with a controller API "
-                     "(start one with `infralab up`)")
+    rundir = find_run(topology, run)
+    try:
+        st = json.loads((rundir / "controller-status.json").read_text())
+    except (OSError, ValueError):
+        st = {}
+    if not st.get("api"):
+        raise SystemExit(f"infralab nat: the run in {rundir} has no controller API (yet)")
+    return st["api"]
 
 
 def render_table(view: dict[str, Any]) -> str:
@@ -54,14 +51,14 @@ def render_table(view: dict[str, Any]) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    api = args.api or find_api(args.topology)
+    api = args.api or find_api(args.topology, args.run)
     view = api_request(api, f"/nat/{args.router}" if args.router else "/nat")
     print(json.dumps(view, indent=1) if args.json else render_table(view))
     return 0
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    api = args.api or find_api(args.topology)
+    api = args.api or find_api(args.topology, args.run)
     q = "&".join(f"{k}={v}" for k, v in (("mapping", args.mapping),
                                           ("filtering", args.filtering)) if v)
     st = api_request(api, f"/nat/{args.router}/{args.interface}?{q}", method="POST")
@@ -84,5 +81,6 @@ def register(sub: Any) -> None:
     t.add_argument("--filtering", choices=BEHAVIOURS)
     t.set_defaults(fn=cmd_set)
     for q in (s, t):
-        q.add_argument("--topology", help="which running emulation (default: the first)")
+        q.add_argument("--run", help="which run: its name (infralab runs); default: the only one")
+        q.add_argument("--topology", help="the only run of this topology")
         q.add_argument("--api", help="controller API URL (default: from the run directory)")

@@ -84,6 +84,12 @@ class Plan:
     routing: str = "shortest-path"  # or "static" (topologies.model.ROUTING_MODES)
     fast_failover: bool = True  # precompute backup next hops for the switches
     announce_links: bool = True  # route router-to-router link prefixes network-wide
+    # RUNS-MANY: what the run's kernel and OVS names begin with (bridges, router ports)
+    prefix: str = ""
+
+    def bridge(self, router: str) -> str:
+        """The OVS bridge of router `router` (its name, with the run's prefix)."""
+        return self.prefix + router
 
     def router(self, name: str) -> RouterPlan:
         return next(r for r in self.routers if r.name == name)
@@ -115,7 +121,7 @@ class Plan:
         ]
         return cls(d["name"], routers, [LinkPlan(**link) for link in d["links"]],
                    d.get("routing", "shortest-path"), d.get("fast_failover", True),
-                   d.get("announce_links", True))
+                   d.get("announce_links", True), d.get("prefix", ""))
 
 
 def router_mac(router_index: int, iface_index: int) -> str:
@@ -123,8 +129,27 @@ def router_mac(router_index: int, iface_index: int) -> str:
     return f"02:1a:{router_index >> 8:02x}:{router_index & 0xff:02x}:{iface_index:02x}:01"
 
 
-def make_plan(topo: Topology) -> Plan:
-    """Assign ports and MACs deterministically from the topology's order."""
+RUN_SLOTS = 36  # runs on one machine at once: each has a slot, and its prefix from it
+SLOT_DPIDS = 1024  # datapath ids (and so NAT conntrack zones) each slot's routers take
+IFNAMSIZ = 15  # Linux's longest interface name
+
+
+def run_prefix(slot: int | None) -> str:
+    """The two characters a run's kernel and OVS names begin with: "i" and its slot in
+    base 36 (i0 ... iz); none outside a run (a plan for a picture, a test)."""
+    if slot is None:
+        return ""
+    if not 0 <= slot < RUN_SLOTS:
+        raise ValueError(f"run slot {slot} is not in 0..{RUN_SLOTS - 1}")
+    return "i" + "0123456789abcdefghijklmnopqrstuvwxyz"[slot]
+
+
+def make_plan(topo: Topology, slot: int | None = None) -> Plan:
+    """Assign ports and MACs deterministically from the topology's order; with a run's
+    `slot`, its router bridges and ports are named with the slot's prefix, and its
+    datapath ids (conntrack zones with them) are the slot's own, so that runs on one
+    machine never share a name or a zone (RUNS-MANY)."""
+    prefix, first_dpid = run_prefix(slot), (slot or 0) * SLOT_DPIDS
     subnets = topo.subnets()
     next_port = {r: 1 for r in topo.routers}
     iplans: dict[tuple[str, str], InterfacePlan] = {}
@@ -137,7 +162,8 @@ def make_plan(topo: Topology) -> Plan:
             iplans[(r.name, sname)] = ip
             ifaces.append(ip)
         routes = [{"prefix": str(rt.prefix), "via": str(rt.via)} for rt in r.routes]
-        routers.append(RouterPlan(r.name, ri, ifaces, routes, [n.to_dict() for n in r.nat],
+        routers.append(RouterPlan(r.name, first_dpid + ri, ifaces, routes,
+                                  [n.to_dict() for n in r.nat],
                                   r.relay.to_dict() if r.relay else None))
 
     def take_port(router: str) -> int:
@@ -150,7 +176,7 @@ def make_plan(topo: Topology) -> Plan:
         if s.is_transit:
             a, b = rnames
             pa, pb = take_port(a), take_port(b)
-            ia, ib = f"{a}-eth{pa}", f"{b}-eth{pb}"
+            ia, ib = f"{prefix}{a}-eth{pa}", f"{prefix}{b}-eth{pb}"
             iplans[(a, s.name)].ports.append(PortPlan(pa, ia, b, ib))
             iplans[(b, s.name)].ports.append(PortPlan(pb, ib, a, ia))
             lp = topo.links.get(s.name)
@@ -161,13 +187,19 @@ def make_plan(topo: Topology) -> Plan:
         (rname,) = rnames
         for hname in s.hosts:
             port = take_port(rname)
-            ri_, hi = f"{rname}-eth{port}", f"{hname}-eth0"
+            ri_, hi = f"{prefix}{rname}-eth{port}", f"{hname}-eth0"
             iplans[(rname, s.name)].ports.append(PortPlan(port, ri_, hname, hi))
             hl = topo.hosts[hname].link
             links.append(LinkPlan(hname, hi, 0, rname, ri_, port, hl.bw, hl.delay, hl.loss,
                                   shape=hl.shape()))
+    long = sorted({n for lk in links for n in (lk.a_intf, lk.b_intf) if len(n) > IFNAMSIZ}
+                  | {prefix + r for r in topo.routers if len(prefix + r) > IFNAMSIZ})
+    if long:
+        raise ValueError(f"interface or bridge names longer than Linux's {IFNAMSIZ} "
+                         f"characters: {', '.join(long[:5])}; use shorter router or host "
+                         "names")
     return Plan(topo.name, routers, links, topo.routing, topo.fast_failover,
-                topo.announce_links)
+                topo.announce_links, prefix)
 
 
 COST_UNIT = 1000  # a cost of 1 (one millisecond of delay) in the plan's integer metric

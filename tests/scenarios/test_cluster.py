@@ -16,6 +16,7 @@ from emulation import servers as srv
 from emulation.build import Emulation, wait_for
 from infralab import testing
 from tests.scenarios.test_lifecycle import REPO
+from topologies.plan import run_prefix
 
 # (no skipif of its own: the harness skips scenarios without root, and fails them under
 # CI=true instead, as for every scenario)
@@ -72,7 +73,8 @@ def test_duo_split_routes_across_the_tunnel_and_tears_down_clean(two_servers):
         assert (emu.where["r1"], emu.where["r2"]) == ("ilsrv1", "ilsrv2")
         assert emu.where["h1"] == "ilsrv1" and emu.where["h4"] == "ilsrv2"
         # each router is a bridge of its own server's Open vSwitch, and of no other
-        assert _state(s1)[0] == ["r1"] and _state(s2)[0] == ["r2"]
+        assert _state(s1)[0] == [emu.plan.bridge("r1")] and \
+            _state(s2)[0] == [emu.plan.bridge("r2")]
         testing.assert_connectivity(emu)
         testing.assert_path(emu, "h1", "h5", ["10.0.1.1", "10.255.0.2", "10.0.4.10"])
         # which address the far side saw: the sender's own (routed, not translated)
@@ -132,8 +134,9 @@ def test_kill_9_of_a_split_run_then_clean_empties_both_servers(two_servers, tmp_
     before = runtime.manifest_paths()
     p = infralab("up", "duo", "--servers", "ilsrv1,ilsrv2", "--script",
                  script(tmp_path, "h1 sleep 120\n"))
-    m = new_manifest(before)
-    wait_for(lambda: _state(s1)[0] == ["r1"] and "r2" in _state(s2)[0], 60,
+    m = new_manifest(before, p.pid)
+    r1, r2 = (run_prefix(m.slot) + r for r in ("r1", "r2"))  # (the run's prefix on each)
+    wait_for(lambda: _state(s1)[0] == [r1] and r2 in _state(s2)[0], 60,
              "the routers' bridges on their servers")
     os.kill(p.pid, signal.SIGKILL)
     p.communicate(timeout=30)
@@ -142,7 +145,7 @@ def test_kill_9_of_a_split_run_then_clean_empties_both_servers(two_servers, tmp_
     c = subprocess.run([sys.executable, "-m", "infralab.cli", "clean"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert c.returncode == 0, c.stdout + c.stderr
-    assert "removed bridge r1 on ilsrv1" in c.stdout and "bridge r2 on ilsrv2" in c.stdout
+    assert f"removed bridge {r1} on ilsrv1" in c.stdout and f"bridge {r2} on ilsrv2" in c.stdout
     wait_for(lambda: _state(s1) == ([], ["eth0", "lo"]), 20, "ilsrv1 to be empty")
     wait_for(lambda: _state(s2) == (["notours"], ["eth0", "lo", "notours", "ovs-netdev"]), 20,
              "ilsrv2 to hold only the bridge infralab did not make")

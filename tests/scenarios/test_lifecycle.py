@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from emulation import runtime
 from emulation.build import wait_for
+from topologies.plan import RUN_SLOTS, run_prefix
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,15 +33,16 @@ def run_dirs() -> set[Path]:
     return runtime.manifest_paths()
 
 
-def new_manifest(before: set[Path]) -> runtime.Manifest:
-    """The manifest of the run started after `before` was taken, once it lists its nodes."""
+def new_manifest(before: set[Path], owner: int) -> runtime.Manifest:
+    """The manifest of the run process `owner` started after `before` was taken, once it
+    lists its nodes (other runs, a parallel test's, may start meanwhile)."""
     def found():
-        for p in run_dirs() - before:
+        for path in run_dirs() - before:
             try:
-                m = runtime.Manifest.read(p)
+                m = runtime.Manifest.read(path)
             except (OSError, ValueError):
                 continue
-            if any(k.startswith("node:") for k in m.processes):
+            if m.owner.get("pid") == owner and any(k.startswith("node:") for k in m.processes):
                 return m
         return None
     return wait_for(found, 60, "the run to record its nodes")
@@ -57,14 +57,14 @@ def test_tb_topo_script_runs_and_clean_exit_leaves_nothing(tmp_path):
     before = run_dirs()
     p = infralab("up", "duo", "--script", script(tmp_path, "h1 ping -c1 -w3 h5\nrouters\n"
                                                             "h1 sleep 1\n"))
-    m = new_manifest(before)  # taken while the run is up: what it made
+    m = new_manifest(before, p.pid)  # taken while the run is up: what it made
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out
     assert "1 received" in out and "10.255.0.2" in out  # ping, then the routers view
-    assert {"r1", "r2"} <= set(m.bridges) and m.interfaces and m.processes.get("controller")
+    mine = {run_prefix(m.slot) + r for r in ("r1", "r2")}  # (bridges carry the run's prefix)
+    assert mine <= set(m.bridges) and m.interfaces and m.processes.get("controller")
     assert_nothing_left(m)
-    assert run_dirs() - before == set()
-    assert not {"r1", "r2"} & runtime.ovs_bridges()
+    assert not mine & runtime.ovs_bridges()
 
 
 def test_tb_topo_script_stops_at_first_failing_command_with_its_status(tmp_path):
@@ -78,7 +78,7 @@ def test_tb_topo_script_stops_at_first_failing_command_with_its_status(tmp_path)
 def test_tb_topo_ctrl_c_during_a_run_tears_everything_down(tmp_path):
     before = run_dirs()
     p = infralab("up", "duo", "--script", script(tmp_path, "h1 sleep 120\n"))
-    m = new_manifest(before)
+    m = new_manifest(before, p.pid)
     wait_for(lambda: (m.dir / "controller-status.json").exists(), 60, "controller status")
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=60)
@@ -89,8 +89,9 @@ def test_tb_topo_ctrl_c_during_a_run_tears_everything_down(tmp_path):
 def test_tb_topo_kill_9_leaves_a_manifest_that_clean_removes_exactly(tmp_path):
     before = run_dirs()
     p = infralab("up", "duo", "--script", script(tmp_path, "h1 sleep 120\n"))
-    m = new_manifest(before)
-    wait_for(lambda: {"r1", "r2"} <= runtime.ovs_bridges(), 60, "bridges to exist")
+    m = new_manifest(before, p.pid)
+    mine = {run_prefix(m.slot) + r for r in ("r1", "r2")}
+    wait_for(lambda: mine <= runtime.ovs_bridges(), 60, "bridges to exist")
     os.kill(p.pid, signal.SIGKILL)
     p.communicate(timeout=30)
     m = runtime.Manifest.read(m.path)
@@ -98,18 +99,20 @@ def test_tb_topo_kill_9_leaves_a_manifest_that_clean_removes_exactly(tmp_path):
     c = subprocess.run([sys.executable, "-m", "infralab.cli", "clean"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert c.returncode == 0, c.stdout + c.stderr
-    assert "removed bridge r1" in c.stdout
+    assert f"removed bridge {run_prefix(m.slot)}r1" in c.stdout
     assert_nothing_left(m)
 
 
-@pytest.mark.parametrize("foreign", ["r1"])
-def test_tb_topo_refuses_to_touch_a_bridge_it_did_not_create(foreign):
+def test_tb_topo_refuses_to_touch_a_bridge_it_did_not_create():
+    # a bridge someone else made, under the name the next run's r1 would take
+    taken = {m.slot for m in runtime.live_manifests() + runtime.stale_manifests()}
+    foreign = run_prefix(min(set(range(RUN_SLOTS)) - taken)) + "r1"
     subprocess.run(["ovs-vsctl", "add-br", foreign, "--", "set", "bridge", foreign,
                     "datapath_type=netdev"], check=True)
     try:
         p = infralab("up", "duo", "--no-cli")
         out, _ = p.communicate(timeout=60)
-        assert p.returncode == 1 and "already exists" in out, out
+        assert p.returncode == 1 and "already exists" in out and foreign in out, out
         assert foreign in runtime.ovs_bridges()  # still there, untouched
     finally:
         subprocess.run(["ovs-vsctl", "--if-exists", "del-br", foreign])
@@ -132,7 +135,7 @@ def test_faults_in_force_are_healed_when_the_run_is_interrupted(tmp_path):
     p = infralab("up", str(topo), "--faults", "--faults-log", str(log), "--script",
                  script(tmp_path, "h1 sleep 120\n"))
     try:
-        m = new_manifest(before)
+        m = new_manifest(before, p.pid)
         wait_for(lambda: sum('"inject"' in x for x in
                              (m.dir / "faults.jsonl").read_text().splitlines()) == 3
                  if (m.dir / "faults.jsonl").exists() else False, 60, "three faults in force")

@@ -251,7 +251,8 @@ def test_nat_timeout_closed_tcp_binding_is_held_for_the_transitory_timeout(world
     assert wait_for(lambda: closed_timeout() > 30, 5,
                     "the closed connection held past OVS's default"), entry()
     assert closed_timeout() <= 240, entry()
-    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "rc", "tcp"],
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows",
+                            world.plan.bridge("rc"), "tcp"],
                            capture_output=True, text=True).stdout
     assert f"set_field:{port}->tcp_src" not in flows and f"tp_dst={port}" not in flows
     assert any(r["outside"] == seen and r["proto"] == "tcp" for r in nat(world)["table"])

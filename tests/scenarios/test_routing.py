@@ -105,7 +105,8 @@ def test_route_spf_world_runs_on_computed_routes_with_a_fast_failover_backup(wor
     assert ri and all(r["origin"] == "computed" for r in ri)
     dc1 = next(r for r in ri if r["prefix"] == DC1_NET)
     assert dc1["via"] == ["198.18.0.6"] and dc1["backup"] == "198.18.0.14", dc1
-    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "ri", "table=3"],
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows",
+                            world.plan.bridge("ri"), "table=3"],
                            capture_output=True, text=True, check=True).stdout
     (dc1_flow,) = [f for f in flows.splitlines() if "nw_dst=198.51.100.0/25" in f]
     assert re.search(r"bundle_load\(symmetric_l3l4\+udp,0,active_backup,ofport,"
