@@ -20,7 +20,8 @@ from topologies.plan import run_prefix
 
 # (no skipif of its own: the harness skips scenarios without root, and fails them under
 # CI=true instead, as for every scenario)
-pytestmark = [pytest.mark.scenario]
+# serial: the simulated servers are the machine's, shared by every run
+pytestmark = [pytest.mark.scenario, pytest.mark.serial]
 
 
 def _state(s: srv.Server) -> tuple[list[str], list[str]]:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from emulation import runtime
 from emulation.build import wait_for
 from topologies.plan import RUN_SLOTS, run_prefix
@@ -86,6 +88,7 @@ def test_tb_topo_ctrl_c_during_a_run_tears_everything_down(tmp_path):
     assert_nothing_left(m)
 
 
+@pytest.mark.serial  # (a killed run is stale: another worker starting a run would clean it first)
 def test_tb_topo_kill_9_leaves_a_manifest_that_clean_removes_exactly(tmp_path):
     before = run_dirs()
     p = infralab("up", "duo", "--script", script(tmp_path, "h1 sleep 120\n"))
@@ -103,6 +106,7 @@ def test_tb_topo_kill_9_leaves_a_manifest_that_clean_removes_exactly(tmp_path):
     assert_nothing_left(m)
 
 
+@pytest.mark.serial  # (it takes the name of the next free slot, which another worker could take)
 def test_tb_topo_refuses_to_touch_a_bridge_it_did_not_create():
     # a bridge someone else made, under the name the next run's r1 would take
     taken = {m.slot for m in runtime.live_manifests() + runtime.stale_manifests()}

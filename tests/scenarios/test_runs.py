@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import topologies
 from emulation import runtime
 from emulation.build import Emulation, wait_for
@@ -112,6 +114,7 @@ def test_runs_many_bad_names_and_runs_are_refused_with_one_line_and_status_2():
         assert len(again.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.serial  # (a killed run is stale: another worker starting a run would clean it first)
 def test_runs_many_clean_run_ends_exactly_one_killed_run(tmp_path):
     """kill -9 of one run: `infralab clean --run NAME` removes exactly it, the other
     stays up."""

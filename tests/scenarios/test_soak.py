@@ -18,6 +18,8 @@ from emulation.build import wait_listening
 from infralab.testing import service_ctl
 from tests.scenarios.conftest import build
 
+pytestmark = pytest.mark.serial  # (a load test: it measures, so it runs alone)
+
 SECONDS = max(20, min(600, int(os.environ.get("INFRALAB_SOAK_S", "180"))))
 TCPCONN = Path(__file__).resolve().parents[2] / "bench" / "tcpconn.py"
 WATCH = ["dhcp1.dhcp", "ldns.resolver", "gslb.gslb", "ns1.dns", "root.dns"]

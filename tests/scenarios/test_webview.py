@@ -85,7 +85,7 @@ def test_view_map_fits_its_panel_labels_readable_pans_zooms_and_fits_again(world
     }""")
     # fitted: the drawing spans the panel's width or its height (within its margins)
     assert box["gw"] >= 0.9 * box["mw"] or box["gh"] >= 0.9 * box["mh"], box
-    assert box["gw"] <= box["mw"] + 1 and box["gh"] <= box["mh"] + 1, box
+    assert box["gw"] <= 1.01 * box["mw"] and box["gh"] <= 1.01 * box["mh"], box  # (strokes)
     assert box["th"] >= 10, box  # a label's line at the default zoom, in screen pixels
     assert box["zoom"] == "1.000", box
 
@@ -102,7 +102,8 @@ def test_view_map_fits_its_panel_labels_readable_pans_zooms_and_fits_again(world
     page.mouse.move(cx + 120, cy + 40, steps=5)
     page.mouse.up()
     panned = view_box()
-    assert panned[0] < zoomed[0] and panned[1] < zoomed[1] and panned[2:] == zoomed[2:]
+    assert panned[0] < zoomed[0] and panned[1] < zoomed[1]  # dragged right and down
+    assert panned[2:] == pytest.approx(zoomed[2:], rel=1e-4)  # at the same zoom
     page.screenshot(path=str(shots / "view-zoomed.png"))
     page.click("#fit")
     assert page.get_attribute("#topo svg", "data-zoom") == "1.000"
