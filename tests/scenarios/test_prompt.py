@@ -8,12 +8,15 @@ import re
 import subprocess
 import sys
 
+from tests.scenarios.test_lifecycle import REPO
+
 
 def up_script(spec: str, script: str, tmp_path) -> subprocess.CompletedProcess:
     path = tmp_path / "script.cli"
     path.write_text(script)
     return subprocess.run([sys.executable, "-m", "infralab", "up", spec, "--script", str(path)],
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                          cwd=REPO)
 
 
 def results(out: str) -> list[tuple[int, int, int, int]]:
@@ -59,3 +62,15 @@ def test_tb_topo_pingall_on_zoo_abilene_has_no_delay_node_and_no_loss(tmp_path):
     assert "could not parse" not in out and "dly" not in out.split("infralab> pingall")[1]
     (reached, tried, loss, hidden), = results(out)
     assert tried == reached > 0 and loss == 0 and hidden == 0
+
+
+def test_tb_topo_the_docs_sample_topology_builds_as_written(tmp_path):
+    """docs/topologies.md's sample (topologies/examples/mine.yaml): a host leased through
+    a relay from a host of its own, a web server, every pair reachable."""
+    r = up_script("topologies/examples/mine.yaml", "pingall\nh4 ip -4 -o addr show h4-eth0\n"
+                  "h1 curl -s -o /dev/null -w 'code=%{http_code}\\n' http://10.0.3.20/\n",
+                  tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert results(out) == [(12, 12, 0, 0)], out[-2000:]
+    assert re.search(r"inet 10\.0\.3\.1\d\d/24", out) and "code=200" in out, out[-2000:]
