@@ -21,8 +21,12 @@ def find_run(topology: str | None = None, run: str | None = None) -> Path:
     or its directory; else the only run of `topology`, or the only run at all. RunError
     (emulation.runtime.RunError, one line naming the runs there are) when that is not
     exactly one run."""
+    import os
+
     from emulation import runtime
 
+    if run is None and topology is None and os.environ.get("INFRALAB_RUN"):
+        run = os.environ["INFRALAB_RUN"]  # (in a host's shell: that host's own run)
     if run is not None and "/" in run:
         if not (Path(run) / "manifest.json").exists():
             raise runtime.RunError(f"{run} is not a run directory (no manifest.json)")
