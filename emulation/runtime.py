@@ -104,6 +104,38 @@ def end_process(pid: int, start: int | None, grace: float = 3.0, group: bool = F
     return True
 
 
+def end_processes(procs: list[tuple[int, int | None, bool]], grace: float = 3.0) -> list[int]:
+    """end_process for many at once — (pid, start time, whether its group) each: every
+    one is sent SIGTERM first and all are waited for together, so a teardown waits one
+    grace period at most, not one per process. Returns the PIDs that were running."""
+    running = [(pid, start, group) for pid, start, group in procs if alive(pid, start)]
+    stopped = [(pid, start, group) for pid, start, group in procs
+               if group and not alive(pid, start)]
+    for gone_pid, gone_start, _ in stopped:  # (leaders gone: their members are still ours)
+        end_process(gone_pid, gone_start, group=True)
+
+    def sig(pid: int, group: bool, s: int) -> None:
+        try:
+            os.killpg(pid, s) if group else os.kill(pid, s)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    for pid, _start, group in running:
+        sig(pid, group, signal.SIGTERM)
+        sig(pid, group, signal.SIGCONT)  # (a process paused on purpose must see it)
+    deadline = time.monotonic() + grace
+    left = list(running)
+    while left and time.monotonic() < deadline:
+        for pid, _start, _group in left:
+            _reap(pid)
+        left = [p for p in left if alive(p[0], p[1])]
+        if left:
+            time.sleep(0.05)
+    for pid, start, group in left:  # past the grace: SIGKILL, then as end_process does
+        end_process(pid, start, grace=0, group=group)
+    return [pid for pid, _start, _group in running]
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -342,11 +374,14 @@ class Manifest:
         """End the processes, delete bridges and interfaces this run lists; return what
         was actually removed (an orderly teardown leaves nothing for this to do)."""
         removed = self.end_remote()  # (processes on servers: there, by their pid files)
-        # services and the controller first, host shells last
-        order = sorted(self.processes.items(), key=lambda kv: kv[0].startswith("node:"))
-        for label, p in order:
-            if end_process(p["pid"], p.get("start"), group=p.get("group", False)):
-                removed.append(f"process {label} ({p['pid']})")
+        # services and the controller first (all at once), host shells last
+        for nodes in (False, True):
+            batch = {label: p for label, p in self.processes.items()
+                     if label.startswith("node:") == nodes}
+            ended = set(end_processes([(p["pid"], p.get("start"), p.get("group", False))
+                                       for p in batch.values()]))
+            removed += [f"process {label} ({p['pid']})" for label, p in batch.items()
+                        if p["pid"] in ended]
         present = ovs_bridges()
         for br in self.bridges:
             if br in present:

@@ -191,14 +191,13 @@ class Supervisor:
         if manifest is None:
             return
         manifest.end_remote([f"service:{label}" for label in self.services])
-        for label, proc in list(self.services.items()):
-            p = manifest.processes.get(f"service:{label}")
-            if p:
-                runtime.end_process(p["pid"], p.get("start"), group=True)
-                try:
-                    proc.wait(5)  # reap it: a zombie is not a leftover
-                except subprocess.TimeoutExpired:
-                    pass
+        recorded = [manifest.processes.get(f"service:{label}") for label in self.services]
+        runtime.end_processes([(p["pid"], p.get("start"), True) for p in recorded if p])
+        for proc in list(self.services.values()):  # reap them: a zombie is not a leftover
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
 
     # ---- watching ----------------------------------------------------------------------
     def watch(self) -> None:
