@@ -20,8 +20,7 @@ from topologies.plan import run_prefix
 
 # (no skipif of its own: the harness skips scenarios without root, and fails them under
 # CI=true instead, as for every scenario)
-# serial: the simulated servers are the machine's, shared by every run
-pytestmark = [pytest.mark.scenario, pytest.mark.serial]
+pytestmark = [pytest.mark.scenario]
 
 
 def _state(s: srv.Server) -> tuple[list[str], list[str]]:
@@ -123,6 +122,7 @@ def test_world_split_keeps_dns_nat_dhcp_and_gslb(two_servers):
         assert _state(s) == ([], ["eth0", "lo"]), s.name
 
 
+@pytest.mark.serial  # (a killed run is stale: another worker starting a run would clean it)
 def test_kill_9_of_a_split_run_then_clean_empties_both_servers(two_servers, tmp_path):
     """The manifest lists what each server holds before it is made: after the owner is
     killed, `infralab clean` removes it there by ssh (and ends the nodes' ssh sessions by

@@ -140,8 +140,8 @@ def test_nat_table_cli_api_and_translation_log(world, capsys):
     assert udp_send(world, "c2", "198.18.20.10", 9, 5600, wait=0.3) is None
     rows = [r for r in nat(world)["table"] if r["inside"] == "10.1.1.12:5600"]
     assert rows and rows[0]["outside"].startswith(PAT + ":") and rows[0]["proto"] == "udp"
-    out = subprocess.run([sys.executable, "-m", "infralab", "nat", "show", "--router", "rc"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run([sys.executable, "-m", "infralab", "nat", "show", "--router", "rc",
+                          "--run", world.name], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "10.1.1.12:5600" in out.stdout, out.stdout + out.stderr
     wait_for(lambda: any(e["event"] == "create" and e["inside"] == "10.1.1.12:5600"
                          for e in map(json.loads, (world.rundir / "nat.jsonl").read_text()

@@ -7,13 +7,8 @@ from __future__ import annotations
 import random
 import re
 
-import pytest
-
 from tests.scenarios.conftest import build
 from topologies.generators import generate
-
-# serial: 1,001 hosts; it measures start-up and takes memory, so it runs alone
-pytestmark = pytest.mark.serial
 
 SPEC = "campus,routers=10,subnets=10,hosts=10,nat=false"  # addresses reachable end to end
 
