@@ -16,8 +16,9 @@ install: ## install apt packages, the .venv and start Open vSwitch (skipped when
 demo: install ## build the reference "world" topology and show everything working
 	$(SUDO) $(VENV)/bin/infralab demo world
 
-test: install ## the whole suite: unit tests and live scenario tests (root)
-	$(SUDO) $(PY) -m pytest -q --durations=25 tests
+WORKERS ?= auto
+test: install ## the whole suite, in parallel workers (WORKERS=N; 1: one test at a time), then the serial tests
+	$(SUDO) bash scripts/test.sh $(WORKERS)
 
 unit: ## unit tests only: pure logic, no root, no network
 	@[ -x $(PY) ] || bash scripts/install.sh
