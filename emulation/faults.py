@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulation.runtime import alive, orphaned_group_members, proc_start_time
+from emulation.runtime import (
+    alive,
+    netns_of,
+    orphaned_group_members,
+    proc_start_time,
+    processes_in,
+)
 from services.common.control import control_request
 from topologies.faults import Fault, parse_fault
 
@@ -454,20 +460,8 @@ def _unfill_nat(emu: Any, f: Fault) -> str:
 def host_processes(shell_pid: int) -> list[tuple[int, int | None]]:
     """(pid, start time) of every process in the network namespace of the host whose
     shell is `shell_pid`: the namespace is the run's own, so is everything in it."""
-    try:
-        ns = os.readlink(f"/proc/{shell_pid}/ns/net")
-    except OSError:
-        return []
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if os.readlink(d / "ns" / "net") == ns:
-                out.append((int(d.name), proc_start_time(int(d.name))))
-        except OSError:
-            continue
-    return out
+    ns = netns_of(shell_pid)
+    return processes_in({ns}) if ns else []
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -312,7 +312,13 @@ class Network:
             for n in nodes:
                 n.cleanup()  # (closes its pty and reaps the shell)
 
+        namespaces = {ns for h in net.hosts if h.shell is not None
+                      and (ns := runtime.netns_of(h.pid)) is not None}
         hang_up(net.hosts)
+        # what else runs in our hosts' namespaces (started in a host by a user or a test:
+        # `h2 iperf3 -s &`) would keep a namespace, and its veth, alive: it ends here
+        runtime.end_processes([(pid, start, False) for pid, start in
+                               runtime.processes_in(namespaces)], grace=1.0)
         routers = {r.name for r in plan.routers}
         to_hosts = [p.intf for r in plan.routers for i in r.interfaces for p in i.ports
                     if p.peer not in routers]

@@ -104,6 +104,25 @@ def end_process(pid: int, start: int | None, grace: float = 3.0, group: bool = F
     return True
 
 
+def netns_of(pid: int) -> str | None:
+    """The network namespace of process `pid` ("net:[4026532...]"), None if it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def processes_in(namespaces: set[str]) -> list[tuple[int, int | None]]:
+    """(pid, start time) of every process in one of these network namespaces. A run's
+    hosts' namespaces are the run's own, so is everything in them: what a test or a user
+    started in a host (`h1 iperf3 -s &`) ends with the run."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and netns_of(int(d.name)) in namespaces:
+            out.append((int(d.name), proc_start_time(int(d.name))))
+    return out
+
+
 def end_processes(procs: list[tuple[int, int | None, bool]], grace: float = 3.0) -> list[int]:
     """end_process for many at once — (pid, start time, whether its group) each: every
     one is sent SIGTERM first and all are waited for together, so a teardown waits one

@@ -173,3 +173,23 @@ def _state(pid: int) -> str | None:
     except OSError:
         return None
     return stat[stat.rindex(")") + 2]
+
+
+def test_tb_topo_a_process_left_running_in_a_host_ends_with_the_run():
+    """What a user or a test starts in a host and leaves running (`h1 iperf3 -s &`) is in
+    the run's own namespace: it ends with the run, and does not hold the namespace (and
+    its veth) alive past teardown."""
+    import topologies
+    from emulation.build import Emulation
+
+    with Emulation(topologies.load(topologies.builtin("duo"))) as emu:
+        stray = emu.host("h1").popen(["sleep", "300"])
+        forked = emu.host("h4").popen(["sh", "-c", "sleep 300 & echo $!; wait"],
+                                      stdout=subprocess.PIPE, text=True)
+        child = int(forked.stdout.readline())
+        ns = runtime.netns_of(emu.host("h1").pid)
+        assert ns and runtime.processes_in({ns})
+        router_end = emu.plan.router("r1").interfaces[0].ports[0].intf
+    assert stray.wait(5) is not None and forked.wait(5) is not None
+    assert not runtime.alive(child, None)
+    assert not runtime.processes_in({ns}) and not runtime.link_exists(router_end)
