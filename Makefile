@@ -16,8 +16,8 @@ install: ## install apt packages, the .venv and start Open vSwitch (skipped when
 demo: install ## build the reference "world" topology and show everything working
 	$(SUDO) $(VENV)/bin/infralab demo world
 
-WORKERS ?= auto
-test: install ## the whole suite, in parallel workers (WORKERS=N; 1: one test at a time), then the serial tests
+WORKERS ?= 1
+test: install ## the whole suite, one test at a time (WORKERS=auto or N: parallel workers, then the serial tests)
 	$(SUDO) bash scripts/test.sh $(WORKERS)
 
 unit: ## unit tests only: pure logic, no root, no network

@@ -3,7 +3,8 @@
 # run in that many pytest-xdist workers at once (one module at a time per worker, so a
 # module's network is built once), each run under its own name and prefix (RUNS-MANY);
 # then the tests marked `serial` (load tests, machine-wide state) run alone.
-# WORKERS: a number, or `auto` (from the cores and the available memory).
+# WORKERS: a number, or `auto` (from the cores and the available memory); 1: one test at
+# a time, as `make test` does by default.
 set -u
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
